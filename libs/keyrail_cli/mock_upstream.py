@@ -1,0 +1,356 @@
+"""OpenAI-compatible local upstream with fault injection.
+
+Operators point a Keyrail provider at it to rehearse fallback chains, integration tests use it as a
+deterministic provider, and benchmarks use it as an upstream that must never be the bottleneck: no
+access log, no per-request logging, and JSON built with msgspec from precomputed fragments.
+
+Faults come from the run defaults (CLI flags), overridden per request by the ``x-mock-fault`` header
+(``status=503;delay_ms=20``) and then by a ``"mock": {...}`` body field (openai SDK ``extra_body``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import hmac
+import itertools
+import re
+import secrets
+import time
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+DEFAULT_REPLY = "Hello from the Keyrail mock upstream"
+MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "gpt-5-mini")
+DROP_MODES = ("", "before", "midstream")
+
+
+class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
+    """What to do to one request. Unknown keys are rejected so a typo in a rehearsal is not a no-op."""
+
+    status: int = 0  # 0 = no fault, else answer this HTTP status with an OpenAI-shaped error
+    delay_ms: int = 0  # sleep before answering (before response headers)
+    drop: str = ""  # "before": close without a response; "midstream": two stream events, then close
+    chunk_delay_ms: int = 0  # sleep between stream events
+    reply: str = ""  # override the reply text
+
+    def __post_init__(self) -> None:
+        if self.status != 0 and not 400 <= self.status <= 599:
+            raise ValueError("status must be 0 or an HTTP error status (400-599)")
+        if self.delay_ms < 0 or self.chunk_delay_ms < 0:
+            raise ValueError("delays must be >= 0")
+        if self.drop not in DROP_MODES:
+            raise ValueError("drop must be one of '', 'before', 'midstream'")
+
+
+# Only the request fields the mock reads; msgspec skips everything else without building objects.
+class _Part(msgspec.Struct):
+    text: Any = None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[_Part] | None = None
+
+
+class _StreamOptions(msgspec.Struct):
+    include_usage: bool | None = False
+
+
+class _ChatRequest(msgspec.Struct):
+    messages: list[_Message]
+    model: str = "gpt-4o-mini"
+    stream: bool | None = False
+    stream_options: _StreamOptions | None = None
+    mock: dict[str, Any] | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_chat = msgspec.json.Decoder(_ChatRequest).decode
+_FAULT_SPLIT = re.compile(r"[;,]")
+_WORD = re.compile(r"\s*\S+")  # a word with its leading whitespace, so pieces concatenate to the reply
+_JSON = "application/json"
+
+_MODELS_BODY = _encode(
+    {
+        "object": "list",
+        "data": [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "keyrail-mock"} for m in MODEL_IDS
+        ],
+    }
+)
+_ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'
+_CHOICE_TAIL = b',"logprobs":null,"finish_reason":null}]}\n\n'
+_STOP_EVENT_TAIL = b'{},"logprobs":null,"finish_reason":"stop"}]}\n\n'
+_DONE = b"data: [DONE]\n\n"
+
+
+def _error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
+    return _encode({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def _error(status: int, body: bytes, request_id: str) -> web.Response:
+    return web.Response(status=status, body=body, headers={"Content-Type": _JSON, "x-request-id": request_id})
+
+
+@functools.cache
+def _fault_body(status: int) -> bytes:
+    """OpenAI's error taxonomy: 429 is a rate limit, 5xx a server error, other 4xx a bad request."""
+    note = f"(status {status} injected by the Keyrail mock upstream)"
+    if status == 429:
+        return _error_body(f"Rate limit reached for requests {note}", "requests", "rate_limit_exceeded")
+    if status >= 500:
+        return _error_body(
+            f"The server had an error while processing your request {note}", "server_error", "server_error"
+        )
+    codes = {401: "invalid_api_key", 403: "unsupported_country_region_territory", 404: "model_not_found"}
+    return _error_body(
+        f"Invalid request {note}", "invalid_request_error", codes.get(status, "invalid_request")
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _reply_deltas(reply: str) -> tuple[tuple[bytes, ...], int]:
+    """Encoded ``delta`` objects, one per word, and the completion token count; cached per reply text."""
+    pieces = _WORD.findall(reply)
+    return tuple(_encode({"content": piece}) for piece in pieces), len(pieces)
+
+
+def _prompt_tokens(messages: list[_Message]) -> int:
+    count = 0
+    for message in messages:
+        if isinstance(message.content, str):
+            count += len(message.content.split())
+        elif message.content is not None:
+            count += sum(len(part.text.split()) for part in message.content if isinstance(part.text, str))
+    return count
+
+
+_PROMPT_DETAILS = {"cached_tokens": 0, "audio_tokens": 0}
+_COMPLETION_DETAILS = dict.fromkeys(
+    ("reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"), 0
+)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": _PROMPT_DETAILS,
+        "completion_tokens_details": _COMPLETION_DETAILS,
+    }
+
+
+def _resolve_plan(defaults: FaultPlan, header: str | None, body_mock: dict[str, Any] | None) -> FaultPlan:
+    """Defaults, then header pairs, then body ``mock``; only the keys given override. Raises ValueError."""
+    if not header and not body_mock:
+        return defaults  # the benchmark fast path: no conversion at all
+    merged: dict[str, Any] = msgspec.structs.asdict(defaults)
+    for pair in _FAULT_SPLIT.split(header or ""):
+        if pair.strip():
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise ValueError(f"x-mock-fault entry {pair.strip()!r} is not key=value")
+            merged[key.strip()] = value.strip()
+    merged.update(body_mock or {})
+    try:  # strict=False so header strings like "503" become ints
+        return msgspec.convert(merged, FaultPlan, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _close_connection(request: web.Request) -> web.Response:
+    """Close the TCP connection. aiohttp's later write of the returned response hits the closed
+    transport and is swallowed as a client disconnect, so nothing reaches the client and nothing is logged."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()
+
+
+async def _stream(
+    request: web.Request, plan: FaultPlan, chat: _ChatRequest, reply: str, chat_id: str
+) -> web.StreamResponse:
+    include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+    head: dict[str, Any] = {
+        "id": chat_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": chat.model,
+        "service_tier": "default",
+        "system_fingerprint": "fp_mock",
+    }
+    if include_usage:
+        head["usage"] = None
+    # Every chunk shares this prefix; only the delta and finish_reason differ, so encode it once.
+    prefix = b"data: " + _encode(head)[:-1] + b',"choices":[{"index":0,"delta":'
+    deltas, completion_tokens = _reply_deltas(reply)
+    events = [prefix + _ROLE_DELTA + _CHOICE_TAIL]
+    events.extend(prefix + delta + _CHOICE_TAIL for delta in deltas)
+    events.append(prefix + _STOP_EVENT_TAIL)
+    if include_usage:
+        usage_chunk = {
+            **head,
+            "choices": [],
+            "usage": _usage(_prompt_tokens(chat.messages), completion_tokens),
+        }
+        events.append(b"data: " + _encode(usage_chunk) + b"\n\n")
+    events.append(_DONE)
+    if plan.drop == "midstream":
+        events = events[:2]
+
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": chat_id}
+    )
+    try:
+        await response.prepare(request)
+        for index, event in enumerate(events):
+            if index and plan.chunk_delay_ms:
+                await asyncio.sleep(plan.chunk_delay_ms / 1000)
+            await response.write(event)  # one write per event so chunk timing is real on the wire
+    except ConnectionResetError:
+        return response  # client went away; not worth a log line
+    if plan.drop == "midstream":
+        _close_connection(request)  # no [DONE], no terminating chunk: an incomplete body
+    return response
+
+
+def build_app(
+    defaults: FaultPlan, require_key: str | None = None, reply: str = DEFAULT_REPLY
+) -> web.Application:
+    counter = itertools.count(1)
+    boot = secrets.token_hex(3)  # keeps ids unique across several mock processes
+    expected_auth = f"Bearer {require_key}".encode() if require_key is not None else None
+    missing_key = _error_body(
+        "You didn't provide an API key. You need to provide your API key in an Authorization header "
+        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+    # Never echo the presented key, unlike OpenAI's masked "Incorrect API key provided: sk-...abcd".
+    wrong_key = _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+
+    def auth_error(request: web.Request, request_id: str) -> web.Response | None:
+        if expected_auth is None:
+            return None
+        presented = request.headers.get("Authorization")
+        if not presented:
+            return _error(401, missing_key, request_id)
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected_auth):
+            return _error(401, wrong_key, request_id)
+        return None
+
+    def bad_request(message: str, code: str | None, param: str | None, request_id: str) -> web.Response:
+        return _error(400, _error_body(message, "invalid_request_error", code, param), request_id)
+
+    async def chat_completions(request: web.Request) -> web.StreamResponse:
+        number = next(counter)
+        chat_id = f"chatcmpl-mock-{boot}-{number}"
+        if (denied := auth_error(request, chat_id)) is not None:
+            return denied
+        try:
+            chat = _decode_chat(await request.read())
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return bad_request(f"Invalid request body: {exc}", None, None, chat_id)
+        if not chat.messages:
+            message = "Invalid 'messages': empty array. Expected an array with minimum length 1."
+            return bad_request(message, "empty_array", "messages", chat_id)
+        try:
+            plan = _resolve_plan(defaults, request.headers.get("x-mock-fault"), chat.mock)
+        except ValueError as exc:
+            return bad_request(f"Invalid mock fault: {exc}", "invalid_mock_fault", "mock", chat_id)
+
+        if plan.delay_ms:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.drop == "before":
+            return _close_connection(request)
+        if plan.status:
+            return _error(plan.status, _fault_body(plan.status), chat_id)
+        text = plan.reply or reply
+        if chat.stream:
+            return await _stream(request, plan, chat, text, chat_id)
+
+        prompt_tokens = _prompt_tokens(chat.messages)
+        body = {
+            "id": chat_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": chat.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(prompt_tokens, _reply_deltas(text)[1]),
+            "service_tier": "default",
+            "system_fingerprint": "fp_mock",
+        }
+        return web.Response(body=_encode(body), headers={"Content-Type": _JSON, "x-request-id": chat_id})
+
+    async def list_models(request: web.Request) -> web.Response:
+        request_id = f"req_mock_{boot}_{next(counter)}"
+        if (denied := auth_error(request, request_id)) is not None:
+            return denied
+        return web.Response(body=_MODELS_BODY, headers={"Content-Type": _JSON, "x-request-id": request_id})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    # Large client_max_size: long-context benchmark prompts must not hit aiohttp's 1 MiB default.
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/models", list_models)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(host: str, port: int, defaults: FaultPlan, require_key: str | None = None) -> None:
+    runner = web.AppRunner(build_app(defaults, require_key), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        bound_port = runner.addresses[0][1] if runner.addresses else port  # resolves --port 0
+        print(f"mock-upstream listening on http://{host}:{bound_port}", flush=True)
+        await asyncio.Event().wait()  # run until cancelled (Ctrl-C / SIGTERM)
+    finally:
+        await runner.cleanup()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9900)
+    parser.add_argument(
+        "--status", type=int, default=0, help="answer every chat request with this HTTP status"
+    )
+    parser.add_argument("--delay-ms", type=int, default=0, help="delay before response headers")
+    parser.add_argument("--drop", choices=["before", "midstream"], default="", help="drop the connection")
+    parser.add_argument("--chunk-delay-ms", type=int, default=0, help="delay between stream events")
+    parser.add_argument("--reply", default="", help="reply text (default: a fixed greeting)")
+    parser.add_argument("--require-key", default=None, help="require 'Authorization: Bearer <key>'")
+
+
+def run(args: argparse.Namespace) -> None:
+    defaults = FaultPlan(
+        status=args.status,
+        delay_ms=args.delay_ms,
+        drop=args.drop or "",
+        chunk_delay_ms=args.chunk_delay_ms,
+        reply=getattr(args, "reply", "") or "",
+    )
+    coro = serve(args.host, args.port, defaults, args.require_key)
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(coro)
+        else:
+            uvloop.run(coro)
+    except KeyboardInterrupt:
+        pass

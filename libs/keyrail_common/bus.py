@@ -1,0 +1,76 @@
+"""NATS connection and JetStream stream helpers shared by every service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from keyrail_common import subjects
+
+log = logging.getLogger("keyrail.bus")
+
+# Publisher-side deduplication window for activity events (Nats-Msg-Id).
+_ACTIVITY_DUPLICATE_WINDOW_S = 120.0
+
+
+async def connect(url: str, name: str, connect_timeout_s: float = 30.0) -> NATS:
+    """Connect with unlimited reconnects: a restarted nats-server must not kill a service."""
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.warning("nats reconnected")
+
+    deadline = asyncio.get_running_loop().time() + connect_timeout_s
+    while True:
+        try:
+            return await nats.connect(
+                url,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                pending_size=64 * 1024 * 1024,
+            )
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create the two JetStream streams if they do not exist yet (idempotent, any service may call)."""
+    wanted = [
+        StreamConfig(
+            name=subjects.CONFIG_STREAM,
+            subjects=[subjects.CONFIG_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+        ),
+        StreamConfig(
+            name=subjects.ACTIVITY_STREAM,
+            subjects=[subjects.ACTIVITY_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=_ACTIVITY_DUPLICATE_WINDOW_S,
+            max_age=7 * 24 * 3600.0,
+        ),
+    ]
+    for config in wanted:
+        try:
+            await js.stream_info(config.name or "")
+        except Exception:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                # Another service created it between our check and our add.
+                await js.stream_info(config.name or "")

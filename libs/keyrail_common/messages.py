@@ -1,0 +1,206 @@
+"""Hot-path messages: ingress → router → provider worker, stream frames, activity rows.
+
+All msgspec Structs encoded as msgpack; `v` fields version the wire shapes.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ErrorInfo(msgspec.Struct, omit_defaults=True):
+    """An OpenAI-shaped error the client will see, plus our classification."""
+
+    http_status: int
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+    error_class: str = ""  # e.g. "upstream_5xx", "timeout", "connection", "scope", "not_found"
+
+
+class Usage(msgspec.Struct, omit_defaults=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class Prices(msgspec.Struct, frozen=True, omit_defaults=True):
+    """USD per one million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float = 0.0
+
+    def cost_usd(self, usage: Usage) -> float:
+        uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
+        return (
+            uncached * self.input
+            + usage.cached_tokens * self.cached_input
+            + usage.completion_tokens * self.output
+        ) / 1_000_000
+
+
+class RouteRequest(msgspec.Struct, omit_defaults=True):
+    """Ingress → router (`keyrail.route`)."""
+
+    request_id: str
+    org_id: str
+    project_id: str
+    model: str
+    body: bytes  # the client's JSON body, forwarded untouched to OpenAI-family upstreams
+    received_ns: int  # wall clock when the ingress received the request
+    min_config_seq: int  # the router waits until its projection has applied this sequence
+    stream: bool = False
+    stream_inbox: str = ""
+    pinned_slug: str = ""
+    tags: list[str] = []
+    v: int = 1
+
+
+class Target(msgspec.Struct, omit_defaults=True):
+    """One resolved place a request can go: integration + upstream model + how to call it."""
+
+    integration_id: str
+    provider: str
+    provider_slug: str
+    family: str  # worker pool that speaks this wire format
+    model: str  # model id as the upstream knows it
+    catalog_id: str  # e.g. "openai/gpt-4o-mini"
+    base_url: str
+    credential_ref: str
+    credential_version: int
+    prices: Prices = Prices()
+    timeout_s: float = 120.0
+
+
+class ProviderCall(msgspec.Struct, omit_defaults=True):
+    """Router → worker pool (`keyrail.provider.<family>`)."""
+
+    request_id: str
+    org_id: str
+    project_id: str
+    attempt: int
+    fallback_position: int
+    target: Target
+    body: bytes
+    received_ns: int
+    routed_ns: int
+    stream: bool = False
+    stream_inbox: str = ""
+    tags: list[str] = []
+    v: int = 1
+
+
+class Timings(msgspec.Struct, omit_defaults=True):
+    """Wall-clock nanoseconds at each hop; zero when a hop did not happen."""
+
+    received_ns: int = 0
+    routed_ns: int = 0
+    upstream_sent_ns: int = 0
+    first_byte_ns: int = 0
+    done_ns: int = 0
+
+
+class ProviderResult(msgspec.Struct, omit_defaults=True):
+    """Worker → router, and router → ingress for non-streaming requests.
+
+    For a stream, the worker replies as soon as the first chunk went out (`streaming=True`) or when
+    the upstream failed before any content, so the router can still fall back.
+    """
+
+    ok: bool
+    http_status: int
+    provider: str = ""
+    provider_slug: str = ""
+    model: str = ""
+    attempts: int = 1
+    cost_usd: float = 0.0
+    body: bytes = b""
+    error: ErrorInfo | None = None
+    usage: Usage | None = None
+    streaming: bool = False
+    timings: Timings = msgspec.field(default_factory=Timings)
+    v: int = 1
+
+
+class StreamChunk(msgspec.Struct, tag="chunk"):
+    """One SSE `data:` payload, already in OpenAI chunk shape."""
+
+    seq: int
+    data: bytes
+
+
+class StreamEnd(msgspec.Struct, tag="end", omit_defaults=True):
+    """Last frame of a stream; `chunks` lets the ingress check it saw every frame."""
+
+    chunks: int
+    provider: str
+    provider_slug: str
+    model: str
+    attempts: int
+    cost_usd: float = 0.0
+    usage: Usage | None = None
+    error: ErrorInfo | None = None
+    timings: Timings = msgspec.field(default_factory=Timings)
+
+
+StreamFrame = StreamChunk | StreamEnd
+
+
+class ActivityRow(msgspec.Struct, omit_defaults=True):
+    """One activity-log row: kind `attempt` (worker) or `request` (ingress)."""
+
+    request_id: str
+    kind: str
+    attempt: int
+    ts_ms: int
+    org_id: str = ""
+    project_id: str = ""
+    api_key_id: str = ""
+    provider: str = ""
+    provider_slug: str = ""
+    model: str = ""
+    status: str = "ok"
+    http_status: int = 200
+    error_class: str = ""
+    error_message: str = ""
+    latency_ms: float = 0.0
+    ttft_ms: float = 0.0
+    overhead_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    tags: list[str] = []
+    fallback_position: int = 0
+    stream: bool = False
+    v: int = 1
+
+
+class ActivityQuery(msgspec.Struct, omit_defaults=True):
+    org_id: str
+    request_id: str = ""
+    project_id: str = ""
+    provider_slug: str = ""
+    limit: int = 100
+
+
+class SqlQuery(msgspec.Struct):
+    sql: str
+
+
+class QueryResult(msgspec.Struct, omit_defaults=True):
+    columns: list[str] = []
+    rows: list[list[object]] = []
+    error: str = ""
+
+
+encode = msgspec.msgpack.Encoder().encode
+route_request_decoder = msgspec.msgpack.Decoder(RouteRequest)
+provider_call_decoder = msgspec.msgpack.Decoder(ProviderCall)
+provider_result_decoder = msgspec.msgpack.Decoder(ProviderResult)
+stream_frame_decoder = msgspec.msgpack.Decoder(StreamFrame)
+activity_decoder = msgspec.msgpack.Decoder(ActivityRow)

@@ -1,0 +1,71 @@
+"""Settings read from the environment once, at a service's composition root.
+
+Nothing here is module-global state: each service builds one `Settings` and passes it down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True):
+    data_dir: Path
+    port: int
+    host: str
+    nats_url: str
+    nats_port: int
+    vault_addr: str
+    vault_port: int
+    vault_token: str
+    vault_token_file: str
+    vault_role_id: str
+    vault_secret_id: str
+    vault_kv_mount: str
+    clickhouse_url: str
+    bootstrap_token: str
+    health_pools: tuple[str, ...]
+    metrics_port: int
+    access_log: bool
+    request_timeout_s: float
+
+    @property
+    def embedded_nats(self) -> bool:
+        return not os.environ.get("KEYRAIL_NATS_URL")
+
+    @property
+    def embedded_vault(self) -> bool:
+        return not os.environ.get("KEYRAIL_VAULT_ADDR")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def load_settings() -> Settings:
+    data_dir = Path(_env("KEYRAIL_DATA_DIR", "./.keyrail")).resolve()
+    nats_port = int(_env("KEYRAIL_NATS_PORT", "4222"))
+    vault_port = int(_env("KEYRAIL_VAULT_PORT", "8200"))
+    return Settings(
+        data_dir=data_dir,
+        port=int(_env("KEYRAIL_PORT", "8080")),
+        host=_env("KEYRAIL_HOST", "127.0.0.1"),
+        nats_url=_env("KEYRAIL_NATS_URL", f"nats://127.0.0.1:{nats_port}"),
+        nats_port=nats_port,
+        vault_addr=_env("KEYRAIL_VAULT_ADDR", f"http://127.0.0.1:{vault_port}"),
+        vault_port=vault_port,
+        vault_token=_env("KEYRAIL_VAULT_TOKEN", ""),
+        vault_token_file=_env("KEYRAIL_VAULT_TOKEN_FILE", str(data_dir / "openbao" / "root-token")),
+        vault_role_id=_env("KEYRAIL_VAULT_ROLE_ID", ""),
+        vault_secret_id=_env("KEYRAIL_VAULT_SECRET_ID", ""),
+        vault_kv_mount=_env("KEYRAIL_VAULT_KV_MOUNT", "keyrail"),
+        clickhouse_url=_env("KEYRAIL_CLICKHOUSE_URL", f"chdb://{data_dir / 'clickhouse'}"),
+        bootstrap_token=_env("KEYRAIL_BOOTSTRAP_TOKEN", ""),
+        health_pools=tuple(p for p in _env("KEYRAIL_HEALTH_POOLS", "openai").split(",") if p),
+        metrics_port=int(_env("KEYRAIL_METRICS_PORT", "0")),
+        access_log=_env("KEYRAIL_ACCESS_LOG", "1") not in ("0", "false", "no"),
+        request_timeout_s=float(_env("KEYRAIL_REQUEST_TIMEOUT_S", "120")),
+    )

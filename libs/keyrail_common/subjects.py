@@ -1,0 +1,31 @@
+"""Every NATS subject and JetStream name Keyrail uses, in one place."""
+
+ROUTE = "keyrail.route"
+ROUTER_QUEUE = "router"
+
+CONFIG_STREAM = "KEYRAIL_CONFIG"
+CONFIG_SUBJECTS = "keyrail.config.>"
+
+ACTIVITY_STREAM = "KEYRAIL_ACTIVITY"
+ACTIVITY_SUBJECTS = "keyrail.activity.>"
+ACTIVITY_ATTEMPT = "keyrail.activity.attempt"
+ACTIVITY_REQUEST = "keyrail.activity.request"
+AUDIT_DURABLE = "audit"
+
+AUDIT_ACTIVITY_QUERY = "keyrail.audit.activity"
+AUDIT_SQL = "keyrail.audit.sql"
+AUDIT_QUEUE = "audit"
+
+
+def provider_pool(family: str) -> str:
+    """Hot-path subject of one provider family's worker pool (its own queue group)."""
+    return f"keyrail.provider.{family}"
+
+
+def config_subject(aggregate: str, aggregate_id: str) -> str:
+    return f"keyrail.config.{aggregate}.{aggregate_id}"
+
+
+def health(component: str) -> str:
+    """`router`, `audit` or `worker.<family>`: each answers a ping when ready."""
+    return f"keyrail.health.{component}"

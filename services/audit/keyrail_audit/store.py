@@ -1,0 +1,97 @@
+"""The activity table in ClickHouse: batch inserts and the queries the admin API needs.
+
+chDB runs in this process and is not thread-safe, so every call goes through one thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
+from keyrail_common.messages import ActivityQuery, ActivityRow, QueryResult
+
+_ROW_FIELDS = [c for c in ACTIVITY_COLUMNS if c != "ts"]
+
+
+def row_values(row: ActivityRow) -> list[Any]:
+    """An ActivityRow as the column list of the insert (ts from milliseconds)."""
+    values = []
+    for column in ACTIVITY_COLUMNS:
+        if column == "ts":
+            values.append(dt.datetime.fromtimestamp(row.ts_ms / 1000, tz=dt.UTC))
+        elif column == "stream":
+            values.append(1 if row.stream else 0)
+        else:
+            values.append(getattr(row, column))
+    return values
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class ActivityStore:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._client: Client | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _open(self) -> None:
+        self._client = open_client(self._url)
+        ensure_schema(self._client)
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _insert(self, rows: list[ActivityRow]) -> None:
+        assert self._client is not None
+        self._client.insert("keyrail.activity", [row_values(r) for r in rows], column_names=list(ACTIVITY_COLUMNS))
+
+    async def insert(self, rows: list[ActivityRow]) -> None:
+        await self._run(self._insert, rows)
+
+    def _select(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any]) -> QueryResult:
+        assert self._client is not None
+        result = self._client.query(sql, parameters=parameters, settings=settings)
+        return QueryResult(
+            columns=list(result.column_names),
+            rows=[[_jsonable(v) for v in r] for r in result.result_rows],
+        )
+
+    async def activity(self, query: ActivityQuery) -> QueryResult:
+        filters = ["org_id = {org_id:String}"]
+        parameters: dict[str, Any] = {"org_id": query.org_id, "limit": max(1, min(query.limit, 1000))}
+        for field in ("request_id", "project_id", "provider_slug"):
+            value = getattr(query, field)
+            if value:
+                filters.append(f"{field} = {{{field}:String}}")
+                parameters[field] = value
+        sql = (
+            f"SELECT * FROM keyrail.activity FINAL WHERE {' AND '.join(filters)} "
+            "ORDER BY ts DESC, kind, attempt LIMIT {limit:UInt32}"
+        )
+        return await self._run(self._select, sql, parameters, {})
+
+    async def read_only_sql(self, sql: str) -> QueryResult:
+        """Analyst SQL (`keyrail sql`): the server enforces read-only, not a parser of ours."""
+        return await self._run(self._select, sql, {}, {"readonly": 1})
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._client is not None:
+                self._client.close()
+
+        await self._run(_close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,289 @@
+"""Admin API (`/admin/v1`): commands become config events; credentials go to Vault only.
+
+Bodies are decoded with msgspec Structs that forbid unknown fields, so a typo is a 400 naming
+the field rather than a silently ignored setting. Nothing is half-applied: the credential is
+written to Vault first (an orphaned Vault version is harmless), then one event is appended.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal, TypeVar
+
+import msgspec
+from fastapi import APIRouter
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from starlette.requests import Request
+from starlette.responses import Response
+
+from keyrail_common import subjects
+from keyrail_common.catalog import Catalog
+from keyrail_common.config_events import ApiKeyIssued, IntegrationCreated, ProjectCreated, UserCreated
+from keyrail_common.hosts import HostRejected, validate_custom_host
+from keyrail_common.messages import ActivityQuery, QueryResult, SqlQuery, encode
+from keyrail_common.projection import ConcurrencyConflict
+from keyrail_common.security import hash_secret, new_api_key, new_id
+from keyrail_common.vault import credential_path
+from keyrail_ingress.auth import admin_user_for
+from keyrail_ingress.context import IngressContext
+from keyrail_ingress.responses import bad_body, error, json_response
+
+router = APIRouter(prefix="/admin/v1")
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+API_FORMATS = ("openai", "anthropic", "cohere")
+_query_result_decoder = msgspec.msgpack.Decoder(QueryResult)
+T = TypeVar("T")
+
+
+class NewProject(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class NewApiKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = "default"
+
+
+class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    provider: str
+    provider_slug: str
+    credentials: dict[str, Any]
+    project_scope: Literal["all"] | list[str] = "all"
+    enabled_models: Literal["all", "none"] | list[str] = "all"
+    custom_host: str = ""
+    api_format: str = "openai"
+    allow_http: bool = False
+    description: str = ""
+    custom_auth_headers: dict[str, str] | None = None
+
+
+def _ctx(request: Request) -> IngressContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _owner(request: Request) -> UserCreated | Response:
+    user = admin_user_for(_ctx(request).projection.state, request)
+    if user is None:
+        return error(401, "Invalid or missing admin token. Send 'Authorization: Bearer <admin token>'.", "invalid_token")
+    if user.role != "owner":
+        return error(403, f"Role '{user.role}' may not do this; an owner can.", "forbidden")
+    return user
+
+
+async def _decode(request: Request, kind: type[T]) -> T | Response:
+    try:
+        return msgspec.json.decode(await request.body(), type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return bad_body(exc)
+
+
+def _project_view(p: ProjectCreated) -> dict[str, Any]:
+    return {"id": p.project_id, "name": p.name, "org_id": p.org_id}
+
+
+def _integration_view(i: IntegrationCreated) -> dict[str, Any]:
+    """Everything about an integration except its credentials (never returned)."""
+    return {
+        "id": i.integration_id,
+        "name": i.name,
+        "provider": i.provider,
+        "provider_slug": i.provider_slug,
+        "description": i.description,
+        "project_scope": i.project_scope,
+        "enabled_models": i.enabled_models,
+        "custom_host": i.custom_host or None,
+        "api_format": i.api_format,
+        "allow_http": i.allow_http,
+        "credential_version": i.credential_version,
+    }
+
+
+@router.post("/projects")
+async def create_project(request: Request) -> Response:
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    body = await _decode(request, NewProject)
+    if isinstance(body, Response):
+        return body
+    if not body.name.strip():
+        return error(400, "'name' must not be empty.", "invalid_value", "name")
+    ctx = _ctx(request)
+    project = ProjectCreated(project_id=new_id("proj"), org_id=user.org_id, name=body.name.strip())
+    await ctx.publisher.publish("project", project.project_id, project, actor=user.user_id, expect_new=True)
+    return json_response(_project_view(project), 201)
+
+
+@router.get("/projects")
+async def list_projects(request: Request) -> Response:
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    projects = _ctx(request).projection.state.projects.values()
+    return json_response({"data": [_project_view(p) for p in projects], "next_cursor": None})
+
+
+@router.post("/projects/{project_id}/keys")
+async def create_api_key(request: Request, project_id: str) -> Response:
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    ctx = _ctx(request)
+    if project_id not in ctx.projection.state.projects:
+        return error(404, f"No project '{project_id}'. List projects with GET /admin/v1/projects.", "not_found")
+    body = await _decode(request, NewApiKey)
+    if isinstance(body, Response):
+        return body
+    secret = new_api_key()
+    issued = ApiKeyIssued(
+        key_id=new_id("key"),
+        org_id=user.org_id,
+        project_id=project_id,
+        name=body.name,
+        key_hash=hash_secret(secret),
+        key_prefix=secret[:7],
+    )
+    await ctx.publisher.publish("apikey", issued.key_id, issued, actor=user.user_id, expect_new=True)
+    view = {"id": issued.key_id, "name": issued.name, "project_id": project_id, "prefix": issued.key_prefix}
+    return json_response({**view, "key": secret}, 201)
+
+
+def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response | str:
+    """Returns the normalised custom host, or the 400 that names what is wrong."""
+    if not SLUG_PATTERN.match(body.provider_slug):
+        return error(
+            400,
+            "provider_slug must match ^[a-z0-9][a-z0-9-]{1,62}$ (e.g. openai-prod-general).",
+            "invalid_value",
+            "provider_slug",
+        )
+    if body.api_format not in API_FORMATS:
+        return error(400, f"api_format must be one of {', '.join(API_FORMATS)}.", "invalid_value", "api_format")
+    catalog_providers = Catalog.load_default().providers()
+    if body.provider not in catalog_providers and not body.custom_host:
+        return error(
+            400,
+            f"Unknown provider '{body.provider}'. Known: {', '.join(sorted(catalog_providers))}; "
+            "any other needs a custom_host.",
+            "invalid_value",
+            "provider",
+        )
+    if not isinstance(body.credentials.get("api_key"), str) or not body.credentials["api_key"]:
+        return error(400, "credentials.api_key is required.", "invalid_value", "credentials.api_key")
+    if isinstance(body.project_scope, list):
+        unknown = [p for p in body.project_scope if p not in ctx.projection.state.projects]
+        if unknown:
+            return error(400, f"Unknown project ids in project_scope: {unknown}", "invalid_value", "project_scope")
+    if not body.custom_host:
+        return ""
+    try:
+        return validate_custom_host(body.custom_host, body.allow_http)
+    except HostRejected as exc:
+        return error(400, str(exc), "invalid_value", "custom_host")
+
+
+@router.post("/integrations")
+async def create_integration(request: Request) -> Response:
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    body = await _decode(request, NewIntegration)
+    if isinstance(body, Response):
+        return body
+    ctx = _ctx(request)
+    custom_host = _validate_integration(ctx, body)
+    if isinstance(custom_host, Response):
+        return custom_host
+    if body.provider_slug in ctx.projection.state.integrations:
+        return error(409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug")
+    path = credential_path(user.org_id, body.provider_slug)
+    secret: dict[str, Any] = dict(body.credentials)
+    if body.custom_auth_headers:
+        secret["custom_auth_headers"] = body.custom_auth_headers
+    version = await ctx.credentials.write(path, secret)
+    integration = IntegrationCreated(
+        integration_id=new_id("int"),
+        org_id=user.org_id,
+        name=body.name,
+        provider=body.provider,
+        provider_slug=body.provider_slug,
+        project_scope=body.project_scope,
+        enabled_models=body.enabled_models,
+        credential_ref=path,
+        credential_version=version,
+        api_format=body.api_format,
+        custom_host=custom_host,
+        allow_http=body.allow_http,
+        description=body.description,
+    )
+    try:
+        await ctx.publisher.publish(
+            "integration", body.provider_slug, integration, actor=user.user_id, expect_new=True
+        )
+    except ConcurrencyConflict:
+        return error(409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug")
+    return json_response(_integration_view(integration), 201)
+
+
+@router.get("/integrations")
+async def list_integrations(request: Request) -> Response:
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    integrations = _ctx(request).projection.state.integrations.values()
+    return json_response({"data": [_integration_view(i) for i in integrations], "next_cursor": None})
+
+
+async def _ask_audit(ctx: IngressContext, subject: str, payload: bytes) -> QueryResult | Response:
+    try:
+        reply = await ctx.nc.request(subject, payload, timeout=30)
+    except (NoRespondersError, NatsTimeout):
+        return error(503, "The audit service is not answering; start it with: keyrail audit", "audit_unavailable")
+    result = _query_result_decoder.decode(reply.data)
+    if result.error:
+        return error(400, result.error, "query_failed")
+    return result
+
+
+@router.get("/activity")
+async def activity(request: Request) -> Response:
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    params = request.query_params
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError:
+        return error(400, "'limit' must be an integer.", "invalid_value", "limit")
+    query = ActivityQuery(
+        org_id=user.org_id,
+        request_id=params.get("request_id", ""),
+        project_id=params.get("project", ""),
+        provider_slug=params.get("slug", ""),
+        limit=limit,
+    )
+    result = await _ask_audit(_ctx(request), subjects.AUDIT_ACTIVITY_QUERY, encode(query))
+    if isinstance(result, Response):
+        return result
+    rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+    return json_response({"data": rows, "next_cursor": None})
+
+
+@router.post("/sql")
+async def sql(request: Request) -> Response:
+    """Read-only SQL over the activity log (what `keyrail sql` calls on the embedded default)."""
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    body = await _decode(request, SqlQuery)
+    if isinstance(body, Response):
+        return body
+    started = time.perf_counter()
+    result = await _ask_audit(_ctx(request), subjects.AUDIT_SQL, encode(body))
+    if isinstance(result, Response):
+        return result
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    return json_response({"columns": result.columns, "rows": result.rows, "elapsed_ms": elapsed_ms})

@@ -1,0 +1,225 @@
+"""`POST /v1/chat/completions`: authenticate, validate, ask the router, answer (JSON or SSE).
+
+The hot path: msgspec only, one NATS request to the router, the upstream body forwarded as
+bytes, the activity row published off the request path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from keyrail_common import subjects
+from keyrail_common.errors import error_body, make_error
+from keyrail_common.messages import (
+    ActivityRow,
+    ErrorInfo,
+    ProviderResult,
+    RouteRequest,
+    StreamChunk,
+    StreamEnd,
+    Timings,
+    Usage,
+    encode,
+    provider_result_decoder,
+    stream_frame_decoder,
+)
+from keyrail_ingress.auth import api_key_for
+from keyrail_ingress.context import IngressContext
+from keyrail_ingress.metrics import OVERHEAD_SECONDS, REQUESTS
+from keyrail_ingress.responses import bad_body, error_response
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class ChatRequestHead(msgspec.Struct):
+    """The fields the gateway itself needs; everything else passes through untouched."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    metadata: dict[str, str] | None = None
+
+
+_head_decoder = msgspec.json.Decoder(ChatRequestHead)
+
+
+def request_tags(request: Request, head: ChatRequestHead) -> list[str]:
+    raw = request.headers.get("x-keyrail-tags", "")
+    if head.metadata and "tags" in head.metadata:
+        raw = f"{raw},{head.metadata['tags']}"
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+class RequestRecord:
+    """Measures one client request and turns it into response headers and the request activity row."""
+
+    def __init__(self, ctx: IngressContext) -> None:
+        self.ctx = ctx
+        self.started = time.perf_counter()
+        self.received_ns = time.time_ns()
+        self.request_id = "req_" + os.urandom(12).hex()
+        self.row = ActivityRow(request_id=self.request_id, kind="request", attempt=0, ts_ms=self.received_ns // 1_000_000)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def headers(self, result: ProviderResult | None = None, overhead_ms: float | None = None) -> dict[str, str]:
+        headers = {"x-keyrail-request-id": self.request_id}
+        if result is not None and result.provider_slug:
+            headers["x-keyrail-provider-slug"] = result.provider_slug
+            headers["x-keyrail-model"] = result.model
+        if result is not None:
+            headers["x-keyrail-attempts"] = str(result.attempts)
+        headers["x-keyrail-overhead-ms"] = f"{overhead_ms if overhead_ms is not None else self.elapsed_ms():.3f}"
+        return headers
+
+    def apply_result(
+        self, provider: str, slug: str, model: str, attempts: int, usage: Usage | None, cost_usd: float
+    ) -> None:
+        row = self.row
+        row.provider, row.provider_slug, row.model, row.attempt = provider, slug, model or row.model, attempts
+        row.cost_usd = cost_usd
+        if usage is not None:
+            row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            row.cached_tokens, row.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
+
+    def finish(self, http_status: int, error: ErrorInfo | None = None, overhead_ms: float = 0.0) -> None:
+        row = self.row
+        row.http_status = http_status
+        row.latency_ms = self.elapsed_ms()
+        row.overhead_ms = overhead_ms
+        if error is not None:
+            row.status, row.error_class, row.error_message = "error", error.error_class, error.message
+        self.ctx.activity.record(row)
+        REQUESTS.labels(row.provider_slug or "-", str(http_status)).inc()
+        OVERHEAD_SECONDS.observe(overhead_ms / 1000)
+        self.ctx.access_log.line(
+            request_id=self.request_id, provider_slug=row.provider_slug, status=http_status, ms=round(row.latency_ms, 3)
+        )
+
+    def fail(self, error: ErrorInfo, result: ProviderResult | None = None) -> Response:
+        headers = self.headers(result)
+        self.finish(error.http_status, error, self.elapsed_ms())
+        return error_response(error, headers)
+
+
+def _upstream_ms(timings: Timings, until_ns: int) -> float:
+    if not timings.upstream_sent_ns or not until_ns:
+        return 0.0
+    return (until_ns - timings.upstream_sent_ns) / 1e6
+
+
+async def _ask_router(ctx: IngressContext, route: RouteRequest, timeout_s: float) -> ProviderResult:
+    try:
+        reply = await ctx.nc.request(subjects.ROUTE, encode(route), timeout=timeout_s)
+    except NoRespondersError:
+        error = make_error(503, "No router is running; start one with: keyrail router", code="router_unavailable")
+        return ProviderResult(ok=False, http_status=503, attempts=0, error=error)
+    except NatsTimeout:
+        error = make_error(504, f"No answer within {timeout_s:.0f}s.", code="gateway_timeout", error_class="timeout")
+        return ProviderResult(ok=False, http_status=504, attempts=0, error=error)
+    return provider_result_decoder.decode(reply.data)
+
+
+async def chat_completions(request: Request) -> Response:
+    ctx: IngressContext = request.app.state.ctx
+    record = RequestRecord(ctx)
+    key = api_key_for(ctx.projection.state, request)
+    if key is None:
+        return record.fail(
+            make_error(401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", code="invalid_api_key")
+        )
+    record.row.org_id, record.row.project_id, record.row.api_key_id = key.org_id, key.project_id, key.key_id
+    body = await request.body()
+    try:
+        head = _head_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        response = bad_body(exc)
+        record.finish(400, make_error(400, "invalid request body", error_class="bad_request"))
+        response.headers.update(record.headers())
+        return response
+    if not head.messages:
+        return record.fail(make_error(400, "'messages' must contain at least one message.", param="messages"))
+    record.row.model = head.model
+    record.row.tags = request_tags(request, head)
+    record.row.stream = bool(head.stream)
+    route = RouteRequest(
+        request_id=record.request_id,
+        org_id=key.org_id,
+        project_id=key.project_id,
+        model=head.model,
+        body=body,
+        received_ns=record.received_ns,
+        min_config_seq=ctx.projection.applied_seq,
+        stream=bool(head.stream),
+        pinned_slug=request.headers.get("x-keyrail-provider", ""),
+        tags=record.row.tags,
+    )
+    if head.stream:
+        return await _stream(ctx, record, route)
+    result = await _ask_router(ctx, route, ctx.settings.request_timeout_s)
+    record.apply_result(
+        result.provider, result.provider_slug, result.model, result.attempts, result.usage, result.cost_usd
+    )
+    if not result.ok:
+        return record.fail(result.error or make_error(502, "upstream failed"), result)
+    overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.done_ns)
+    headers = record.headers(result, overhead_ms)
+    record.finish(200, None, overhead_ms)
+    return Response(result.body, media_type="application/json", headers=headers)
+
+
+async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteRequest) -> Response:
+    inbox = ctx.nc.new_inbox()
+    subscription = await ctx.nc.subscribe(inbox)
+    route.stream_inbox = inbox
+    result = await _ask_router(ctx, route, ctx.settings.request_timeout_s)
+    record.apply_result(result.provider, result.provider_slug, result.model, result.attempts, None, 0.0)
+    if not result.ok:
+        await subscription.unsubscribe()
+        return record.fail(result.error or make_error(502, "upstream failed"), result)
+    overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.first_byte_ns)
+    headers = record.headers(result, overhead_ms)
+    headers["cache-control"] = "no-cache"
+
+    async def frames() -> AsyncIterator[bytes]:
+        received = 0
+        end: StreamEnd | None = None
+        error: ErrorInfo | None = None
+        try:
+            while end is None or received < end.chunks:
+                msg = await subscription.next_msg(timeout=ctx.settings.request_timeout_s)
+                frame = stream_frame_decoder.decode(msg.data)
+                if isinstance(frame, StreamChunk):
+                    if received == 0:
+                        record.row.ttft_ms = record.elapsed_ms()
+                    received += 1
+                    yield b"data: " + frame.data + b"\n\n"
+                else:
+                    end = frame
+            error = end.error
+            record.apply_result(end.provider, end.provider_slug, end.model, end.attempts, end.usage, end.cost_usd)
+            if error is None:
+                yield b"data: [DONE]\n\n"
+            elif error.error_class != "stream":  # an upstream error chunk was already forwarded as is
+                yield b"data: " + error_body(error) + b"\n\n"
+        except NatsTimeout:
+            error = make_error(504, "The stream stalled: no chunk within the request timeout.", error_class="timeout")
+            yield b"data: " + error_body(error) + b"\n\n"
+        finally:
+            await subscription.unsubscribe()
+            record.finish(200 if error is None else error.http_status, error, overhead_ms)
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)

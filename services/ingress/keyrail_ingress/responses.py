@@ -1,0 +1,38 @@
+"""Response helpers: JSON via msgspec and OpenAI-shaped errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+
+from keyrail_common.errors import error_body, make_error
+from keyrail_common.messages import ErrorInfo
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(error: ErrorInfo, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_body(error), status_code=error.http_status, media_type="application/json", headers=headers)
+
+
+def error(status: int, message: str, code: str | None = None, param: str | None = None) -> Response:
+    return error_response(make_error(status, message, code=code, param=param))
+
+
+def bad_body(exc: msgspec.ValidationError | msgspec.DecodeError) -> Response:
+    """400 naming the field msgspec complained about (its messages end with `at $.field`)."""
+    text = str(exc)
+    param = None
+    if "`" in text:
+        param = text.split("`")[1]
+    if " at `$." in text:
+        param = text.rsplit(" at `$.", 1)[1].rstrip("`")
+    if isinstance(exc, msgspec.ValidationError):
+        return error(400, f"Invalid request body: {text}", code="invalid_request_body", param=param)
+    return error(400, "Request body is not valid JSON.", code="invalid_json")

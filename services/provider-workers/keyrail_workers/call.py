@@ -1,0 +1,297 @@
+"""One provider call: credentials from Vault, the upstream HTTP request, reply and stream frames.
+
+Non-streaming: the worker replies to the router with the upstream body.
+Streaming: chunks go straight to the ingress inbox; the router gets a reply as soon as the
+first chunk went out (or the upstream failed before any content, so it can still fall back).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from keyrail_common.access_log import AccessLog
+from keyrail_common.activity import ActivityPublisher
+from keyrail_common.errors import make_error
+from keyrail_common.messages import (
+    ActivityRow,
+    ErrorInfo,
+    ProviderCall,
+    ProviderResult,
+    StreamChunk,
+    StreamEnd,
+    Timings,
+    Usage,
+    encode,
+    provider_call_decoder,
+)
+from keyrail_common.vault import CachedCredentials
+from keyrail_workers.metrics import UPSTREAM_SECONDS, WORKER_CALLS
+from keyrail_workers.providers.openai_family import (
+    OpenAIStreamReader,
+    build_chat_request,
+    response_usage,
+    spec_for,
+)
+from keyrail_workers.sse import DONE, sse_data
+from keyrail_workers.upstream_errors import (
+    midstream_error,
+    upstream_connection_error,
+    upstream_http_error,
+    upstream_timeout,
+)
+
+Reply = Callable[[ProviderResult], Awaitable[None]]
+
+
+class _Attempt:
+    """What one attempt measured, turned into the reply, the activity row and the log line."""
+
+    def __init__(self, call: ProviderCall) -> None:
+        self.call = call
+        self.started = time.perf_counter()
+        self.timings = Timings(
+            received_ns=call.received_ns, routed_ns=call.routed_ns, upstream_sent_ns=time.time_ns()
+        )
+        self.first_content: float = 0.0
+        self.usage: Usage | None = None
+        self.error: ErrorInfo | None = None
+        self.http_status = 200
+
+    def fail(self, error: ErrorInfo) -> ProviderResult:
+        self.error = error
+        self.http_status = error.http_status
+        return ProviderResult(
+            ok=False,
+            http_status=error.http_status,
+            provider=self.call.target.provider,
+            provider_slug=self.call.target.provider_slug,
+            model=self.call.target.model,
+            error=error,
+            timings=self.timings,
+        )
+
+    def row(self) -> ActivityRow:
+        call, target = self.call, self.call.target
+        usage = self.usage or Usage()
+        latency_ms = (time.perf_counter() - self.started) * 1000
+        return ActivityRow(
+            request_id=call.request_id,
+            kind="attempt",
+            attempt=call.attempt,
+            ts_ms=self.timings.upstream_sent_ns // 1_000_000,
+            org_id=call.org_id,
+            project_id=call.project_id,
+            provider=target.provider,
+            provider_slug=target.provider_slug,
+            model=target.model,
+            status="error" if self.error else "ok",
+            http_status=self.http_status,
+            error_class=self.error.error_class if self.error else "",
+            error_message=self.error.message if self.error else "",
+            latency_ms=latency_ms,
+            ttft_ms=(self.first_content - self.started) * 1000 if self.first_content else 0.0,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=target.prices.cost_usd(usage),
+            tags=call.tags,
+            fallback_position=call.fallback_position,
+            stream=call.stream,
+        )
+
+
+class ProviderCallHandler:
+    def __init__(
+        self,
+        nc: NATS,
+        credentials: CachedCredentials,
+        session: aiohttp.ClientSession,
+        activity: ActivityPublisher,
+        access_log: AccessLog,
+    ) -> None:
+        self._nc = nc
+        self._credentials = credentials
+        self._session = session
+        self._activity = activity
+        self._access_log = access_log
+
+    async def on_call(self, msg: Msg) -> None:
+        call = provider_call_decoder.decode(msg.data)
+        attempt = _Attempt(call)
+        replied = False
+
+        async def reply(result: ProviderResult) -> None:
+            nonlocal replied
+            if not replied:
+                replied = True
+                await msg.respond(encode(result))
+
+        try:
+            await self._call(call, attempt, reply)
+        except Exception as exc:  # the router must always get an answer; the reason is logged by class only
+            await reply(
+                attempt.fail(make_error(502, f"Worker failed: {type(exc).__name__}", error_class="worker"))
+            )
+        finally:
+            if not replied:
+                await reply(attempt.fail(attempt.error or make_error(502, "no result", error_class="worker")))
+            attempt.timings.done_ns = time.time_ns()
+            self._activity.record(attempt.row())
+            WORKER_CALLS.labels(call.target.provider_slug, str(attempt.http_status)).inc()
+            self._access_log.line(
+                request_id=call.request_id,
+                provider_slug=call.target.provider_slug,
+                attempt=call.attempt,
+                status=attempt.http_status,
+                stream=call.stream,
+            )
+
+    async def _call(self, call: ProviderCall, attempt: _Attempt, reply: Reply) -> None:
+        target = call.target
+        try:
+            credentials = await self._credentials.get(target.credential_ref, target.credential_version)
+        except Exception:
+            await reply(
+                attempt.fail(
+                    make_error(
+                        502,
+                        f"Credentials of '{target.provider_slug}' could not be read from Vault.",
+                        code="credentials_unavailable",
+                        error_class="credentials",
+                    )
+                )
+            )
+            return
+        api_key = str(credentials.get("api_key", ""))
+        secrets = [str(v) for v in credentials.values() if isinstance(v, str)]
+        request = build_chat_request(
+            spec_for(target.provider), target.base_url, api_key, target.model, call.body, call.stream
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None if call.stream else target.timeout_s, sock_connect=10, sock_read=target.timeout_s
+        )
+        try:
+            async with self._session.post(
+                request.url, data=request.body, headers=request.headers, timeout=timeout
+            ) as resp:
+                attempt.timings.first_byte_ns = time.time_ns()
+                if resp.status >= 400:
+                    body = await resp.read()
+                    error = upstream_http_error(target.provider_slug, resp.status, body, secrets)
+                    await reply(attempt.fail(error))
+                    return
+                if call.stream:
+                    await self._relay_stream(call, attempt, resp, request.client_wants_usage, secrets, reply)
+                    return
+                body = await resp.read()
+        except TimeoutError:
+            await reply(attempt.fail(upstream_timeout(target.provider_slug, target.timeout_s)))
+            return
+        except aiohttp.ClientError as exc:
+            detail = type(exc).__name__
+            await reply(attempt.fail(upstream_connection_error(target.provider_slug, detail)))
+            return
+        finally:
+            UPSTREAM_SECONDS.labels(target.provider_slug).observe(time.perf_counter() - attempt.started)
+        attempt.usage = response_usage(body)
+        attempt.timings.done_ns = time.time_ns()
+        await reply(
+            ProviderResult(
+                ok=True,
+                http_status=200,
+                provider=target.provider,
+                provider_slug=target.provider_slug,
+                model=target.model,
+                body=body,
+                usage=attempt.usage,
+                cost_usd=target.prices.cost_usd(attempt.usage) if attempt.usage else 0.0,
+                timings=attempt.timings,
+            )
+        )
+
+    async def _relay_stream(
+        self,
+        call: ProviderCall,
+        attempt: _Attempt,
+        resp: aiohttp.ClientResponse,
+        client_wants_usage: bool,
+        secrets: list[str],
+        reply: Reply,
+    ) -> None:
+        target = call.target
+        reader = OpenAIStreamReader(client_wants_usage)
+        seq = 0
+        publish = self._nc.publish
+        inbox = call.stream_inbox
+        end_error: ErrorInfo | None = None
+        try:
+            async for data in sse_data(resp.content):
+                if data == DONE:
+                    break
+                verdict = reader.read(data)
+                if verdict.error is not None and seq == 0:
+                    # Nothing reached the client yet: a failure the router may still fall back from.
+                    await reply(attempt.fail(midstream_error(target.provider_slug, verdict.error, secrets)))
+                    return
+                if verdict.has_content and not attempt.first_content:
+                    attempt.first_content = time.perf_counter()
+                if verdict.forward:
+                    await publish(inbox, encode(StreamChunk(seq=seq, data=data)))
+                    seq += 1
+                    if seq == 1:
+                        await reply(
+                            ProviderResult(
+                                ok=True,
+                                http_status=200,
+                                provider=target.provider,
+                                provider_slug=target.provider_slug,
+                                model=target.model,
+                                streaming=True,
+                                timings=attempt.timings,
+                            )
+                        )
+                if verdict.error is not None:
+                    end_error = midstream_error(target.provider_slug, verdict.error, secrets)
+                    break
+            else:
+                end_error = make_error(
+                    502,
+                    f"Upstream '{target.provider_slug}' closed the stream before [DONE].",
+                    error_class="stream_cut",
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            end_error = make_error(
+                502,
+                f"Upstream '{target.provider_slug}' stream broke: {type(exc).__name__}",
+                code="upstream_stream_error",
+                error_class="stream_cut",
+            )
+        if seq == 0:
+            await reply(attempt.fail(end_error or make_error(502, "empty stream", error_class="stream_cut")))
+            return
+        attempt.usage = reader.usage
+        if end_error is not None:
+            attempt.error, attempt.http_status = end_error, end_error.http_status
+        attempt.timings.done_ns = time.time_ns()
+        await publish(
+            inbox,
+            encode(
+                StreamEnd(
+                    chunks=seq,
+                    provider=target.provider,
+                    provider_slug=target.provider_slug,
+                    model=target.model,
+                    attempts=call.attempt,
+                    usage=reader.usage,
+                    cost_usd=target.prices.cost_usd(reader.usage) if reader.usage else 0.0,
+                    error=end_error,
+                    timings=attempt.timings,
+                )
+            ),
+        )

@@ -1,0 +1,56 @@
+"""Provider worker composition root: one pool per provider family, a queue group each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from nats.aio.client import Client as NATS
+
+from keyrail_common import subjects
+from keyrail_common.access_log import AccessLog
+from keyrail_common.activity import ActivityPublisher
+from keyrail_common.bus import connect, ensure_streams
+from keyrail_common.logs import configure_logging
+from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
+from keyrail_common.settings import Settings, load_settings
+from keyrail_common.vault import CachedCredentials, CredentialStore
+from keyrail_workers.call import ProviderCallHandler
+from keyrail_workers.upstream import new_upstream_session
+
+log = logging.getLogger("keyrail.worker")
+
+SUPPORTED_FAMILIES = ("openai",)
+
+
+async def serve(settings: Settings, families: list[str], stop: asyncio.Event) -> None:
+    unknown = [f for f in families if f not in SUPPORTED_FAMILIES]
+    if unknown:
+        raise SystemExit(f"unsupported provider families {unknown}; this build serves {SUPPORTED_FAMILIES}")
+    nc: NATS = await connect(settings.nats_url, "keyrail-worker-" + "-".join(families))
+    js = nc.jetstream()
+    await ensure_streams(js)
+    access_log = AccessLog("worker", settings.access_log)
+    access_log.start()
+    activity = ActivityPublisher(js)
+    session: aiohttp.ClientSession = new_upstream_session()
+    handler = ProviderCallHandler(
+        nc, CachedCredentials(CredentialStore(settings)), session, activity, access_log
+    )
+    for family in families:
+        await nc.subscribe(subjects.provider_pool(family), queue=f"worker-{family}", cb=handler.on_call)
+        await answer_health(nc, f"worker.{family}")
+    start_metrics(settings.metrics_port)
+    log.info("worker ready for %s", ",".join(families))
+    await stop.wait()
+    await nc.drain()
+    await activity.close()
+    await session.close()
+    await access_log.close()
+
+
+def main(families: list[str]) -> None:
+    configure_logging("worker")
+    settings = load_settings()
+    run_until_signalled(lambda stop: serve(settings, families, stop))
