@@ -74,3 +74,11 @@ async def ensure_streams(js: JetStreamContext) -> None:
             except BadRequestError:
                 # Another service created it between our check and our add.
                 await js.stream_info(config.name or "")
+
+
+async def close_bus(nc: NATS, timeout_s: float = 5.0) -> None:
+    """Drain (finish in-flight messages) but never hang a shutdown on it."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout_s)
+    except (TimeoutError, Exception):
+        await nc.close()

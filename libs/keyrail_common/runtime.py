@@ -17,9 +17,7 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
     async def runner() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        install_stop_signals(stop)
         await main(stop)
 
     try:
@@ -28,6 +26,14 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         uvloop.run(runner())
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         asyncio.run(runner())
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set `stop`. Call again after loading a library that installs its own handlers."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+        loop.add_signal_handler(sig, stop.set)
 
 
 async def answer_health(nc: NATS, component: str) -> None:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.openai_schema import load_spec, validate_component
+
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # a bare `pytest` run does not put the repo root on sys.path
-    sys.path.insert(0, str(REPO))
-
-from tests.support.openai_schema import load_spec, validate_component  # noqa: E402
-
 FIXTURES = REPO.parent / "shared" / "providers" / "fixtures" / "openai"
 
 

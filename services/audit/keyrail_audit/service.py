@@ -18,10 +18,10 @@ from keyrail_audit.metrics import INSERT_SECONDS, ROWS_WRITTEN
 from keyrail_audit.store import ActivityStore
 from keyrail_common import subjects
 from keyrail_common.activity import batch_decoder
-from keyrail_common.bus import connect, ensure_streams
+from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.logs import configure_logging
 from keyrail_common.messages import ActivityQuery, ActivityRow, QueryResult, SqlQuery
-from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
+from keyrail_common.runtime import answer_health, install_stop_signals, run_until_signalled, start_metrics
 from keyrail_common.settings import Settings, load_settings
 
 log = logging.getLogger("keyrail.audit")
@@ -67,6 +67,7 @@ async def consume(js: object, store: ActivityStore, stop: asyncio.Event) -> None
         for message in messages:
             await message.ack()
         ROWS_WRITTEN.inc(len(rows))
+    await subscription.unsubscribe()
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -75,6 +76,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await ensure_streams(js)
     store = ActivityStore(settings.clickhouse_url)
     await store.open()
+    install_stop_signals(stop)  # the embedded ClickHouse engine replaces SIGTERM/SIGINT handlers
 
     async def on_activity_query(msg: Msg) -> None:
         try:
@@ -98,7 +100,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     log.info("audit ready (%s)", settings.clickhouse_url.split("://", 1)[0])
     await stop.wait()
     await consumer
-    await nc.drain()
+    await close_bus(nc)
     await store.close()
 
 

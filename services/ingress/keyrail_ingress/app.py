@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
-from keyrail_common.bus import connect, ensure_streams
+from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.logs import configure_logging
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from keyrail_common.settings import Settings, load_settings
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.info("ingress ready on http://%s:%d", settings.host, settings.port)
         yield
         await app.state.ctx.activity.close()
-        await nc.drain()
+        await close_bus(nc)
         await access_log.close()
 
     app = FastAPI(

@@ -11,7 +11,7 @@ from nats.aio.client import Client as NATS
 from keyrail_common import subjects
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
-from keyrail_common.bus import connect, ensure_streams
+from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.logs import configure_logging
 from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
 from keyrail_common.settings import Settings, load_settings
@@ -44,7 +44,7 @@ async def serve(settings: Settings, families: list[str], stop: asyncio.Event) ->
     start_metrics(settings.metrics_port)
     log.info("worker ready for %s", ",".join(families))
     await stop.wait()
-    await nc.drain()
+    await close_bus(nc)
     await activity.close()
     await session.close()
     await access_log.close()

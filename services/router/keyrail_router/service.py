@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 
 from keyrail_common import subjects
 from keyrail_common.access_log import AccessLog
-from keyrail_common.bus import connect, ensure_streams
+from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.catalog import Catalog
 from keyrail_common.errors import make_error
 from keyrail_common.logs import configure_logging
@@ -78,7 +78,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     start_metrics(settings.metrics_port)
     log.info("router ready (config seq %d)", projection.applied_seq)
     await stop.wait()
-    await nc.drain()
+    await close_bus(nc)
     await access_log.close()
 
 

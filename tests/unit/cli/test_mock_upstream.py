@@ -6,10 +6,8 @@ import argparse
 import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,20 +15,13 @@ import openai
 import pytest
 from aiohttp import web
 
-# Neither the repo root (for tests.support under a bare `pytest`) nor libs/ (keyrail_cli is not
-# installed into the venv) is guaranteed to be importable.
-REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO, REPO / "libs"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from keyrail_cli.mock_upstream import (  # noqa: E402
+from keyrail_cli.mock_upstream import (
     DEFAULT_REPLY,
     FaultPlan,
     add_arguments,
     build_app,
 )
-from tests.support.openai_schema import validate_component  # noqa: E402
+from tests.support.openai_schema import validate_component
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You are a terse assistant."},  # 5 words

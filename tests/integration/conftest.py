@@ -1,0 +1,85 @@
+"""One real embedded stack and one mock upstream per test session."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.support.stack import KeyrailStack, MockUpstream
+
+pytestmark = pytest.mark.integration
+
+PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
+MODEL = "gpt-4o-mini"
+
+
+@dataclass
+class Tenant:
+    project_id: str
+    api_key: str
+    slug: str
+
+    @property
+    def model(self) -> str:
+        return f"{self.slug}/{MODEL}"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keyrail")
+
+
+@pytest.fixture(scope="session")
+def upstream(workdir: Path) -> Iterator[MockUpstream]:
+    mock = MockUpstream(PROVIDER_KEY, workdir / "mock-upstream.log")
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(workdir: Path) -> Iterator[KeyrailStack]:
+    running = KeyrailStack(workdir / "data", workdir / "keyrail-up.log")
+    running.start()
+    yield running
+    running.stop()
+
+
+def provision(stack: KeyrailStack, upstream: MockUpstream, slug: str) -> Tenant:
+    project = stack.admin("POST", "/admin/v1/projects", {"name": f"project for {slug}"})
+    assert project.status_code == 201, project.text
+    project_id = project.json()["id"]
+    key = stack.admin("POST", f"/admin/v1/projects/{project_id}/keys", {"name": "tests"})
+    assert key.status_code == 201, key.text
+    integration = stack.admin(
+        "POST",
+        "/admin/v1/integrations",
+        {
+            "name": "Mock upstream",
+            "provider": "openai",
+            "provider_slug": slug,
+            "project_scope": [project_id],
+            "credentials": {"api_key": upstream.api_key},
+            "custom_host": upstream.url,
+            "api_format": "openai",
+            "allow_http": True,
+            "enabled_models": [MODEL],
+        },
+    )
+    assert integration.status_code == 201, integration.text
+    return Tenant(project_id=project_id, api_key=key.json()["key"], slug=slug)
+
+
+@pytest.fixture(scope="session")
+def tenant(stack: KeyrailStack, upstream: MockUpstream) -> Tenant:
+    return provision(stack, upstream, "openai-test-mock")
+
+
+@pytest.fixture
+def client(stack: KeyrailStack, tenant: Tenant) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key=tenant.api_key, max_retries=0)

@@ -1,0 +1,169 @@
+"""Runs the real `keyrail up` (nats-server, OpenBao, chDB and the four services) for tests.
+
+Nothing is faked: the stack is the same command an operator runs, with its own data dir and
+free ports, and its whole output captured to a log file the secret-leak tests search.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+OWNER_TOKEN = "kra-test-owner-token-0123456789abcdef"
+
+
+def free_port_block(size: int) -> int:
+    """A base port such that base..base+size-1 are all free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size >= 65535:
+            continue
+        if all(_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class KeyrailStack:
+    """One `keyrail up` process tree; ports: ingress base, metrics base+1..3, NATS base+5, Vault base+6/7."""
+
+    def __init__(self, data_dir: Path, log_path: Path, base_port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.base_port = base_port or free_port_block(8)
+        self.port = self.base_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KEYRAIL_DATA_DIR=str(self.data_dir),
+            KEYRAIL_PORT=str(self.port),
+            KEYRAIL_METRICS_BASE_PORT=str(self.base_port + 1),
+            KEYRAIL_NATS_PORT=str(self.base_port + 5),
+            KEYRAIL_VAULT_PORT=str(self.base_port + 6),
+            KEYRAIL_BOOTSTRAP_TOKEN=OWNER_TOKEN,
+        )
+        for external in ("KEYRAIL_NATS_URL", "KEYRAIL_VAULT_ADDR", "KEYRAIL_CLICKHOUSE_URL"):
+            env.pop(external, None)
+        return env
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.base_port + 5}"
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "keyrail_cli.main", "up"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.wait_healthy(timeout_s)
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"keyrail up exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                response = httpx.get(f"{self.url}/healthz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.3)
+        raise TimeoutError(f"stack not healthy after {timeout_s}s (last: {last}); see {self.log_path}")
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM, as an operator's Ctrl-C; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+    def admin(self, method: str, path: str, json: Any = None, token: str = OWNER_TOKEN) -> httpx.Response:
+        return httpx.request(
+            method, f"{self.url}{path}", json=json, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    def activity_rows(self, request_id: str, expected: int = 2, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+        """The activity rows of a request, once the audit service has written `expected` of them."""
+        deadline = time.monotonic() + timeout_s
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            response = self.admin("GET", f"/admin/v1/activity?request_id={request_id}")
+            assert response.status_code == 200, response.text
+            rows = response.json()["data"]
+            if len(rows) >= expected:
+                return rows
+            time.sleep(0.2)
+        raise AssertionError(f"only {len(rows)} activity rows for {request_id} after {timeout_s}s: {rows}")
+
+
+class MockUpstream:
+    """`keyrail mock-upstream` as an operator runs it, requiring the provider key we stored."""
+
+    def __init__(self, api_key: str, log_path: Path) -> None:
+        self.api_key = api_key
+        self.port = free_port_block(1)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "keyrail_cli.main",
+                "mock-upstream",
+                "--port",
+                str(self.port),
+                "--require-key",
+                self.api_key,
+            ],
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError("mock upstream did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
