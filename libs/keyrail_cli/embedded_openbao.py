@@ -99,9 +99,11 @@ def prepare_openbao(settings: Settings, say: Callable[[str], None]) -> None:
     mounts = mounts.get("data", mounts)
     if f"{settings.vault_kv_mount}/" not in mounts:
         _wait_until(
-            lambda: client.sys.enable_secrets_engine(
-                "kv", path=settings.vault_kv_mount, options={"version": "2"}
-            ).ok,
+            lambda: (
+                client.sys.enable_secrets_engine(
+                    "kv", path=settings.vault_kv_mount, options={"version": "2"}
+                ).ok
+            ),
             30,
             "KV v2 mount",
         )

@@ -101,7 +101,9 @@ def _service_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "keyrail_cli.main", *args]
 
 
-def build_processes(settings: Settings, providers: list[str]) -> tuple[list[ManagedProcess], list[ManagedProcess]]:
+def build_processes(
+    settings: Settings, providers: list[str]
+) -> tuple[list[ManagedProcess], list[ManagedProcess]]:
     """(infrastructure, services): infrastructure starts first and stops last."""
     env = dict(os.environ)
     env["KEYRAIL_DATA_DIR"] = str(settings.data_dir)
@@ -109,7 +111,9 @@ def build_processes(settings: Settings, providers: list[str]) -> tuple[list[Mana
     env["PYTHONUNBUFFERED"] = "1"
     infrastructure: list[ManagedProcess] = []
     if settings.embedded_nats:
-        infrastructure.append(ManagedProcess("nats", nats_command(settings), env, lambda: _wait_port(settings.nats_port)))
+        infrastructure.append(
+            ManagedProcess("nats", nats_command(settings), env, lambda: _wait_port(settings.nats_port))
+        )
     if settings.embedded_vault:
 
         async def unseal() -> None:
@@ -152,7 +156,8 @@ async def _announce_when_healthy(settings: Settings, stopping: asyncio.Event) ->
         while not stopping.is_set():
             try:
                 if (await client.get(url)).status_code == 200:
-                    say(f"Keyrail is ready on http://{settings.host}:{settings.port} ({time.monotonic() - started:.1f}s)")
+                    elapsed = time.monotonic() - started
+                    say(f"Keyrail is ready on http://{settings.host}:{settings.port} ({elapsed:.1f}s)")
                     return
             except httpx.HTTPError:
                 pass
@@ -171,7 +176,9 @@ async def supervise(settings: Settings, providers: list[str]) -> None:
     for process in infrastructure:
         say(f"starting {process.name}")
         runners.append(asyncio.create_task(process.run(stopping)))
-        await asyncio.wait([asyncio.create_task(process.started.wait()), runners[-1]], return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            [asyncio.create_task(process.started.wait()), runners[-1]], return_when="FIRST_COMPLETED"
+        )
     for process in services:
         say(f"starting {process.name}")
         runners.append(asyncio.create_task(process.run(stopping)))

@@ -55,7 +55,9 @@ def test_chat_completion_with_openai_sdk_reaches_upstream_and_activity_log(
     _check_rows(stack.activity_rows(request_id), tenant, stream=False)
 
 
-def test_streaming_with_usage_through_openai_sdk(stack: KeyrailStack, tenant: Tenant, client: openai.OpenAI) -> None:
+def test_streaming_with_usage_through_openai_sdk(
+    stack: KeyrailStack, tenant: Tenant, client: openai.OpenAI
+) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model=tenant.model,
         messages=[{"role": "user", "content": PROMPT}],
@@ -83,7 +85,9 @@ def test_every_stream_chunk_validates_against_openai_schema(
         "stream_options": {"include_usage": include_usage},
     }
     headers = {"Authorization": f"Bearer {tenant.api_key}"}
-    with httpx.stream("POST", f"{stack.url}/v1/chat/completions", json=body, headers=headers, timeout=30) as response:
+    with httpx.stream(
+        "POST", f"{stack.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
@@ -99,7 +103,9 @@ def test_every_stream_chunk_validates_against_openai_schema(
 
 def test_api_v1_alias_serves_the_same_endpoint(stack: KeyrailStack, tenant: Tenant) -> None:
     client = openai.OpenAI(base_url=f"{stack.url}/api/v1", api_key=tenant.api_key, max_retries=0)
-    completion = client.chat.completions.create(model=tenant.model, messages=[{"role": "user", "content": "hi"}])
+    completion = client.chat.completions.create(
+        model=tenant.model, messages=[{"role": "user", "content": "hi"}]
+    )
     assert completion.choices[0].message.content == DEFAULT_REPLY
 
 
@@ -109,6 +115,10 @@ def test_healthz_and_metrics(stack: KeyrailStack) -> None:
     assert set(health.json()["components"]) == {"router", "audit", "worker.openai"}
     metrics = httpx.get(f"{stack.url}/metrics").text
     assert "keyrail_ingress_requests_total" in metrics
-    expected = ((1, "keyrail_audit_rows_written_total"), (2, "keyrail_router_requests_total"), (3, "keyrail_worker"))
+    expected = (
+        (1, "keyrail_audit_rows_written_total"),
+        (2, "keyrail_router_requests_total"),
+        (3, "keyrail_worker"),
+    )
     for offset, name in expected:
         assert name in httpx.get(f"http://127.0.0.1:{stack.base_port + offset}/metrics").text

@@ -114,7 +114,9 @@ class KeyrailStack:
             method, f"{self.url}{path}", json=json, headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
 
-    def activity_rows(self, request_id: str, expected: int = 2, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+    def activity_rows(
+        self, request_id: str, expected: int = 2, timeout_s: float = 20.0
+    ) -> list[dict[str, Any]]:
         """The activity rows of a request, once the audit service has written `expected` of them."""
         deadline = time.monotonic() + timeout_s
         rows: list[dict[str, Any]] = []

@@ -57,7 +57,9 @@ class ActivityStore:
 
     def _insert(self, rows: list[ActivityRow]) -> None:
         assert self._client is not None
-        self._client.insert("keyrail.activity", [row_values(r) for r in rows], column_names=list(ACTIVITY_COLUMNS))
+        self._client.insert(
+            "keyrail.activity", [row_values(r) for r in rows], column_names=list(ACTIVITY_COLUMNS)
+        )
 
     async def insert(self, rows: list[ActivityRow]) -> None:
         await self._run(self._insert, rows)

@@ -67,7 +67,11 @@ def _ctx(request: Request) -> IngressContext:
 def _owner(request: Request) -> UserCreated | Response:
     user = admin_user_for(_ctx(request).projection.state, request)
     if user is None:
-        return error(401, "Invalid or missing admin token. Send 'Authorization: Bearer <admin token>'.", "invalid_token")
+        return error(
+            401,
+            "Invalid or missing admin token. Send 'Authorization: Bearer <admin token>'.",
+            "invalid_token",
+        )
     if user.role != "owner":
         return error(403, f"Role '{user.role}' may not do this; an owner can.", "forbidden")
     return user
@@ -133,7 +137,9 @@ async def create_api_key(request: Request, project_id: str) -> Response:
         return user
     ctx = _ctx(request)
     if project_id not in ctx.projection.state.projects:
-        return error(404, f"No project '{project_id}'. List projects with GET /admin/v1/projects.", "not_found")
+        return error(
+            404, f"No project '{project_id}'. List projects with GET /admin/v1/projects.", "not_found"
+        )
     body = await _decode(request, NewApiKey)
     if isinstance(body, Response):
         return body
@@ -161,7 +167,9 @@ def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response
             "provider_slug",
         )
     if body.api_format not in API_FORMATS:
-        return error(400, f"api_format must be one of {', '.join(API_FORMATS)}.", "invalid_value", "api_format")
+        return error(
+            400, f"api_format must be one of {', '.join(API_FORMATS)}.", "invalid_value", "api_format"
+        )
     catalog_providers = Catalog.load_default().providers()
     if body.provider not in catalog_providers and not body.custom_host:
         return error(
@@ -176,7 +184,9 @@ def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response
     if isinstance(body.project_scope, list):
         unknown = [p for p in body.project_scope if p not in ctx.projection.state.projects]
         if unknown:
-            return error(400, f"Unknown project ids in project_scope: {unknown}", "invalid_value", "project_scope")
+            return error(
+                400, f"Unknown project ids in project_scope: {unknown}", "invalid_value", "project_scope"
+            )
     if not body.custom_host:
         return ""
     try:
@@ -198,7 +208,9 @@ async def create_integration(request: Request) -> Response:
     if isinstance(custom_host, Response):
         return custom_host
     if body.provider_slug in ctx.projection.state.integrations:
-        return error(409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug")
+        return error(
+            409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug"
+        )
     path = credential_path(user.org_id, body.provider_slug)
     secret: dict[str, Any] = dict(body.credentials)
     if body.custom_auth_headers:
@@ -224,7 +236,9 @@ async def create_integration(request: Request) -> Response:
             "integration", body.provider_slug, integration, actor=user.user_id, expect_new=True
         )
     except ConcurrencyConflict:
-        return error(409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug")
+        return error(
+            409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug"
+        )
     return json_response(_integration_view(integration), 201)
 
 
@@ -241,7 +255,9 @@ async def _ask_audit(ctx: IngressContext, subject: str, payload: bytes) -> Query
     try:
         reply = await ctx.nc.request(subject, payload, timeout=30)
     except (NoRespondersError, NatsTimeout):
-        return error(503, "The audit service is not answering; start it with: keyrail audit", "audit_unavailable")
+        return error(
+            503, "The audit service is not answering; start it with: keyrail audit", "audit_unavailable"
+        )
     result = _query_result_decoder.decode(reply.data)
     if result.error:
         return error(400, result.error, "query_failed")

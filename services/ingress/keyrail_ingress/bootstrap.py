@@ -7,7 +7,7 @@ import sys
 
 from keyrail_common.config_events import OrgCreated, UserCreated
 from keyrail_common.projection import ConcurrencyConflict, ConfigProjection, ConfigPublisher
-from keyrail_common.security import hash_secret, new_admin_token, new_id
+from keyrail_common.security import hash_secret, new_admin_token
 
 log = logging.getLogger("keyrail.bootstrap")
 

@@ -70,19 +70,25 @@ class RequestRecord:
         self.started = time.perf_counter()
         self.received_ns = time.time_ns()
         self.request_id = "req_" + os.urandom(12).hex()
-        self.row = ActivityRow(request_id=self.request_id, kind="request", attempt=0, ts_ms=self.received_ns // 1_000_000)
+        self.row = ActivityRow(
+            request_id=self.request_id, kind="request", attempt=0, ts_ms=self.received_ns // 1_000_000
+        )
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
-    def headers(self, result: ProviderResult | None = None, overhead_ms: float | None = None) -> dict[str, str]:
+    def headers(
+        self, result: ProviderResult | None = None, overhead_ms: float | None = None
+    ) -> dict[str, str]:
         headers = {"x-keyrail-request-id": self.request_id}
         if result is not None and result.provider_slug:
             headers["x-keyrail-provider-slug"] = result.provider_slug
             headers["x-keyrail-model"] = result.model
         if result is not None:
             headers["x-keyrail-attempts"] = str(result.attempts)
-        headers["x-keyrail-overhead-ms"] = f"{overhead_ms if overhead_ms is not None else self.elapsed_ms():.3f}"
+        headers["x-keyrail-overhead-ms"] = (
+            f"{overhead_ms if overhead_ms is not None else self.elapsed_ms():.3f}"
+        )
         return headers
 
     def apply_result(
@@ -106,7 +112,10 @@ class RequestRecord:
         REQUESTS.labels(row.provider_slug or "-", str(http_status)).inc()
         OVERHEAD_SECONDS.observe(overhead_ms / 1000)
         self.ctx.access_log.line(
-            request_id=self.request_id, provider_slug=row.provider_slug, status=http_status, ms=round(row.latency_ms, 3)
+            request_id=self.request_id,
+            provider_slug=row.provider_slug,
+            status=http_status,
+            ms=round(row.latency_ms, 3),
         )
 
     def fail(self, error: ErrorInfo, result: ProviderResult | None = None) -> Response:
@@ -125,10 +134,14 @@ async def _ask_router(ctx: IngressContext, route: RouteRequest, timeout_s: float
     try:
         reply = await ctx.nc.request(subjects.ROUTE, encode(route), timeout=timeout_s)
     except NoRespondersError:
-        error = make_error(503, "No router is running; start one with: keyrail router", code="router_unavailable")
+        error = make_error(
+            503, "No router is running; start one with: keyrail router", code="router_unavailable"
+        )
         return ProviderResult(ok=False, http_status=503, attempts=0, error=error)
     except NatsTimeout:
-        error = make_error(504, f"No answer within {timeout_s:.0f}s.", code="gateway_timeout", error_class="timeout")
+        error = make_error(
+            504, f"No answer within {timeout_s:.0f}s.", code="gateway_timeout", error_class="timeout"
+        )
         return ProviderResult(ok=False, http_status=504, attempts=0, error=error)
     return provider_result_decoder.decode(reply.data)
 
@@ -139,7 +152,9 @@ async def chat_completions(request: Request) -> Response:
     key = api_key_for(ctx.projection.state, request)
     if key is None:
         return record.fail(
-            make_error(401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", code="invalid_api_key")
+            make_error(
+                401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", code="invalid_api_key"
+            )
         )
     record.row.org_id, record.row.project_id, record.row.api_key_id = key.org_id, key.project_id, key.key_id
     body = await request.body()
@@ -210,13 +225,17 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
                 else:
                     end = frame
             error = end.error
-            record.apply_result(end.provider, end.provider_slug, end.model, end.attempts, end.usage, end.cost_usd)
+            record.apply_result(
+                end.provider, end.provider_slug, end.model, end.attempts, end.usage, end.cost_usd
+            )
             if error is None:
                 yield b"data: [DONE]\n\n"
             elif error.error_class != "stream":  # an upstream error chunk was already forwarded as is
                 yield b"data: " + error_body(error) + b"\n\n"
         except NatsTimeout:
-            error = make_error(504, "The stream stalled: no chunk within the request timeout.", error_class="timeout")
+            error = make_error(
+                504, "The stream stalled: no chunk within the request timeout.", error_class="timeout"
+            )
             yield b"data: " + error_body(error) + b"\n\n"
         finally:
             await subscription.unsubscribe()

@@ -18,7 +18,9 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(error: ErrorInfo, headers: dict[str, str] | None = None) -> Response:
-    return Response(error_body(error), status_code=error.http_status, media_type="application/json", headers=headers)
+    return Response(
+        error_body(error), status_code=error.http_status, media_type="application/json", headers=headers
+    )
 
 
 def error(status: int, message: str, code: str | None = None, param: str | None = None) -> Response:

@@ -169,9 +169,17 @@ class ProviderCallHandler:
             )
             return
         api_key = str(credentials.get("api_key", ""))
-        secrets = [str(v) for v in credentials.values() if isinstance(v, str)]
+        custom_headers = credentials.get("custom_auth_headers")
+        custom_headers = custom_headers if isinstance(custom_headers, dict) else {}
+        secrets = [str(v) for v in (*credentials.values(), *custom_headers.values()) if isinstance(v, str)]
         request = build_chat_request(
-            spec_for(target.provider), target.base_url, api_key, target.model, call.body, call.stream
+            spec_for(target.provider),
+            target.base_url,
+            api_key,
+            target.model,
+            call.body,
+            call.stream,
+            custom_headers,
         )
         timeout = aiohttp.ClientTimeout(
             total=None if call.stream else target.timeout_s, sock_connect=10, sock_read=target.timeout_s

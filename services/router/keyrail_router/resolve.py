@@ -124,7 +124,8 @@ def resolve_targets(
             return make_error(
                 403,
                 f"'{model_string}' is in the catalog, but no integration in this project's scope serves it. "
-                f"Create an integration for provider '{prefix}' with this model enabled, or widen its project_scope.",
+                f"Create an integration for provider '{prefix}' with this model enabled, "
+                "or widen its project_scope.",
                 code="no_integration_in_scope",
                 param="model",
                 error_class="scope",

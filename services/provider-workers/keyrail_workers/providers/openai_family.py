@@ -65,7 +65,13 @@ _json_encode = msgspec.json.Encoder().encode
 
 
 def build_chat_request(
-    spec: ProviderSpec, base_url: str, api_key: str, model: str, body: bytes, stream: bool
+    spec: ProviderSpec,
+    base_url: str,
+    api_key: str,
+    model: str,
+    body: bytes,
+    stream: bool,
+    custom_headers: dict[str, str] | None = None,
 ) -> UpstreamRequest:
     """The client's body with the upstream model name, rejected params dropped, usage requested."""
     payload: dict[str, Any] = _json_decode(body)
@@ -79,13 +85,15 @@ def build_chat_request(
         if spec.stream_usage:
             # Always ask for usage so the activity log has token counts for every stream.
             payload["stream_options"] = {**options, "include_usage": True}
+    headers = {
+        **(custom_headers or {}),
+        spec.auth_header: spec.auth_scheme + api_key,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
     return UpstreamRequest(
         url=(base_url or spec.base_url).rstrip("/") + "/chat/completions",
-        headers={
-            spec.auth_header: spec.auth_scheme + api_key,
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        },
+        headers=headers,
         body=_json_encode(payload),
         client_wants_usage=client_wants_usage,
     )

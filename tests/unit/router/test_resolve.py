@@ -1,0 +1,384 @@
+"""Routing decisions: `resolve_targets` over a config projection and the shipped catalog.
+
+Also the fallback policy (`should_fall_back`), which decides whether the next target is tried.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from keyrail_common.catalog import Catalog
+from keyrail_common.config_events import (
+    CredentialsRotated,
+    IntegrationCreated,
+    OrgCreated,
+    ProjectCreated,
+)
+from keyrail_common.messages import ErrorInfo, Prices, ProviderResult, Target
+from keyrail_common.projection import ConfigState
+from keyrail_router.fallback import should_fall_back
+from keyrail_router.resolve import OPENAI_FAMILY, family_for, resolve_targets
+from keyrail_workers.upstream_errors import classify_status
+
+ORG = "org_test"
+PROJECT_A = "proj_a"
+PROJECT_B = "proj_b"
+CATALOG = Catalog.load_default()
+
+
+def integration(
+    slug: str,
+    provider: str = "openai",
+    scope: str | list[str] = "all",
+    enabled: str | list[str] = "all",
+    **extra: object,
+) -> IntegrationCreated:
+    return IntegrationCreated(
+        integration_id=f"int_{slug}",
+        org_id=ORG,
+        name=f"{slug} integration",
+        provider=provider,
+        provider_slug=slug,
+        project_scope=scope,  # type: ignore[arg-type]
+        enabled_models=enabled,  # type: ignore[arg-type]
+        credential_ref=f"keyrail/{ORG}/integrations/{slug}",
+        credential_version=1,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def state_with(*events: object) -> ConfigState:
+    state = ConfigState()
+    state.apply(OrgCreated(org_id=ORG, name="Test org"))
+    state.apply(ProjectCreated(project_id=PROJECT_A, org_id=ORG, name="A"))
+    state.apply(ProjectCreated(project_id=PROJECT_B, org_id=ORG, name="B"))
+    for event in events:
+        state.apply(event)  # type: ignore[arg-type]
+    return state
+
+
+def resolve(state: ConfigState, model: str, project: str = PROJECT_A, pinned: str = "") -> object:
+    return resolve_targets(state, CATALOG, project, model, pinned)
+
+
+def as_error(result: object) -> ErrorInfo:
+    assert isinstance(result, ErrorInfo), f"expected an error, got {result!r}"
+    return result
+
+
+def as_targets(result: object) -> list[Target]:
+    assert isinstance(result, list), f"expected targets, got {result!r}"
+    return result
+
+
+# --- pinned `<provider-slug>/<model>` -------------------------------------------------------------
+
+
+def test_pinned_slug_gives_exactly_one_fully_populated_target() -> None:
+    state = state_with(integration("openai-prod-chat", scope=[PROJECT_A], enabled=["gpt-4.1-mini"]))
+
+    targets = as_targets(resolve(state, "openai-prod-chat/gpt-4.1-mini"))
+
+    assert targets == [
+        Target(
+            integration_id="int_openai-prod-chat",
+            provider="openai",
+            provider_slug="openai-prod-chat",
+            family="openai",
+            model="gpt-4.1-mini",
+            catalog_id="openai/gpt-4.1-mini",
+            base_url="",
+            credential_ref=f"keyrail/{ORG}/integrations/openai-prod-chat",
+            credential_version=1,
+            # Catalog list prices for gpt-4.1-mini, USD per 1M tokens (provider reference §11.1).
+            prices=Prices(input=0.4, output=1.6, cached_input=0.1),
+        )
+    ]
+
+
+def test_pinned_anthropic_integration_goes_to_the_anthropic_pool_with_catalog_prices() -> None:
+    state = state_with(integration("anthropic-prod-classifier", provider="anthropic"))
+
+    [target] = as_targets(resolve(state, "anthropic-prod-classifier/claude-sonnet-4-6"))
+
+    assert target.family == "anthropic"
+    assert target.provider == "anthropic"
+    assert target.model == "claude-sonnet-4-6"
+    assert target.catalog_id == "anthropic/claude-sonnet-4-6"
+    assert target.prices == Prices(input=3.0, output=15.0, cached_input=0.3)
+
+
+def test_pinned_custom_host_is_the_target_base_url_and_its_api_format_picks_the_pool() -> None:
+    state = state_with(
+        integration(
+            "openai-selfhosted-gw",
+            custom_host="https://llm.internal.example/v1",
+            api_format="anthropic",
+        )
+    )
+
+    [target] = as_targets(resolve(state, "openai-selfhosted-gw/gpt-4o-mini"))
+
+    assert target.base_url == "https://llm.internal.example/v1"
+    assert target.family == "anthropic"
+    assert target.provider == "openai"
+    assert target.prices == Prices(input=0.15, output=0.6, cached_input=0.075)
+
+
+def test_target_carries_the_rotated_credential_version() -> None:
+    state = state_with(
+        integration("openai-prod-chat"),
+        CredentialsRotated(provider_slug="openai-prod-chat", credential_version=2),
+        CredentialsRotated(provider_slug="openai-prod-chat", credential_version=3),
+    )
+
+    [target] = as_targets(resolve(state, "openai-prod-chat/gpt-4.1"))
+
+    assert target.credential_version == 3
+    assert target.credential_ref == f"keyrail/{ORG}/integrations/openai-prod-chat"
+
+
+def test_pinned_integration_outside_the_project_scope_is_403() -> None:
+    state = state_with(integration("openai-b-only", scope=[PROJECT_B]))
+
+    error = as_error(resolve(state, "openai-b-only/gpt-4.1-mini", project=PROJECT_A))
+
+    assert error.http_status == 403
+    assert error.code == "integration_out_of_scope"
+    assert error.type == "permission_error"
+    assert error.param == "model"
+    assert "openai-b-only" in error.message
+    assert PROJECT_A in error.message
+    assert "project_scope" in error.message  # says what to change
+
+
+def test_scope_is_checked_before_the_catalog_so_out_of_scope_integrations_reveal_nothing() -> None:
+    state = state_with(integration("openai-b-only", scope=[PROJECT_B]))
+
+    error = as_error(resolve(state, "openai-b-only/not-a-real-model", project=PROJECT_A))
+
+    assert (error.http_status, error.code) == (403, "integration_out_of_scope")
+
+
+def test_pinned_model_missing_from_the_catalog_is_404_explaining_custom_models() -> None:
+    state = state_with(integration("openai-prod-chat"))
+
+    error = as_error(resolve(state, "openai-prod-chat/my-finetune-v2"))
+
+    assert error.http_status == 404
+    assert error.code == "model_not_found"
+    assert error.type == "not_found_error"
+    assert error.param == "model"
+    assert "my-finetune-v2" in error.message
+    assert "/admin/v1/integrations/openai-prod-chat/custom-models" in error.message
+
+
+@pytest.mark.parametrize("enabled", [["gpt-4.1"], "none", []], ids=["other-model", "none", "empty-list"])
+def test_pinned_catalog_model_not_enabled_on_the_integration_is_403(enabled: object) -> None:
+    state = state_with(integration("openai-prod-chat", enabled=enabled))  # type: ignore[arg-type]
+
+    error = as_error(resolve(state, "openai-prod-chat/gpt-4o-mini"))
+
+    assert error.http_status == 403
+    assert error.code == "model_not_enabled"
+    assert error.type == "permission_error"
+    assert "gpt-4o-mini" in error.message
+    assert "/admin/v1/integrations/openai-prod-chat/models" in error.message
+
+
+# --- `provider/model` catalog form ----------------------------------------------------------------
+
+
+def test_catalog_form_picks_every_in_scope_enabled_integration_of_that_provider_in_slug_order() -> None:
+    state = state_with(
+        integration("openai-zz-shared", scope="all", enabled="all"),
+        integration("openai-aa-team-a", scope=[PROJECT_A], enabled=["gpt-4.1-mini"]),
+        integration("openai-bb-team-b", scope=[PROJECT_B]),  # out of scope
+        integration("openai-cc-other-model", enabled=["gpt-4o"]),  # model not enabled
+        integration("openai-dd-disabled", enabled="none"),  # nothing enabled
+        integration("anthropic-aa", provider="anthropic"),  # another provider
+    )
+
+    targets = as_targets(resolve(state, "openai/gpt-4.1-mini", project=PROJECT_A))
+
+    assert [t.provider_slug for t in targets] == ["openai-aa-team-a", "openai-zz-shared"]
+    assert {t.model for t in targets} == {"gpt-4.1-mini"}
+    assert {t.catalog_id for t in targets} == {"openai/gpt-4.1-mini"}
+    assert {t.family for t in targets} == {"openai"}
+    assert [t.integration_id for t in targets] == ["int_openai-aa-team-a", "int_openai-zz-shared"]
+
+
+def test_catalog_form_for_another_project_sees_its_own_integrations_only() -> None:
+    state = state_with(
+        integration("openai-aa-team-a", scope=[PROJECT_A]),
+        integration("openai-bb-team-b", scope=[PROJECT_B]),
+    )
+
+    targets = as_targets(resolve(state, "openai/gpt-4.1", project=PROJECT_B))
+
+    assert [t.provider_slug for t in targets] == ["openai-bb-team-b"]
+
+
+@pytest.mark.parametrize(
+    "integrations",
+    [
+        [],
+        [integration("openai-bb-team-b", scope=[PROJECT_B])],
+        [integration("openai-aa-team-a", scope=[PROJECT_A], enabled=["gpt-4o"])],
+        [integration("anthropic-aa", provider="anthropic")],
+    ],
+    ids=["no-integrations", "only-out-of-scope", "only-model-not-enabled", "only-other-provider"],
+)
+def test_catalog_form_without_an_in_scope_integration_is_403(integrations: list[IntegrationCreated]) -> None:
+    state = state_with(*integrations)
+
+    error = as_error(resolve(state, "openai/gpt-4.1-mini", project=PROJECT_A))
+
+    assert error.http_status == 403
+    assert error.code == "no_integration_in_scope"
+    assert error.type == "permission_error"
+    assert "openai/gpt-4.1-mini" in error.message
+    assert "'openai'" in error.message
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["gpt-4.1-mini", "openai/gpt-9-imaginary", "nosuchprovider/gpt-4.1-mini", "unknown-slug/gpt-4.1-mini", ""],
+)
+def test_unknown_model_strings_are_404_pointing_at_the_models_list(model: str) -> None:
+    state = state_with(integration("openai-prod-chat"))
+
+    error = as_error(resolve(state, model))
+
+    assert error.http_status == 404
+    assert error.code == "model_not_found"
+    assert error.type == "not_found_error"
+    assert error.param == "model"
+    assert "GET /v1/models" in error.message
+
+
+# --- `x-keyrail-provider` pinned slug ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gpt-4.1-mini", "openai-prod-chat/gpt-4.1-mini"])
+def test_x_keyrail_provider_pins_the_slug_with_or_without_the_slug_prefix(model: str) -> None:
+    state = state_with(integration("openai-prod-chat"), integration("openai-other"))
+
+    [target] = as_targets(resolve(state, model, pinned="openai-prod-chat"))
+
+    assert target.provider_slug == "openai-prod-chat"
+    assert target.model == "gpt-4.1-mini"
+    assert target.catalog_id == "openai/gpt-4.1-mini"
+
+
+def test_x_keyrail_provider_with_an_unknown_slug_is_404_naming_the_header() -> None:
+    state = state_with(integration("openai-prod-chat"))
+
+    error = as_error(resolve(state, "gpt-4.1-mini", pinned="openai-nope"))
+
+    assert error.http_status == 404
+    assert error.code == "provider_not_found"
+    assert error.param == "x-keyrail-provider"
+    assert "openai-nope" in error.message
+
+
+def test_x_keyrail_provider_still_enforces_scope_and_enabled_models() -> None:
+    state = state_with(
+        integration("openai-b-only", scope=[PROJECT_B]),
+        integration("openai-4o-only", enabled=["gpt-4o"]),
+    )
+
+    out_of_scope = as_error(resolve(state, "gpt-4.1-mini", pinned="openai-b-only"))
+    not_enabled = as_error(resolve(state, "gpt-4.1-mini", pinned="openai-4o-only"))
+    not_in_catalog = as_error(resolve(state, "my-finetune", pinned="openai-4o-only"))
+
+    assert (out_of_scope.http_status, out_of_scope.code) == (403, "integration_out_of_scope")
+    assert (not_enabled.http_status, not_enabled.code) == (403, "model_not_enabled")
+    assert (not_in_catalog.http_status, not_in_catalog.code) == (404, "model_not_found")
+
+
+# --- family_for ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", sorted(OPENAI_FAMILY))
+def test_openai_compatible_providers_use_the_openai_pool(provider: str) -> None:
+    assert family_for(integration(f"{provider}-x", provider=provider)) == "openai"
+
+
+@pytest.mark.parametrize(
+    ("provider", "custom_host", "api_format", "expected"),
+    [
+        ("anthropic", "", "openai", "anthropic"),  # no custom host: api_format is ignored
+        ("gemini", "", "openai", "gemini"),
+        ("azure", "", "openai", "azure"),
+        ("vertex", "", "openai", "vertex"),
+        ("openai", "https://llm.example.com/v1", "anthropic", "anthropic"),
+        ("anthropic", "https://proxy.example.com", "openai", "openai"),
+        ("together", "https://cohere-like.example.com", "cohere", "cohere"),
+        ("groq", "https://groq-proxy.example.com/openai/v1", "openai", "openai"),
+    ],
+)
+def test_family_for_custom_hosts_follows_api_format(
+    provider: str, custom_host: str, api_format: str, expected: str
+) -> None:
+    subject = integration("slug-x", provider=provider, custom_host=custom_host, api_format=api_format)
+
+    assert family_for(subject) == expected
+
+
+# --- fallback policy --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "falls_back"),
+    [
+        (400, False),
+        (413, False),
+        (422, False),
+        (401, True),
+        (403, True),
+        (404, True),
+        (408, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (529, True),
+    ],
+)
+def test_should_fall_back_on_failed_results(status: int, falls_back: bool) -> None:
+    assert should_fall_back(ProviderResult(ok=False, http_status=status)) is falls_back
+
+
+def test_a_successful_result_never_falls_back() -> None:
+    assert should_fall_back(ProviderResult(ok=True, http_status=200)) is False
+
+
+@pytest.mark.parametrize(
+    ("upstream_status", "falls_back"),
+    [
+        # Provider reference §1.4, "Fall back to another provider/deployment" column.
+        (400, False),
+        (422, False),
+        (401, True),
+        (403, True),
+        (404, True),
+        (402, True),
+        (429, True),
+        (408, True),
+        (409, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (529, True),
+        (498, True),
+    ],
+)
+def test_classified_upstream_statuses_follow_the_fallback_column_of_the_reference(
+    upstream_status: int, falls_back: bool
+) -> None:
+    client_status, _ = classify_status(upstream_status)
+
+    assert should_fall_back(ProviderResult(ok=False, http_status=client_status)) is falls_back
