@@ -32,7 +32,7 @@ def lookup_by_hash(table: dict[str, T], secret: str) -> T | None:
     record = table.get(digest)
     if record is None:
         return None
-    stored = getattr(record, "key_hash", None) or getattr(record, "token_hash", "")
+    stored = str(getattr(record, "key_hash", None) or getattr(record, "token_hash", ""))
     return record if hmac.compare_digest(stored, digest) else None
 
 

@@ -20,7 +20,7 @@ _ROW_FIELDS = [c for c in ACTIVITY_COLUMNS if c != "ts"]
 
 def row_values(row: ActivityRow) -> list[Any]:
     """An ActivityRow as the column list of the insert (ts from milliseconds)."""
-    values = []
+    values: list[Any] = []
     for column in ACTIVITY_COLUMNS:
         if column == "ts":
             values.append(dt.datetime.fromtimestamp(row.ts_ms / 1000, tz=dt.UTC))

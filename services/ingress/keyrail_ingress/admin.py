@@ -61,7 +61,8 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _ctx(request: Request) -> IngressContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: IngressContext = request.app.state.ctx
+    return ctx
 
 
 def _owner(request: Request) -> UserCreated | Response:

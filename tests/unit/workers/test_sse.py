@@ -1,0 +1,122 @@
+"""SSE framing: `sse_data` turns upstream byte lines into `data:` payloads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+
+from keyrail_workers.sse import DONE, sse_data
+
+FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "providers" / "fixtures"
+
+
+async def _lines(items: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+async def collect(items: Iterable[bytes]) -> list[bytes]:
+    return [data async for data in sse_data(_lines(items))]
+
+
+async def test_one_payload_per_event() -> None:
+    lines = [b'data: {"a":1}\n', b"\n", b'data: {"b":2}\n', b"\n"]
+
+    assert await collect(lines) == [b'{"a":1}', b'{"b":2}']
+
+
+async def test_multi_line_data_is_joined_with_newlines() -> None:
+    lines = [b"data: first\n", b"data: second\n", b"data: third\n", b"\n", b"data: next\n", b"\n"]
+
+    assert await collect(lines) == [b"first\nsecond\nthird", b"next"]
+
+
+async def test_comment_lines_are_skipped_and_comment_only_events_yield_nothing() -> None:
+    lines = [b": keep-alive\n", b"\n", b":ping\n", b"data: x\n", b": between\n", b"data: y\n", b"\n"]
+
+    assert await collect(lines) == [b"x\ny"]
+
+
+async def test_other_fields_are_ignored() -> None:
+    lines = [
+        b"event: message_start\n",
+        b"id: 42\n",
+        b"retry: 1000\n",
+        b'data: {"type":"message_start"}\n',
+        b"\n",
+        b"event: ping\n",
+        b"\n",
+    ]
+
+    assert await collect(lines) == [b'{"type":"message_start"}']
+
+
+async def test_crlf_line_endings() -> None:
+    lines = [b"data: a\r\n", b"\r\n", b"data: b1\r\n", b"data: b2\r\n", b"\r\n"]
+
+    assert await collect(lines) == [b"a", b"b1\nb2"]
+
+
+async def test_lines_without_terminators_as_from_aiter_lines() -> None:
+    assert await collect([b"data: a", b"", b"data: b", b""]) == [b"a", b"b"]
+
+
+async def test_data_without_a_space_after_the_colon() -> None:
+    assert await collect([b'data:{"x":1}\n', b"\n"]) == [b'{"x":1}']
+
+
+@pytest.mark.parametrize(
+    ("lines", "last"),
+    [
+        ([b"data: a\n", b"\n", b"data: tail\n"], b"tail"),
+        ([b"data: a\n", b"\n", b"data: tail"], b"tail"),
+        ([b"data: a\n", b"\n", b"data: ta\n", b"data: il\n"], b"ta\nil"),
+    ],
+    ids=["newline", "no-newline", "multi-line"],
+)
+async def test_trailing_event_without_a_blank_line_is_still_yielded(lines: list[bytes], last: bytes) -> None:
+    assert await collect(lines) == [b"a", last]
+
+
+async def test_done_sentinel_is_yielded_as_is() -> None:
+    result = await collect([b"data: {}\n", b"\n", b"data: [DONE]\n", b"\n"])
+
+    assert result == [b"{}", DONE]
+    assert DONE == b"[DONE]"
+
+
+async def test_repeated_blank_lines_and_empty_streams_yield_nothing_extra() -> None:
+    assert await collect([]) == []
+    assert await collect([b"\n", b"\r\n", b"\n"]) == []
+    assert await collect([b"data: a\n", b"\n", b"\n", b"\n"]) == [b"a"]
+
+
+@pytest.mark.xfail(
+    reason="sse.py line 20 uses lstrip(b' '), removing every leading space; the SSE spec (WHATWG HTML "
+    "9.2.6) removes exactly one, so data values starting with spaces are altered",
+    strict=True,
+)
+async def test_only_one_leading_space_is_removed() -> None:
+    assert await collect([b"data:   indented\n", b"\n"]) == [b"  indented"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "openai/chat_stream_with_usage.sse",
+        "openai/tool_calls_stream.sse",
+        "openai/stream_error_midstream.sse",
+        "anthropic/messages_stream.sse",
+        "anthropic/tool_use_stream.sse",
+    ],
+)
+async def test_fixture_streams_split_into_their_data_lines(name: str) -> None:
+    raw = (FIXTURES / name).read_bytes()
+    expected = [line[len(b"data: ") :] for line in raw.splitlines() if line.startswith(b"data: ")]
+    assert expected, "fixture has no data lines"
+
+    # aiohttp's StreamReader iterates lines with their terminators, which is what the worker feeds in.
+    assert await collect(raw.splitlines(keepends=True)) == expected
+    assert await collect(raw.replace(b"\n", b"\r\n").splitlines(keepends=True)) == expected
