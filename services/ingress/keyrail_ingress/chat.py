@@ -34,7 +34,7 @@ from keyrail_common.messages import (
 )
 from keyrail_ingress.auth import api_key_for
 from keyrail_ingress.context import IngressContext
-from keyrail_ingress.metrics import OVERHEAD_SECONDS, REQUESTS
+from keyrail_ingress.metrics import OVERHEAD_SECONDS, REQUESTS, observe_hops
 from keyrail_ingress.responses import bad_body, error_response
 
 
@@ -190,6 +190,7 @@ async def chat_completions(request: Request) -> Response:
     )
     if not result.ok:
         return record.fail(result.error or make_error(502, "upstream failed"), result)
+    observe_hops(result.timings, result.timings.done_ns)
     overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.done_ns)
     headers = record.headers(result, overhead_ms)
     record.finish(200, None, overhead_ms)
@@ -205,6 +206,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
     if not result.ok:
         await subscription.unsubscribe()
         return record.fail(result.error or make_error(502, "upstream failed"), result)
+    observe_hops(result.timings, result.timings.first_byte_ns)
     overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.first_byte_ns)
     headers = record.headers(result, overhead_ms)
     headers["cache-control"] = "no-cache"

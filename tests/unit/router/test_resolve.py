@@ -243,7 +243,13 @@ def test_catalog_form_without_an_in_scope_integration_is_403(integrations: list[
 
 @pytest.mark.parametrize(
     "model",
-    ["gpt-4.1-mini", "openai/gpt-9-imaginary", "nosuchprovider/gpt-4.1-mini", "unknown-slug/gpt-4.1-mini", ""],
+    [
+        "gpt-4.1-mini",
+        "openai/gpt-9-imaginary",
+        "nosuchprovider/gpt-4.1-mini",
+        "unknown-slug/gpt-4.1-mini",
+        "",
+    ],
 )
 def test_unknown_model_strings_are_404_pointing_at_the_models_list(model: str) -> None:
     state = state_with(integration("openai-prod-chat"))

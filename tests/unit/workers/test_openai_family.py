@@ -228,6 +228,45 @@ def test_unknown_provider_uses_the_generic_bearer_spec() -> None:
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
 
 
+def test_custom_auth_headers_are_forwarded() -> None:
+    request = build_chat_request(
+        spec_for("openai"),
+        "https://gw.example.com/v1",
+        API_KEY,
+        "gpt-4.1",
+        b'{"model": "x", "messages": []}',
+        False,
+        {"x-gateway-token": "gw-123", "x-team": "ml"},
+    )
+
+    assert request.headers == {
+        "x-gateway-token": "gw-123",
+        "x-team": "ml",
+        "Authorization": f"Bearer {API_KEY}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+
+
+def test_custom_headers_do_not_override_auth_content_type_or_accept() -> None:
+    custom = {"Authorization": "Bearer attacker", "Content-Type": "text/plain", "Accept": "*/*"}
+
+    request = build_chat_request(
+        spec_for("groq"), "", API_KEY, "llama", b'{"model": "x", "messages": []}', True, custom
+    )
+
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "text/event-stream"
+
+
+@pytest.mark.parametrize("custom", [None, {}])
+def test_no_custom_headers_means_only_the_standard_three(custom: dict[str, str] | None) -> None:
+    request = build_chat_request(spec_for("openai"), "", API_KEY, "m", b'{"messages": []}', False, custom)
+
+    assert set(request.headers) == {"Authorization", "Content-Type", "Accept"}
+
+
 # --- response_usage ----------------------------------------------------------------------------------
 
 

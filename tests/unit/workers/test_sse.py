@@ -94,7 +94,7 @@ async def test_repeated_blank_lines_and_empty_streams_yield_nothing_extra() -> N
 
 
 @pytest.mark.xfail(
-    reason="sse.py line 20 uses lstrip(b' '), removing every leading space; the SSE spec (WHATWG HTML "
+    reason="sse.py line 21 uses lstrip(b' '), removing every leading space; the SSE spec (WHATWG HTML "
     "9.2.6) removes exactly one, so data values starting with spaces are altered",
     strict=True,
 )

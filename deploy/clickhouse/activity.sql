@@ -1,0 +1,111 @@
+-- Keyrail activity log on a ClickHouse server.
+--
+-- Same database, table, columns and engine as ACTIVITY_DDL in
+-- libs/keyrail_common/clickhouse.py (keep the two in step). The audit service runs the same
+-- CREATE ... IF NOT EXISTS at start, so on a single server this file is optional; running it
+-- up front lets you give the audit user no DDL rights (see the grants at the end).
+--
+-- One row per attempt (kind = 'attempt') and one per request (kind = 'request').
+-- ReplacingMergeTree on the natural key makes a redelivered JetStream batch harmless; the
+-- service reads with FINAL. Analysts should do the same (or GROUP BY the key):
+--   SELECT provider_slug, sum(cost_usd) FROM keyrail.activity FINAL
+--   WHERE kind = 'request' AND ts >= now() - INTERVAL 1 DAY GROUP BY provider_slug;
+
+CREATE DATABASE IF NOT EXISTS keyrail;
+
+CREATE TABLE IF NOT EXISTS keyrail.activity (
+    request_id String,
+    kind LowCardinality(String),
+    attempt UInt16,
+    ts DateTime64(3, 'UTC'),
+    org_id String,
+    project_id String,
+    api_key_id String,
+    provider LowCardinality(String),
+    provider_slug LowCardinality(String),
+    model String,
+    status LowCardinality(String),
+    http_status UInt16,
+    error_class LowCardinality(String),
+    error_message String,
+    latency_ms Float64,
+    ttft_ms Float64,
+    overhead_ms Float64,
+    prompt_tokens UInt32,
+    completion_tokens UInt32,
+    cached_tokens UInt32,
+    reasoning_tokens UInt32,
+    cost_usd Float64,
+    tags Array(String),
+    fallback_position UInt16,
+    stream UInt8
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (org_id, request_id, kind, attempt);
+
+-- Least-privilege users (run as an admin; replace the placeholders). The audit service
+-- inserts and answers the admin API's activity/cost queries and `keyrail sql` (which it runs
+-- with readonly=1); analysts get a read-only user of their own.
+--
+-- CREATE USER IF NOT EXISTS keyrail_audit IDENTIFIED WITH sha256_password BY 'CHANGE_ME';
+-- GRANT SELECT, INSERT ON keyrail.* TO keyrail_audit;
+-- -- only if the audit service should create the schema itself (it runs CREATE ... IF NOT EXISTS):
+-- -- GRANT CREATE DATABASE, CREATE TABLE ON keyrail.* TO keyrail_audit;
+-- CREATE USER IF NOT EXISTS keyrail_analyst IDENTIFIED WITH sha256_password BY 'CHANGE_ME'
+--     SETTINGS readonly = 1;
+-- GRANT SELECT ON keyrail.* TO keyrail_analyst;
+--
+-- KEYRAIL_CLICKHOUSE_URL for the audit service then is
+--   http://keyrail_audit:<url-encoded password>@clickhouse:8123     (https://...:8443 with TLS)
+-- Leave the database out of the URL: clickhouse-connect requires a database named there to
+-- exist already, and every Keyrail query names keyrail.activity in full.
+
+-- ---------------------------------------------------------------------------------------
+-- Cluster variant (replicated shards). Run INSTEAD of the single-server DDL above, and
+-- BEFORE the first audit service starts: the service's own CREATE TABLE IF NOT EXISTS
+-- keyrail.activity is then a no-op because the Distributed table below already has that
+-- name (otherwise it would create a plain local table on whichever node it reached).
+-- Needs the usual `{cluster}`, `{shard}` and `{replica}` macros and ClickHouse Keeper.
+--
+-- CREATE DATABASE IF NOT EXISTS keyrail ON CLUSTER '{cluster}';
+--
+-- CREATE TABLE IF NOT EXISTS keyrail.activity_local ON CLUSTER '{cluster}' (
+--     request_id String,
+--     kind LowCardinality(String),
+--     attempt UInt16,
+--     ts DateTime64(3, 'UTC'),
+--     org_id String,
+--     project_id String,
+--     api_key_id String,
+--     provider LowCardinality(String),
+--     provider_slug LowCardinality(String),
+--     model String,
+--     status LowCardinality(String),
+--     http_status UInt16,
+--     error_class LowCardinality(String),
+--     error_message String,
+--     latency_ms Float64,
+--     ttft_ms Float64,
+--     overhead_ms Float64,
+--     prompt_tokens UInt32,
+--     completion_tokens UInt32,
+--     cached_tokens UInt32,
+--     reasoning_tokens UInt32,
+--     cost_usd Float64,
+--     tags Array(String),
+--     fallback_position UInt16,
+--     stream UInt8
+-- ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/keyrail/activity_local', '{replica}')
+-- PARTITION BY toYYYYMM(ts)
+-- ORDER BY (org_id, request_id, kind, attempt);
+--
+-- -- The name the services use. Sharding by (org_id, request_id) keeps every version of a
+-- -- row on one shard, so FINAL (applied per shard) still deduplicates redeliveries.
+-- CREATE TABLE IF NOT EXISTS keyrail.activity ON CLUSTER '{cluster}'
+-- AS keyrail.activity_local
+-- ENGINE = Distributed('{cluster}', keyrail, activity_local, cityHash64(org_id, request_id));
+--
+-- The audit service acks a JetStream batch once the INSERT returns. Make that mean "written
+-- to the shards" rather than "queued on the node it reached" with, in the audit user's
+-- profile: distributed_foreground_insert = 1 (insert_distributed_sync on older servers).
+-- Grants as above, on keyrail.* ON CLUSTER '{cluster}'.

@@ -1,0 +1,125 @@
+"""Custom-host validation: HTTPS unless allowed, never link-local or cloud metadata endpoints."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyrail_common.hosts import HostRejected, validate_custom_host
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://llm.example.com/v1", "https://llm.example.com/v1"),
+        ("https://llm.example.com/v1/", "https://llm.example.com/v1"),
+        ("https://llm.example.com/v1///", "https://llm.example.com/v1"),
+        ("https://llm.example.com", "https://llm.example.com"),
+        ("https://llm.example.com:8443/openai/v1", "https://llm.example.com:8443/openai/v1"),
+        ("https://10.0.0.5/v1/", "https://10.0.0.5/v1"),  # private networks are legitimate self-hosting
+        ("https://[2001:db8::1]:8443/v1", "https://[2001:db8::1]:8443/v1"),
+        ("HTTPS://LLM.Example.com/V1/", "HTTPS://LLM.Example.com/V1"),
+    ],
+)
+def test_https_hosts_are_accepted_and_normalised(url: str, expected: str) -> None:
+    assert validate_custom_host(url, allow_http=False) == expected
+
+
+def test_plain_http_is_refused_unless_explicitly_allowed() -> None:
+    with pytest.raises(HostRejected, match="allow_http"):
+        validate_custom_host("http://vllm.internal:8000/v1", allow_http=False)
+
+    assert (
+        validate_custom_host("http://vllm.internal:8000/v1/", allow_http=True)
+        == "http://vllm.internal:8000/v1"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://169.254.169.254/",
+        "https://169.254.170.2/v2/credentials",  # ECS task metadata, also link-local
+        "https://[fd00:ec2::254]/latest/meta-data/",
+        "https://[fe80::1]/v1",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "https://METADATA.GOOGLE.INTERNAL/",
+        "https://metadata/",
+        "https://instance-data/latest",
+        "https://metadata.azure.com/metadata/instance",
+    ],
+)
+def test_cloud_metadata_and_link_local_hosts_are_refused(url: str) -> None:
+    # allow_http only lifts the scheme rule; it never opens the metadata endpoints.
+    with pytest.raises(HostRejected, match="refused"):
+        validate_custom_host(url, allow_http=True)
+    if url.startswith("https://"):
+        with pytest.raises(HostRejected, match="refused"):
+            validate_custom_host(url, allow_http=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(
+            "https://metadata.google.internal./computeMetadata/v1/",
+            marks=pytest.mark.xfail(
+                reason="hosts.py line 23 compares the hostname to _METADATA_HOSTS without stripping the "
+                "trailing root dot; 'metadata.google.internal.' resolves to the same metadata server",
+                strict=True,
+            ),
+            id="fqdn-trailing-dot",
+        ),
+        pytest.param(
+            "https://[::ffff:169.254.169.254]/latest/meta-data/",
+            marks=pytest.mark.xfail(
+                reason="hosts.py line 30: IPv4-mapped IPv6 ::ffff:169.254.169.254 is not is_link_local and "
+                "is not in the literal list, but connects to 169.254.169.254 (check address.ipv4_mapped)",
+                strict=True,
+            ),
+            id="ipv4-mapped-ipv6",
+        ),
+        pytest.param(
+            "https://2852039166/latest/meta-data/",
+            marks=pytest.mark.xfail(
+                reason="hosts.py line 26: ip_address() rejects the integer form, so the host is accepted; "
+                "getaddrinfo/inet_aton resolve '2852039166' to 169.254.169.254",
+                strict=True,
+            ),
+            id="decimal-ipv4",
+        ),
+    ],
+)
+def test_alternative_spellings_of_metadata_endpoints_are_refused(url: str) -> None:
+    with pytest.raises(HostRejected):
+        validate_custom_host(url, allow_http=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "llm.example.com/v1",
+        "not a url",
+        "ftp://llm.example.com/v1",
+        "file:///etc/passwd",
+        "https://",
+        "https:///v1",
+        "//llm.example.com/v1",
+        "javascript:alert(1)",
+    ],
+)
+def test_garbage_is_refused_with_an_example_of_a_valid_url(url: str) -> None:
+    with pytest.raises(HostRejected, match=r"https://llm\.example\.com/v1"):
+        validate_custom_host(url, allow_http=True)
+
+
+@pytest.mark.xfail(
+    reason="hosts.py line 17: urlsplit raises a plain ValueError ('Invalid IPv6 URL') that escapes as a "
+    "non-HostRejected error; admin.py _validate_integration catches only HostRejected, "
+    "so the admin API answers 500",
+    strict=True,
+)
+def test_unbalanced_ipv6_brackets_are_rejected_not_crashed() -> None:
+    with pytest.raises(HostRejected):
+        validate_custom_host("https://[::1/v1", allow_http=False)
