@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"}
+_EXAMPLE = "custom_host must be an absolute http(s) URL such as https://llm.example.com/v1"
 
 
 class HostRejected(ValueError):
     pass
 
 
-def validate_custom_host(url: str, allow_http: bool) -> str:
-    """Return the normalised base URL (no trailing slash) or raise `HostRejected` saying why."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise HostRejected("custom_host must be an absolute http(s) URL such as https://llm.example.com/v1")
-    if parts.scheme == "http" and not allow_http:
-        raise HostRejected("custom_host uses plain http; set allow_http: true to permit it explicitly")
-    host = parts.hostname.lower()
-    if host in _METADATA_HOSTS:
-        raise HostRejected(f"custom_host {host} is a cloud metadata endpoint and is refused")
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host literal names, including legacy IPv4 spellings the resolver accepts
+    (`2852039166`, `0xA9FEA9FE`, `169.254.43518`) and IPv4-mapped IPv6."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        address = None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def validate_custom_host(url: str, allow_http: bool) -> str:
+    """Return the normalised base URL (no trailing slash) or raise `HostRejected` saying why."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. unbalanced IPv6 brackets
+        raise HostRejected(f"{_EXAMPLE} ({exc})") from exc
+    if parts.scheme not in ("https", "http") or not hostname:
+        raise HostRejected(_EXAMPLE)
+    if parts.scheme == "http" and not allow_http:
+        raise HostRejected("custom_host uses plain http; set allow_http: true to permit it explicitly")
+    host = hostname.lower().rstrip(".")
+    if host in _METADATA_HOSTS:
+        raise HostRejected(f"custom_host {host} is a cloud metadata endpoint and is refused")
+    address = _literal_address(host)
     if address is not None and (
         address.is_link_local or str(address) in ("169.254.169.254", "fd00:ec2::254")
     ):

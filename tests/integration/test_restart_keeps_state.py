@@ -38,7 +38,9 @@ def _service_pids(data_dir: Path, service: str) -> list[int]:
 
 def _chat(stack: KeyrailStack, api_key: str, model: str) -> str:
     client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=api_key, max_retries=0)
-    completion = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "still there?"}])
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "still there?"}]
+    )
     return completion.choices[0].message.content or ""
 
 

@@ -8,7 +8,9 @@ from prometheus_client import Counter, Histogram
 
 from keyrail_common.messages import Timings
 
-REQUESTS = Counter("keyrail_ingress_requests_total", "Data-plane requests answered", ["provider_slug", "http_status"])
+REQUESTS = Counter(
+    "keyrail_ingress_requests_total", "Data-plane requests answered", ["provider_slug", "http_status"]
+)
 OVERHEAD_SECONDS = Histogram(
     "keyrail_ingress_overhead_seconds",
     "Time spent inside Keyrail per request, excluding the upstream",

@@ -18,6 +18,9 @@ async def sse_data(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
                 parts = []
             continue
         if line.startswith(b"data:"):
-            parts.append(line[5:].lstrip(b" "))
+            value = line[5:]
+            parts.append(
+                value[1:] if value.startswith(b" ") else value
+            )  # exactly one space, per the SSE spec
     if parts:
         yield b"\n".join(parts)

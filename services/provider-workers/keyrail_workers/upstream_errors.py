@@ -36,10 +36,11 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 def _upstream_message(body: bytes) -> str:
+    """The upstream's own message (untruncated: scrubbing must see whole secrets first)."""
     try:
         error = msgspec.json.decode(body, type=_ErrorEnvelope).error
     except msgspec.DecodeError:
-        return body[:300].decode(errors="replace").strip()
+        return body.decode(errors="replace").strip()
     if isinstance(error, _WireError):
         return error.message
     return error or ""
@@ -55,14 +56,16 @@ def classify_status(upstream_status: int) -> tuple[int, str]:
         return 502, "upstream_not_found"
     if upstream_status == 429:
         return 429, "rate_limit"
-    if upstream_status in (408, 504):
+    if upstream_status == 402:  # billing / quota exhausted: the caller's request was fine
+        return 429, "quota"
+    if upstream_status in (408, 409, 504):  # 409: lock timeout, retried by the official SDKs
         return 504, "timeout"
     return (503 if upstream_status in (503, 529) else 502), "upstream_5xx"
 
 
 def upstream_http_error(slug: str, upstream_status: int, body: bytes, secrets: Iterable[str]) -> ErrorInfo:
     status, error_class = classify_status(upstream_status)
-    message = scrub(_upstream_message(body), secrets)
+    message = scrub(_upstream_message(body), secrets)[:300]
     return make_error(
         status,
         f"Upstream '{slug}' answered HTTP {upstream_status}: {message or 'no message'}",

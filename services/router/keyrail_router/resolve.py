@@ -107,7 +107,10 @@ def resolve_targets(
                 "provider_not_found",
                 "x-keyrail-provider",
             )
-        model = model_string.split("/", 1)[1] if model_string.startswith(pinned_slug + "/") else model_string
+        # The header pins the integration; the body may still say `<slug>/<model>` or `<provider>/<model>`.
+        model = model_string
+        for prefix in (f"{pinned_slug}/", f"{integration.provider}/"):
+            model = model.removeprefix(prefix)
         return _pinned(state, catalog, project_id, integration, model)
 
     prefix, sep, model = model_string.partition("/")

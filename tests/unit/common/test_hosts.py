@@ -63,29 +63,14 @@ def test_cloud_metadata_and_link_local_hosts_are_refused(url: str) -> None:
     [
         pytest.param(
             "https://metadata.google.internal./computeMetadata/v1/",
-            marks=pytest.mark.xfail(
-                reason="hosts.py line 23 compares the hostname to _METADATA_HOSTS without stripping the "
-                "trailing root dot; 'metadata.google.internal.' resolves to the same metadata server",
-                strict=True,
-            ),
             id="fqdn-trailing-dot",
         ),
         pytest.param(
             "https://[::ffff:169.254.169.254]/latest/meta-data/",
-            marks=pytest.mark.xfail(
-                reason="hosts.py line 30: IPv4-mapped IPv6 ::ffff:169.254.169.254 is not is_link_local and "
-                "is not in the literal list, but connects to 169.254.169.254 (check address.ipv4_mapped)",
-                strict=True,
-            ),
             id="ipv4-mapped-ipv6",
         ),
         pytest.param(
             "https://2852039166/latest/meta-data/",
-            marks=pytest.mark.xfail(
-                reason="hosts.py line 26: ip_address() rejects the integer form, so the host is accepted; "
-                "getaddrinfo/inet_aton resolve '2852039166' to 169.254.169.254",
-                strict=True,
-            ),
             id="decimal-ipv4",
         ),
     ],
@@ -114,12 +99,6 @@ def test_garbage_is_refused_with_an_example_of_a_valid_url(url: str) -> None:
         validate_custom_host(url, allow_http=True)
 
 
-@pytest.mark.xfail(
-    reason="hosts.py line 17: urlsplit raises a plain ValueError ('Invalid IPv6 URL') that escapes as a "
-    "non-HostRejected error; admin.py _validate_integration catches only HostRejected, "
-    "so the admin API answers 500",
-    strict=True,
-)
 def test_unbalanced_ipv6_brackets_are_rejected_not_crashed() -> None:
     with pytest.raises(HostRejected):
         validate_custom_host("https://[::1/v1", allow_http=False)

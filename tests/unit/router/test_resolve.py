@@ -388,3 +388,10 @@ def test_classified_upstream_statuses_follow_the_fallback_column_of_the_referenc
     client_status, _ = classify_status(upstream_status)
 
     assert should_fall_back(ProviderResult(ok=False, http_status=client_status)) is falls_back
+
+
+def test_pinned_slug_header_accepts_provider_prefixed_model_regression() -> None:
+    """Regression: `x-keyrail-provider: <slug>` with model `openai/gpt-4o-mini` used to be a 404."""
+    state = state_with(integration("openai-prod"))
+    targets = as_targets(resolve(state, "openai/gpt-4o-mini", pinned="openai-prod"))
+    assert [(t.provider_slug, t.model) for t in targets] == [("openai-prod", "gpt-4o-mini")]

@@ -107,12 +107,6 @@ def test_groq_drops_the_parameters_it_rejects_and_keeps_the_rest() -> None:
     assert request.url == "https://api.groq.com/openai/v1/chat/completions"
 
 
-@pytest.mark.xfail(
-    reason="openai_family.py groq ProviderSpec drops only top-level params; provider reference §3 says Groq "
-    "400s on messages[].name (fixture openai_compatible/groq_error_400_unsupported_field.json) and the "
-    "family rule is to drop rejected parameters rather than fail",
-    strict=True,
-)
 def test_groq_drops_message_names_it_rejects() -> None:
     body = {"model": "x", "messages": [{"role": "user", "content": "hi", "name": "alice"}]}
 

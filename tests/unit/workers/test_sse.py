@@ -93,11 +93,6 @@ async def test_repeated_blank_lines_and_empty_streams_yield_nothing_extra() -> N
     assert await collect([b"data: a\n", b"\n", b"\n", b"\n"]) == [b"a"]
 
 
-@pytest.mark.xfail(
-    reason="sse.py line 21 uses lstrip(b' '), removing every leading space; the SSE spec (WHATWG HTML "
-    "9.2.6) removes exactly one, so data values starting with spaces are altered",
-    strict=True,
-)
 async def test_only_one_leading_space_is_removed() -> None:
     assert await collect([b"data:   indented\n", b"\n"]) == [b"  indented"]
 

@@ -55,12 +55,6 @@ def test_other_server_failures_are_bad_gateway_or_unavailable(upstream: int) -> 
     assert error_class == "upstream_5xx"
 
 
-@pytest.mark.xfail(
-    reason="upstream_errors.py classify_status (line 60) sends 402 to the default branch: "
-    "502 'upstream_5xx'; provider reference §1.4 'Billing / quota exhausted' "
-    "(Anthropic 402 billing_error) says 429 or 503",
-    strict=True,
-)
 def test_billing_error_402_is_quota_not_a_5xx() -> None:
     client, error_class = classify_status(402)
 
@@ -68,12 +62,6 @@ def test_billing_error_402_is_quota_not_a_5xx() -> None:
     assert error_class != "upstream_5xx"
 
 
-@pytest.mark.xfail(
-    reason="upstream_errors.py classify_status (line 60) sends 409 to the default branch: "
-    "502 'upstream_5xx'; provider reference §1.4 'Timeouts at the gateway' "
-    "lists 408 and 409 (lock timeout) as 504",
-    strict=True,
-)
 def test_lock_timeout_409_is_a_timeout() -> None:
     assert classify_status(409) == (504, "timeout")
 
@@ -216,11 +204,6 @@ def test_non_json_body_echoing_the_secret_is_scrubbed() -> None:
     assert "Invalid key [redacted] for this endpoint" in error.message
 
 
-@pytest.mark.xfail(
-    reason="upstream_errors.py _upstream_message (line 42) truncates a non-JSON body to 300 bytes before "
-    "scrub() runs, so a secret straddling byte 300 is no longer an exact match and its prefix leaks",
-    strict=True,
-)
 def test_secret_cut_by_truncation_does_not_leak_a_prefix() -> None:
     azure_key = "0123456789abcdef0123456789abcdef"  # Azure keys are 32 hex chars, no key-like prefix
     body = b"<html><body>" + b"x" * 270 + b" api-key " + azure_key.encode() + b"</body></html>"

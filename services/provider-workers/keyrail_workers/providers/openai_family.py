@@ -19,6 +19,7 @@ class ProviderSpec(msgspec.Struct, frozen=True):
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer "
     drop_params: frozenset[str] = frozenset()  # parameters the provider rejects: dropped, not failed
+    drop_message_fields: frozenset[str] = frozenset()  # per-message fields it rejects
     stream_usage: bool = True  # accepts stream_options.include_usage
 
 
@@ -30,6 +31,7 @@ SPECS: dict[str, ProviderSpec] = {
             "groq",
             "https://api.groq.com/openai/v1",
             drop_params=frozenset({"logprobs", "logit_bias", "top_logprobs"}),
+            drop_message_fields=frozenset({"name"}),
         ),
         ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai"),
         ProviderSpec("together", "https://api.together.xyz/v1"),
@@ -78,6 +80,10 @@ def build_chat_request(
     payload["model"] = model
     for param in spec.drop_params:
         payload.pop(param, None)
+    if spec.drop_message_fields:
+        for message in payload.get("messages", ()):
+            for field in spec.drop_message_fields:
+                message.pop(field, None)
     client_wants_usage = False
     if stream:
         options = payload.get("stream_options") or {}
