@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from prometheus_client import start_http_server
 
 from keyrail_common import subjects
+
+log = logging.getLogger("keyrail.runtime")
+
+# In-flight requests get this long to finish on shutdown (the supervisor's grace period is 10 s).
+DRAIN_S = 8.0
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -49,3 +56,36 @@ def start_metrics(port: int) -> None:
     """Prometheus text on http://127.0.0.1:<port>/metrics when a port is configured."""
     if port:
         start_http_server(port, addr="127.0.0.1")
+
+
+class ConcurrentHandler:
+    """Runs a subscription's messages concurrently.
+
+    nats-py awaits a subscription callback before it delivers the next message, so a handler that
+    waits on an upstream would serve one request at a time. This starts a task per message, up to
+    `limit` in flight (then the callback waits: backpressure into the subscription's pending queue).
+    """
+
+    def __init__(self, handler: Callable[[Msg], Awaitable[None]], limit: int = 1024) -> None:
+        self._handler = handler
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def dispatch(self, msg: Msg) -> None:
+        await self._slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._run(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, msg: Msg) -> None:
+        try:
+            await self._handler(msg)
+        except Exception:
+            log.exception("handler failed on %s", msg.subject)
+        finally:
+            self._slots.release()
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        """Let in-flight messages finish (shutdown), at most `timeout_s`."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)

@@ -13,7 +13,13 @@ from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.logs import configure_logging
-from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
+from keyrail_common.runtime import (
+    DRAIN_S,
+    ConcurrentHandler,
+    answer_health,
+    run_until_signalled,
+    start_metrics,
+)
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.vault import CachedCredentials, CredentialStore
 from keyrail_workers.call import ProviderCallHandler
@@ -38,12 +44,14 @@ async def serve(settings: Settings, families: list[str], stop: asyncio.Event) ->
     handler = ProviderCallHandler(
         nc, CachedCredentials(CredentialStore(settings)), session, activity, access_log
     )
+    calls = ConcurrentHandler(handler.on_call)
     for family in families:
-        await nc.subscribe(subjects.provider_pool(family), queue=f"worker-{family}", cb=handler.on_call)
+        await nc.subscribe(subjects.provider_pool(family), queue=f"worker-{family}", cb=calls.dispatch)
         await answer_health(nc, f"worker.{family}")
     start_metrics(settings.metrics_port)
     log.info("worker ready for %s", ",".join(families))
     await stop.wait()
+    await calls.wait_idle(DRAIN_S)
     await close_bus(nc)
     await activity.close()
     await session.close()

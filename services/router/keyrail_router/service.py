@@ -16,7 +16,13 @@ from keyrail_common.errors import make_error
 from keyrail_common.logs import configure_logging
 from keyrail_common.messages import ErrorInfo, ProviderResult, encode, route_request_decoder
 from keyrail_common.projection import ConfigProjection
-from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
+from keyrail_common.runtime import (
+    DRAIN_S,
+    ConcurrentHandler,
+    answer_health,
+    run_until_signalled,
+    start_metrics,
+)
 from keyrail_common.settings import Settings, load_settings
 from keyrail_router.fallback import dispatch
 from keyrail_router.metrics import ROUTE_SECONDS, ROUTED
@@ -73,11 +79,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     access_log = AccessLog("router", settings.access_log)
     access_log.start()
     service = RouterService(nc, projection, Catalog.load_default(), access_log)
-    await nc.subscribe(subjects.ROUTE, queue=subjects.ROUTER_QUEUE, cb=service.on_route)
+    handler = ConcurrentHandler(service.on_route)
+    await nc.subscribe(subjects.ROUTE, queue=subjects.ROUTER_QUEUE, cb=handler.dispatch)
     await answer_health(nc, "router")
     start_metrics(settings.metrics_port)
     log.info("router ready (config seq %d)", projection.applied_seq)
     await stop.wait()
+    await handler.wait_idle(DRAIN_S)
     await close_bus(nc)
     await access_log.close()
 

@@ -1,0 +1,92 @@
+"""JetStream KEYRAIL_ACTIVITY → ClickHouse, in large batches, acked only after the insert.
+
+Rows accumulate across fetches until `MAX_ROWS` or `MAX_WAIT_S`: ClickHouse (and chDB most of
+all) pays a fixed cost per insert, so one insert a second costs far less CPU than many small ones.
+A crash before the insert redelivers the messages; the table's ReplacingMergeTree key makes
+the repeat harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from keyrail_audit.metrics import ACTIVITY_LAG_SECONDS, INSERT_SECONDS, ROWS_WRITTEN
+from keyrail_audit.store import ActivityStore
+from keyrail_common import subjects
+from keyrail_common.activity import batch_decoder
+from keyrail_common.messages import ActivityRow
+
+log = logging.getLogger("keyrail.audit")
+
+MAX_ROWS = 5000
+MAX_WAIT_S = 1.0
+_FETCH_BATCH = 256
+_FETCH_WAIT_S = 0.2
+
+
+class ActivityConsumer:
+    def __init__(self, js: JetStreamContext, store: ActivityStore) -> None:
+        self._js = js
+        self._store = store
+        self._messages: list[Msg] = []
+        self._rows: list[ActivityRow] = []
+        self._first_at = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        subscription = await self._js.pull_subscribe(
+            subjects.ACTIVITY_SUBJECTS,
+            durable=subjects.AUDIT_DURABLE,
+            stream=subjects.ACTIVITY_STREAM,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=50_000, ack_wait=60.0),
+        )
+        while not stop.is_set():
+            try:
+                self._add(await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_S))
+            except NatsTimeout:
+                pass
+            except Exception as exc:
+                log.warning("fetch failed: %s", type(exc).__name__)
+                await asyncio.sleep(0.5)
+            if self._messages and (
+                len(self._rows) >= MAX_ROWS or time.monotonic() - self._first_at >= MAX_WAIT_S
+            ):
+                await self._flush()
+        if self._messages:
+            await self._flush()
+        await subscription.unsubscribe()
+
+    def _add(self, messages: list[Msg]) -> None:
+        if not self._messages:
+            self._first_at = time.monotonic()
+        for message in messages:
+            self._messages.append(message)
+            try:
+                self._rows.extend(batch_decoder.decode(message.data).rows)
+            except msgspec.DecodeError:
+                log.error("dropping undecodable activity message seq=%s", message.metadata.sequence.stream)
+
+    async def _flush(self) -> None:
+        messages, rows = self._messages, self._rows
+        self._messages, self._rows = [], []
+        try:
+            with INSERT_SECONDS.time():
+                if rows:
+                    await self._store.insert(rows)
+        except Exception:
+            log.exception("insert of %d rows failed; they will be redelivered", len(rows))
+            for message in messages:
+                await message.nak(delay=1.0)
+            return
+        for message in messages:
+            await message.ack()
+        ROWS_WRITTEN.inc(len(rows))
+        if rows:
+            ACTIVITY_LAG_SECONDS.observe(time.time() - rows[0].ts_ms / 1000)
