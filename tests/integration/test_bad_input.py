@@ -200,3 +200,15 @@ def test_sql_is_read_only(stack: KeyrailStack) -> None:
     assert "readonly" in response.json()["error"]["message"].lower()
     count = stack.admin("POST", "/admin/v1/sql", {"sql": "SELECT count() FROM keyrail.activity"})
     assert count.status_code == 200 and count.json()["rows"][0][0] >= 0
+
+
+def test_readonly_sql_does_not_make_the_activity_log_read_only_regression(
+    stack: KeyrailStack, tenant: Tenant, client: openai.OpenAI
+) -> None:
+    """Regression: chDB kept a query's readonly setting for the session, so inserts failed afterwards."""
+    assert stack.admin("POST", "/admin/v1/sql", {"sql": "SELECT 1"}).status_code == 200
+    raw = client.chat.completions.with_raw_response.create(
+        model=tenant.model, messages=[{"role": "user", "content": "after sql"}]
+    )
+    rows = stack.activity_rows(raw.headers["x-keyrail-request-id"])
+    assert {r["kind"] for r in rows} == {"request", "attempt"}

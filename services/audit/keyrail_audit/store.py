@@ -44,6 +44,9 @@ class ActivityStore:
         self._url = url
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Client | None = None
+        # Analyst SQL runs on its own client: chDB keeps a query's `readonly` setting for the
+        # rest of the session, which would make every later insert fail.
+        self._reader: Client | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -51,6 +54,7 @@ class ActivityStore:
     def _open(self) -> None:
         self._client = open_client(self._url)
         ensure_schema(self._client)
+        self._reader = open_client(self._url)
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -64,9 +68,12 @@ class ActivityStore:
     async def insert(self, rows: list[ActivityRow]) -> None:
         await self._run(self._insert, rows)
 
-    def _select(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any]) -> QueryResult:
-        assert self._client is not None
-        result = self._client.query(sql, parameters=parameters, settings=settings)
+    def _select(
+        self, sql: str, parameters: dict[str, Any], settings: dict[str, Any], client: Client | None = None
+    ) -> QueryResult:
+        client = client or self._client
+        assert client is not None
+        result = client.query(sql, parameters=parameters, settings=settings)
         return QueryResult(
             columns=list(result.column_names),
             rows=[[_jsonable(v) for v in r] for r in result.result_rows],
@@ -88,12 +95,13 @@ class ActivityStore:
 
     async def read_only_sql(self, sql: str) -> QueryResult:
         """Analyst SQL (`keyrail sql`): the server enforces read-only, not a parser of ours."""
-        return await self._run(self._select, sql, {}, {"readonly": 1})
+        return await self._run(self._select, sql, {}, {"readonly": 1}, self._reader)
 
     async def close(self) -> None:
         def _close() -> None:
-            if self._client is not None:
-                self._client.close()
+            for client in (self._reader, self._client):
+                if client is not None:
+                    client.close()
 
         await self._run(_close)
         self._executor.shutdown(wait=True)

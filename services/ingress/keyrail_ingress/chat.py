@@ -134,8 +134,12 @@ async def _ask_router(ctx: IngressContext, route: RouteRequest, timeout_s: float
     try:
         reply = await ctx.nc.request(subjects.ROUTE, encode(route), timeout=timeout_s)
     except NoRespondersError:
+        # Also what NATS answers when the router forwarded to a worker pool nobody serves.
         error = make_error(
-            503, "No router is running; start one with: keyrail router", code="router_unavailable"
+            503,
+            "No router, or no provider worker pool for this model's provider, is running. "
+            "Start them with: keyrail router / keyrail worker --providers <family>",
+            code="service_unavailable",
         )
         return ProviderResult(ok=False, http_status=503, attempts=0, error=error)
     except NatsTimeout:

@@ -51,25 +51,29 @@ def _pool_failure(target: Target, exc: Exception) -> ProviderResult:
     )
 
 
+def provider_call(request: RouteRequest, target: Target, position: int, routed_ns: int) -> ProviderCall:
+    return ProviderCall(
+        request_id=request.request_id,
+        org_id=request.org_id,
+        project_id=request.project_id,
+        attempt=position + 1,
+        fallback_position=position,
+        target=target,
+        body=request.body,
+        received_ns=request.received_ns,
+        routed_ns=routed_ns,
+        stream=request.stream,
+        stream_inbox=request.stream_inbox,
+        tags=request.tags,
+    )
+
+
 async def dispatch(nc: NATS, request: RouteRequest, targets: list[Target]) -> ProviderResult:
     """Try targets in order; the result carries how many attempts it took."""
     routed_ns = time.time_ns()
     result = ProviderResult(ok=False, http_status=503)
     for position, target in enumerate(targets):
-        call = ProviderCall(
-            request_id=request.request_id,
-            org_id=request.org_id,
-            project_id=request.project_id,
-            attempt=position + 1,
-            fallback_position=position,
-            target=target,
-            body=request.body,
-            received_ns=request.received_ns,
-            routed_ns=routed_ns,
-            stream=request.stream,
-            stream_inbox=request.stream_inbox,
-            tags=request.tags,
-        )
+        call = provider_call(request, target, position, routed_ns)
         try:
             reply = await nc.request(
                 subjects.provider_pool(target.family), encode(call), timeout=target.timeout_s

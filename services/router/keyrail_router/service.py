@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import msgspec
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from keyrail_common import subjects
@@ -14,7 +16,7 @@ from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.catalog import Catalog
 from keyrail_common.errors import make_error
 from keyrail_common.logs import configure_logging
-from keyrail_common.messages import ErrorInfo, ProviderResult, encode, route_request_decoder
+from keyrail_common.messages import ErrorInfo, ProviderResult, RouteRequest, encode, route_request_decoder
 from keyrail_common.projection import ConfigProjection
 from keyrail_common.runtime import (
     DRAIN_S,
@@ -24,7 +26,8 @@ from keyrail_common.runtime import (
     start_metrics,
 )
 from keyrail_common.settings import Settings, load_settings
-from keyrail_router.fallback import dispatch
+from keyrail_common.subjects import provider_pool
+from keyrail_router.fallback import dispatch, provider_call
 from keyrail_router.metrics import ROUTE_SECONDS, ROUTED
 from keyrail_router.resolve import resolve_targets
 
@@ -33,7 +36,7 @@ log = logging.getLogger("keyrail.router")
 
 class RouterService:
     def __init__(
-        self, nc: object, projection: ConfigProjection, catalog: Catalog, access_log: AccessLog
+        self, nc: NATS, projection: ConfigProjection, catalog: Catalog, access_log: AccessLog
     ) -> None:
         self._nc = nc
         self._projection = projection
@@ -57,17 +60,27 @@ class RouterService:
                 result = ProviderResult(
                     ok=False, http_status=resolution.http_status, attempts=0, error=resolution
                 )
+            elif len(resolution) == 1:
+                # Nothing left to decide: the worker answers the ingress directly (one hop fewer).
+                target = resolution[0]
+                call = provider_call(request, target, 0, time.time_ns())
+                await self._nc.publish(provider_pool(target.family), encode(call), reply=msg.reply)
+                self._log(request, target.provider_slug, "forwarded", 1)
+                return
             else:
-                result = await dispatch(self._nc, request, resolution)  # type: ignore[arg-type]
-        ROUTED.labels(result.provider_slug or "-", str(result.http_status)).inc()
+                result = await dispatch(self._nc, request, resolution)
+        self._log(request, result.provider_slug, result.http_status, result.attempts)
+        await msg.respond(encode(result))
+
+    def _log(self, request: RouteRequest, slug: str, outcome: int | str, attempts: int) -> None:
+        ROUTED.labels(slug or "-", str(outcome)).inc()
         self._access_log.line(
             request_id=request.request_id,
-            provider_slug=result.provider_slug,
+            provider_slug=slug,
             model=request.model,
-            status=result.http_status,
-            attempts=result.attempts,
+            status=outcome,
+            attempts=attempts,
         )
-        await msg.respond(encode(result))
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
