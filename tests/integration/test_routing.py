@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_catalog_model_falls_back_from_an_unreachable_integration(
     stack: KeyrailStack, upstream: MockUpstream
 ) -> None:
-    # "openai-fallback-b" serves the mock; "openai-fallback-a" (tried first: slug order) points at a closed port.
+    # "openai-fallback-b" serves the mock; "openai-fallback-a" (tried first, slug order) is a closed port.
     tenant = provision(stack, upstream, "openai-fallback-b")
     dead = stack.admin(
         "POST",

@@ -23,6 +23,7 @@ from keyrail_ingress import admin
 from keyrail_ingress.bootstrap import bootstrap
 from keyrail_ingress.chat import chat_completions
 from keyrail_ingress.context import IngressContext
+from keyrail_ingress.fast_path import DataPlaneApp
 from keyrail_ingress.health import healthz
 from keyrail_ingress.responses import error
 
@@ -41,7 +42,14 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return error(405, f"{request.method} is not allowed on {request.url.path}.", "method_not_allowed")
 
 
-def create_app(settings: Settings) -> FastAPI:
+async def method_not_allowed_route(request: Request) -> Response:
+    return await method_not_allowed(request, Exception())
+
+
+DATA_PLANE = {f"{prefix}/chat/completions": chat_completions for prefix in ("/v1", "/api/v1")}
+
+
+def create_app(settings: Settings) -> DataPlaneApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, "keyrail-ingress")
@@ -83,7 +91,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.include_router(admin.router)
-    return app
+    for path in DATA_PLANE:
+        # Reached only for methods other than POST (the fast path takes POSTs): a clear 405.
+        app.add_api_route(path, method_not_allowed_route, methods=["GET", "PUT", "DELETE", "PATCH"])
+    return DataPlaneApp(app, DATA_PLANE)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -96,6 +107,8 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=10,
