@@ -28,6 +28,10 @@ async def connect(url: str, name: str, connect_timeout_s: float = 30.0) -> NATS:
     async def on_reconnect() -> None:
         log.warning("nats reconnected")
 
+    async def on_error(exc: Exception) -> None:
+        # One line per failed attempt instead of nats-py's default traceback.
+        log.warning("nats error: %s: %s", type(exc).__name__, exc)
+
     deadline = asyncio.get_running_loop().time() + connect_timeout_s
     while True:
         try:
@@ -38,6 +42,7 @@ async def connect(url: str, name: str, connect_timeout_s: float = 30.0) -> NATS:
                 reconnect_time_wait=0.5,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
+                error_cb=on_error,
                 pending_size=64 * 1024 * 1024,
             )
         except Exception:

@@ -141,5 +141,7 @@ class ConfigPublisher:
             if exc.err_code == 10071:  # wrong last sequence
                 raise ConcurrencyConflict(f"{aggregate} {aggregate_id} already exists") from exc
             raise
-        await self._projection.wait_for(ack.seq)
+        if not await self._projection.wait_for(ack.seq):
+            # Stored (the write succeeded) but not yet visible here: say so rather than hide it.
+            log.warning("config event %d is stored but this projection has not applied it yet", ack.seq)
         return ack.seq

@@ -52,10 +52,10 @@ async def answer_health(nc: NATS, component: str) -> None:
     await nc.subscribe(subjects.health(component), cb=pong)
 
 
-def start_metrics(port: int) -> None:
-    """Prometheus text on http://127.0.0.1:<port>/metrics when a port is configured."""
+def start_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Prometheus text on http://<host>:<port>/metrics when a port is configured."""
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
 
 
 class ConcurrentHandler:

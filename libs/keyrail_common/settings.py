@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True):
     bootstrap_token: str
     health_pools: tuple[str, ...]
     metrics_port: int
+    metrics_host: str
     access_log: bool
     request_timeout_s: float
 
@@ -66,6 +67,7 @@ def load_settings() -> Settings:
         bootstrap_token=_env("KEYRAIL_BOOTSTRAP_TOKEN", ""),
         health_pools=tuple(p for p in _env("KEYRAIL_HEALTH_POOLS", "openai").split(",") if p),
         metrics_port=int(_env("KEYRAIL_METRICS_PORT", "0")),
+        metrics_host=_env("KEYRAIL_METRICS_HOST", "127.0.0.1"),
         access_log=_env("KEYRAIL_ACCESS_LOG", "1") not in ("0", "false", "no"),
         request_timeout_s=float(_env("KEYRAIL_REQUEST_TIMEOUT_S", "120")),
     )

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TypeVar
 
 import hvac
 
 from keyrail_common.settings import Settings
+
+T = TypeVar("T")
 
 
 def vault_client(settings: Settings) -> hvac.Client:

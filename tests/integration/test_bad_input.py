@@ -212,3 +212,17 @@ def test_readonly_sql_does_not_make_the_activity_log_read_only_regression(
     )
     rows = stack.activity_rows(raw.headers["x-keyrail-request-id"])
     assert {r["kind"] for r in rows} == {"request", "attempt"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v1/chat/completions", 405), ("POST", "/v1/no-such-endpoint", 404), ("GET", "/v2/models", 404)],
+)
+def test_unknown_routes_and_methods_get_openai_shaped_errors(
+    stack: KeyrailStack, tenant: Tenant, method: str, path: str, status: int
+) -> None:
+    response = httpx.request(
+        method, f"{stack.url}{path}", headers={"Authorization": f"Bearer {tenant.api_key}"}
+    )
+    assert response.status_code == status
+    validate_component("ErrorResponse", response.json())

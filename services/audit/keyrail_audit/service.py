@@ -50,7 +50,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await nc.subscribe(subjects.AUDIT_SQL, queue=subjects.AUDIT_QUEUE, cb=on_sql)
     consumer = asyncio.create_task(ActivityConsumer(js, store).run(stop))
     await answer_health(nc, "audit")
-    start_metrics(settings.metrics_port)
+    start_metrics(settings.metrics_port, settings.metrics_host)
     log.info("audit ready (%s)", settings.clickhouse_url.split("://", 1)[0])
     await stop.wait()
     await consumer

@@ -48,7 +48,7 @@ async def serve(settings: Settings, families: list[str], stop: asyncio.Event) ->
     for family in families:
         await nc.subscribe(subjects.provider_pool(family), queue=f"worker-{family}", cb=calls.dispatch)
         await answer_health(nc, f"worker.{family}")
-    start_metrics(settings.metrics_port)
+    start_metrics(settings.metrics_port, settings.metrics_host)
     log.info("worker ready for %s", ",".join(families))
     await stop.wait()
     await calls.wait_idle(DRAIN_S)

@@ -95,7 +95,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     handler = ConcurrentHandler(service.on_route)
     await nc.subscribe(subjects.ROUTE, queue=subjects.ROUTER_QUEUE, cb=handler.dispatch)
     await answer_health(nc, "router")
-    start_metrics(settings.metrics_port)
+    start_metrics(settings.metrics_port, settings.metrics_host)
     log.info("router ready (config seq %d)", projection.applied_seq)
     await stop.wait()
     await handler.wait_idle(DRAIN_S)
