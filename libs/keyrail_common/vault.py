@@ -7,6 +7,7 @@ hvac is synchronous, so calls run in a worker thread; the provider workers cache
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,18 +44,27 @@ class CredentialStore:
             self._client = vault_client(self._settings)
         return self._client.secrets.kv.v2
 
+    def _with_fresh_login(self, call: Callable[[], T]) -> T:
+        """Run `call`; on 403 (an expired or revoked token) log in again once and retry."""
+        try:
+            return call()
+        except hvac.exceptions.Forbidden:
+            self._client = None
+            return call()
+
     def _write(self, path: str, secret: dict[str, object]) -> int:
-        response = self._kv().create_or_update_secret(
-            path=path, secret=secret, mount_point=self._settings.vault_kv_mount
+        mount = self._settings.vault_kv_mount
+        response = self._with_fresh_login(
+            lambda: self._kv().create_or_update_secret(path=path, secret=secret, mount_point=mount)
         )
         return int(response["data"]["version"])
 
     def _read(self, path: str, version: int) -> dict[str, object]:
-        response = self._kv().read_secret_version(
-            path=path,
-            version=version,
-            mount_point=self._settings.vault_kv_mount,
-            raise_on_deleted_version=True,
+        mount = self._settings.vault_kv_mount
+        response = self._with_fresh_login(
+            lambda: self._kv().read_secret_version(
+                path=path, version=version, mount_point=mount, raise_on_deleted_version=True
+            )
         )
         return dict(response["data"]["data"])
 
