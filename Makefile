@@ -34,8 +34,10 @@ test: lint
 	@echo "==> pytest: unit tests, then integration tests on the real embedded NATS, OpenBao and chDB"
 	$(BIN)/python -m pytest
 
+# The benchmark uses wrk from Debian's packages; BENCH_ARGS, e.g. --compare-litellm or --seconds 5.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	@command -v wrk >/dev/null || { echo "==> installing wrk (apt-get)"; apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .keyrail .pytest_cache .mypy_cache .ruff_cache

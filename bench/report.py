@@ -74,7 +74,7 @@ def render(report: Report) -> str:
             f"| {(k.p50_us - d.p50_us) / 1000:+.2f} / {(k.p99_us - d.p99_us) / 1000:+.2f} "
             f"| {cpu_total:.3f} | {k.errors} |"
         )
-    names = sorted({n for p in report.phases for n in p.cpu_ms_per_request})
+    names = sorted({n for p in report.phases if p.target == "keyrail" for n in p.cpu_ms_per_request})
     lines += ["", "## CPU per request, by process (ms)", "", "| conns | " + " | ".join(names) + " |"]
     lines.append("|---|" + "---|" * len(names))
     for c in connections:
@@ -131,6 +131,24 @@ def render(report: Report) -> str:
             f"\nAdded time to first token at concurrency {c}: p50 "
             f"{keyrail_ttft.ttft_p50_ms - direct_ttft.ttft_p50_ms:+.2f} ms."
         )
+    litellm = [p for p in report.phases if p.target == "litellm"]
+    if litellm:
+        lines += [
+            "",
+            "## LiteLLM proxy on the same CPUs and upstream (comparison mode)",
+            "",
+            "| conns | litellm req/s | keyrail req/s | litellm p50 / p99 ms | CPU ms/request | peak RSS MiB "
+            "| Keyrail throughput ÷ LiteLLM |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for phase in litellm:
+            _, keyrail = _pair(report, phase.connections)
+            w = phase.wrk
+            lines.append(
+                f"| {phase.connections} | {w.rps:.0f} | {keyrail.wrk.rps:.0f} | {w.p50_us / 1000:.2f} / "
+                f"{w.p99_us / 1000:.2f} | {sum(phase.cpu_ms_per_request.values()):.3f} "
+                f"| {sum(phase.rss_peak_mib.values()):.0f} | {keyrail.wrk.rps / max(w.rps, 1):.1f}x |"
+            )
     lost = max(report.requests_answered - report.request_rows_written, 0)
     lines += [
         "",
