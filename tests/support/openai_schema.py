@@ -21,7 +21,8 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
+from tests.support.shared import SHARED_DIR
+
 SPEC_URI = "urn:keyrail:openai-openapi"
 
 

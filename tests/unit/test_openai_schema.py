@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.openai_schema import load_spec, validate_component
+from tests.support.shared import FIXTURES as SHARED_FIXTURES
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "providers" / "fixtures" / "openai"
+FIXTURES = SHARED_FIXTURES / "openai"
 
 
 def _json(name: str) -> Any:

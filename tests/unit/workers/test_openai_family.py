@@ -17,8 +17,8 @@ from keyrail_workers.providers.openai_family import (
     response_usage,
     spec_for,
 )
+from tests.support.shared import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "providers" / "fixtures"
 OPENAI = FIXTURES / "openai"
 API_KEY = "sk-test-0123456789abcdefghij"
 

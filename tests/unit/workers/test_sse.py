@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 
 import pytest
 
 from keyrail_workers.sse import DONE, sse_data
-
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "providers" / "fixtures"
+from tests.support.shared import FIXTURES
 
 
 async def _lines(items: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from keyrail_workers.upstream_errors import (
     upstream_http_error,
     upstream_timeout,
 )
+from tests.support.shared import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "providers" / "fixtures"
 OPENAI = FIXTURES / "openai"
 SLUG = "openai-prod-chat"
 # The key the worker read from Vault for this call; it must never reach an error message.
