@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
@@ -30,6 +29,12 @@ from keyrail_common.messages import (
     provider_call_decoder,
 )
 from keyrail_common.vault import CachedCredentials
+from keyrail_workers.http_client import (
+    UpstreamConnectionError,
+    UpstreamPool,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from keyrail_workers.metrics import UPSTREAM_SECONDS, WORKER_CALLS
 from keyrail_workers.providers.openai_family import (
     OpenAIStreamReader,
@@ -111,13 +116,13 @@ class ProviderCallHandler:
         self,
         nc: NATS,
         credentials: CachedCredentials,
-        session: aiohttp.ClientSession,
+        upstream: UpstreamPool,
         activity: ActivityPublisher,
         access_log: AccessLog,
     ) -> None:
         self._nc = nc
         self._credentials = credentials
-        self._session = session
+        self._upstream = upstream
         self._activity = activity
         self._access_log = access_log
 
@@ -181,32 +186,35 @@ class ProviderCallHandler:
             call.stream,
             custom_headers,
         )
-        timeout = aiohttp.ClientTimeout(
-            total=None if call.stream else target.timeout_s, sock_connect=10, sock_read=target.timeout_s
-        )
         try:
-            async with self._session.post(
-                request.url, data=request.body, headers=request.headers, timeout=timeout
-            ) as resp:
-                attempt.timings.first_byte_ns = time.time_ns()
-                if resp.status >= 400:
-                    body = await resp.read()
-                    error = upstream_http_error(target.provider_slug, resp.status, body, secrets)
-                    await reply(attempt.fail(error))
-                    return
-                if call.stream:
-                    await self._relay_stream(call, attempt, resp, request.client_wants_usage, secrets, reply)
-                    return
-                body = await resp.read()
-        except TimeoutError:
+            response = await self._upstream.post(request.url, request.headers, request.body, target.timeout_s)
+        except UpstreamTimeout:
             await reply(attempt.fail(upstream_timeout(target.provider_slug, target.timeout_s)))
             return
-        except aiohttp.ClientError as exc:
-            detail = type(exc).__name__
-            await reply(attempt.fail(upstream_connection_error(target.provider_slug, detail)))
+        except UpstreamConnectionError as exc:
+            await reply(attempt.fail(upstream_connection_error(target.provider_slug, str(exc))))
             return
+        attempt.timings.first_byte_ns = time.time_ns()
+        UPSTREAM_SECONDS.labels(target.provider_slug).observe(time.perf_counter() - attempt.started)
+        try:
+            if response.status >= 400 or not call.stream:
+                try:
+                    body = await response.read()
+                except (UpstreamTimeout, UpstreamConnectionError) as exc:
+                    await reply(attempt.fail(upstream_connection_error(target.provider_slug, str(exc))))
+                    return
+                if response.status >= 400:
+                    await reply(
+                        attempt.fail(
+                            upstream_http_error(target.provider_slug, response.status, body, secrets)
+                        )
+                    )
+                    return
+            else:
+                await self._relay_stream(call, attempt, response, request.client_wants_usage, secrets, reply)
+                return
         finally:
-            UPSTREAM_SECONDS.labels(target.provider_slug).observe(time.perf_counter() - attempt.started)
+            response.release()
         attempt.usage = response_usage(body)
         attempt.timings.done_ns = time.time_ns()
         await reply(
@@ -227,7 +235,7 @@ class ProviderCallHandler:
         self,
         call: ProviderCall,
         attempt: _Attempt,
-        resp: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         client_wants_usage: bool,
         secrets: list[str],
         reply: Reply,
@@ -239,7 +247,7 @@ class ProviderCallHandler:
         inbox = call.stream_inbox
         end_error: ErrorInfo | None = None
         try:
-            async for data in sse_data(resp.content):
+            async for data in sse_data(response.lines()):
                 if data == DONE:
                     break
                 verdict = reader.read(data)
@@ -273,7 +281,7 @@ class ProviderCallHandler:
                     f"Upstream '{target.provider_slug}' closed the stream before [DONE].",
                     error_class="stream_cut",
                 )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamConnectionError, UpstreamTimeout) as exc:
             end_error = make_error(
                 502,
                 f"Upstream '{target.provider_slug}' stream broke: {type(exc).__name__}",

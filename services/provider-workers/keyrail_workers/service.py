@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
 from nats.aio.client import Client as NATS
 
 from keyrail_common import subjects
@@ -23,7 +22,7 @@ from keyrail_common.runtime import (
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.vault import CachedCredentials, CredentialStore
 from keyrail_workers.call import ProviderCallHandler
-from keyrail_workers.upstream import new_upstream_session
+from keyrail_workers.http_client import UpstreamPool
 
 log = logging.getLogger("keyrail.worker")
 
@@ -40,9 +39,9 @@ async def serve(settings: Settings, families: list[str], stop: asyncio.Event) ->
     access_log = AccessLog("worker", settings.access_log)
     access_log.start()
     activity = ActivityPublisher(js)
-    session: aiohttp.ClientSession = new_upstream_session()
+    upstream = UpstreamPool()
     handler = ProviderCallHandler(
-        nc, CachedCredentials(CredentialStore(settings)), session, activity, access_log
+        nc, CachedCredentials(CredentialStore(settings)), upstream, activity, access_log
     )
     calls = ConcurrentHandler(handler.on_call)
     for family in families:
@@ -54,7 +53,7 @@ async def serve(settings: Settings, families: list[str], stop: asyncio.Event) ->
     await calls.wait_idle(DRAIN_S)
     await close_bus(nc)
     await activity.close()
-    await session.close()
+    upstream.close()
     await access_log.close()
 
 
