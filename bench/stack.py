@@ -107,7 +107,8 @@ class KeyrailUnderTest:
         return str(key["key"])
 
     def processes(self) -> dict[int, str]:
-        return descendants(self.gateway.pid)
+        """Every process of the stack, the `keyrail up` supervisor (it relays all logs) included."""
+        return {self.gateway.pid: "supervisor", **descendants(self.gateway.pid)}
 
     def metric_sums(self) -> dict[str, float]:
         """Sum of each ingress metric sample name over its labels (e.g. requests, hop sums/counts)."""

@@ -46,10 +46,20 @@ class ManagedProcess:
         self.started = asyncio.Event()
 
     async def _relay(self, stream: asyncio.StreamReader) -> None:
+        """Copy the child's output with the name in front of every line, a block at a time
+        (services write their access logs in blocks; a readline per line would cost more)."""
         prefix = f"{self.name:8} | ".encode()
+        newline_prefix = b"\n" + prefix
         out = sys.stdout.buffer
-        while line := await stream.readline():
-            out.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
+        partial = b""
+        while block := await stream.read(65536):
+            block = partial + block
+            complete, _, partial = block.rpartition(b"\n")
+            if complete or block.endswith(b"\n"):
+                out.write(prefix + complete.replace(b"\n", newline_prefix) + b"\n")
+                out.flush()
+        if partial:
+            out.write(prefix + partial + b"\n")
             out.flush()
 
     async def run(self, stopping: asyncio.Event) -> None:

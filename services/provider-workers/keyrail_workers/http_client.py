@@ -37,8 +37,8 @@ class _Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.data_ready = asyncio.Event()
         self.complete = False
+        self.keep_alive = False  # httptools answers this only inside its callbacks: keep it here
         self.error: Exception | None = None
-        self._header_name = b""
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,7 +54,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.headers_done is not None and self.headers_done.done() and not self.complete:
             # A body delimited by the connection closing ends here; anything else was cut off.
-            if self.parser.should_keep_alive() or self.headers.get("content-length") or self._chunked():
+            if self.keep_alive or self.headers.get("content-length") or self._chunked():
                 self._fail(UpstreamConnectionError("connection closed mid-response"))
             else:
                 self.on_message_complete()
@@ -66,6 +66,7 @@ class _Connection(asyncio.Protocol):
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
         if self.headers_done is not None and not self.headers_done.done():
             self.headers_done.set_result(None)
 
@@ -74,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.data_ready.set()
 
     def on_message_complete(self) -> None:
+        self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
         self.complete = True
         self.data_ready.set()
 
@@ -96,6 +98,7 @@ class _Connection(asyncio.Protocol):
         self.chunks.clear()
         self.data_ready.clear()
         self.complete = False
+        self.keep_alive = False
         self.error = None
 
 
@@ -155,7 +158,7 @@ class UpstreamResponse:
     def release(self) -> None:
         """Back to the pool when the response was read to the end and keep-alive allows it."""
         connection = self._connection
-        if connection.complete and connection.error is None and connection.parser.should_keep_alive():
+        if connection.complete and connection.error is None and connection.keep_alive:
             self._pool._checkin(self._origin, connection)
         elif connection.transport is not None:
             connection.transport.close()
