@@ -27,6 +27,10 @@ class UpstreamTimeout(Exception):
     """No connection, headers or next body bytes within the timeout."""
 
 
+class _ClosedBeforeResponse(UpstreamConnectionError):
+    """The server closed the connection without sending a byte: a stale keep-alive connection."""
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -38,6 +42,7 @@ class _Connection(asyncio.Protocol):
         self.data_ready = asyncio.Event()
         self.complete = False
         self.keep_alive = False  # httptools answers this only inside its callbacks: keep it here
+        self.received_any = False
         self.error: Exception | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -45,6 +50,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.received_any = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -52,14 +58,18 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.headers_done is not None and self.headers_done.done() and not self.complete:
+        if self.complete:
+            return  # the response was whole; the server just closed afterwards (or while idle)
+        if self.headers_done is not None and self.headers_done.done():
             # A body delimited by the connection closing ends here; anything else was cut off.
             if self.keep_alive or self.headers.get("content-length") or self._chunked():
                 self._fail(UpstreamConnectionError("connection closed mid-response"))
             else:
                 self.on_message_complete()
+        elif self.received_any:
+            self._fail(UpstreamConnectionError("connection closed in the middle of the response headers"))
         else:
-            self._fail(UpstreamConnectionError("connection closed before a response"))
+            self._fail(_ClosedBeforeResponse("connection closed before a response"))
 
     # --- httptools callbacks ----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -81,7 +91,7 @@ class _Connection(asyncio.Protocol):
 
     # --- helpers ----------------------------------------------------------------------------
     def _chunked(self) -> bool:
-        return "chunked" in self.headers.get("transfer-encoding", "")
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
 
     def _fail(self, exc: Exception) -> None:
         self.error = exc
@@ -99,6 +109,7 @@ class _Connection(asyncio.Protocol):
         self.data_ready.clear()
         self.complete = False
         self.keep_alive = False
+        self.received_any = False
         self.error = None
 
 
@@ -114,6 +125,7 @@ class UpstreamResponse:
         self._timeout_s = timeout_s
         self.status = connection.parser.get_status_code()
         self.headers = connection.headers
+        self._released = False
 
     async def _next_data(self) -> bool:
         """Wait for more body bytes; False once the body is complete."""
@@ -128,7 +140,7 @@ class UpstreamResponse:
                 async with asyncio.timeout(self._timeout_s):
                     await connection.data_ready.wait()
             except TimeoutError:
-                raise UpstreamTimeout(f"no response bytes within {self._timeout_s:.0f}s") from None
+                raise UpstreamTimeout(f"no response bytes within {self._timeout_s:g}s") from None
         return True
 
     async def read(self) -> bytes:
@@ -157,6 +169,9 @@ class UpstreamResponse:
 
     def release(self) -> None:
         """Back to the pool when the response was read to the end and keep-alive allows it."""
+        if self._released:
+            return
+        self._released = True
         connection = self._connection
         if connection.complete and connection.error is None and connection.keep_alive:
             self._pool._checkin(self._origin, connection)
@@ -216,10 +231,8 @@ class UpstreamPool:
                 continue
             try:
                 return await self._exchange(origin, connection, payload, timeout_s)
-            except UpstreamConnectionError:
-                # The server closed an idle keep-alive connection as we reused it: try afresh.
-                if connection.chunks or connection.complete:
-                    raise
+            except _ClosedBeforeResponse:
+                continue  # the server closed this idle keep-alive connection as we reused it
         return await self._exchange(origin, await self._connect(origin), payload, timeout_s)
 
     async def _exchange(
@@ -233,7 +246,7 @@ class UpstreamPool:
                 await connection.headers_done
         except TimeoutError:
             connection.transport.close()
-            raise UpstreamTimeout(f"no response headers within {timeout_s:.0f}s") from None
+            raise UpstreamTimeout(f"no response headers within {timeout_s:g}s") from None
         return UpstreamResponse(self, origin, connection, timeout_s)
 
     def close(self) -> None:
