@@ -40,7 +40,7 @@ class LiteLLMProxy:
             f"  - model_name: {MODEL}\n"
             "    litellm_params:\n"
             f"      model: openai/{MODEL}\n"
-            f"      api_base: {upstream_url}/v1\n"
+            f"      api_base: {upstream_url}\n"
             "      api_key: sk-not-checked\n"
             "general_settings:\n"
             f"  master_key: {API_KEY}\n"

@@ -25,10 +25,10 @@ from typing import Any
 from bench.litellm import LiteLLMProxy
 from bench.procs import cpu_seconds, rss_mib
 from bench.report import PhaseResult, Report, StreamResult, write_report
-from bench.stack import KeyrailUnderTest, MockUpstream
+from bench.stack import KeyrailUnderTest
 from bench.streaming import run_streams
 from bench.wrk import require_wrk, run_wrk
-from tests.support.stack import free_port_block
+from tests.support.stack import MockUpstream, free_port_block
 
 BODY: dict[str, Any] = {
     "model": "openai-bench-mock/gpt-4o-mini",
@@ -139,9 +139,7 @@ def run_keyrail(
         pids = keyrail.processes()
         for c in connections:
             say(f"{c} connection(s): direct to the upstream for {args.seconds:.0f} s")
-            direct = run_wrk(
-                f"{upstream.url}/v1/chat/completions", BODY, None, c, args.seconds, args.load_cpus
-            )
+            direct = run_wrk(f"{upstream.url}/chat/completions", BODY, None, c, args.seconds, args.load_cpus)
             phases.append(PhaseResult(target="direct", connections=c, wrk=direct, answered=direct.requests))
             say(f"{c} connection(s): through Keyrail for {args.seconds:.0f} s")
             phases.append(
@@ -153,7 +151,7 @@ def run_keyrail(
         stream_body = {**BODY, "stream": True, "mock": {"chunk_delay_ms": 5}}
         for c in (1, 16):
             for target, url, api_key in (
-                ("direct", f"{upstream.url}/v1/chat/completions", None),
+                ("direct", f"{upstream.url}/chat/completions", None),
                 ("keyrail", chat_url, key),
             ):
                 say(f"streaming {args.streams} streams at concurrency {c}: {target}")
@@ -229,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     say(
         f"gateway on CPUs {args.gateway_cpus}; upstream and load on CPUs {args.load_cpus}; work dir {workdir}"
     )
-    upstream = MockUpstream(args.load_cpus)
+    upstream = MockUpstream(cpus=args.load_cpus).start()
     try:
         report = run_keyrail(args, upstream, connections, workdir)
         if args.compare_litellm:

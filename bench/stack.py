@@ -19,37 +19,11 @@ from tests.support.stack import free_port_block
 OWNER = "kra-bench-owner-token-000000000000000000"
 
 
-class MockUpstream:
-    """The OpenAI-format upstream; one aiohttp process, far faster than anything it serves."""
-
-    def __init__(self, cpus: str) -> None:
-        self.port = free_port_block(1)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                cpus,
-                sys.executable,
-                "-m",
-                "keyrail_cli.main",
-                "mock-upstream",
-                "--port",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 class KeyrailUnderTest:
     """`keyrail up` pinned to the gateway CPUs, provisioned with one project, key and integration."""
 
     def __init__(self, workdir: Path, cpus: str, upstream_url: str) -> None:
+        """`upstream_url` is the upstream's OpenAI base URL (ending in /v1)."""
         self.base = free_port_block(8)
         self.url = f"http://127.0.0.1:{self.base}"
         self.upstream_url = upstream_url
@@ -99,7 +73,7 @@ class KeyrailUnderTest:
                 "provider": "openai",
                 "provider_slug": "openai-bench-mock",
                 "credentials": {"api_key": "sk-bench-not-checked"},
-                "custom_host": f"{self.upstream_url}/v1",
+                "custom_host": self.upstream_url,
                 "allow_http": True,
                 "enabled_models": ["gpt-4o-mini"],
             },

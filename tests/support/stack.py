@@ -131,28 +131,28 @@ class KeyrailStack:
 
 
 class MockUpstream:
-    """`keyrail mock-upstream` as an operator runs it, requiring the provider key we stored."""
+    """`keyrail mock-upstream` as an operator runs it; optionally requiring a provider key and
+    pinned to a CPU set (the benchmark keeps it off the gateway's CPUs)."""
 
-    def __init__(self, api_key: str, log_path: Path) -> None:
+    def __init__(
+        self, api_key: str | None = None, log_path: Path | None = None, cpus: str | None = None
+    ) -> None:
         self.api_key = api_key
         self.port = free_port_block(1)
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log_path = log_path
+        self.cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self) -> MockUpstream:
+        command = [sys.executable, "-m", "keyrail_cli.main", "mock-upstream", "--port", str(self.port)]
+        if self.api_key:
+            command += ["--require-key", self.api_key]
+        if self.cpus:
+            command = ["taskset", "-c", self.cpus, *command]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "keyrail_cli.main",
-                "mock-upstream",
-                "--port",
-                str(self.port),
-                "--require-key",
-                self.api_key,
-            ],
-            stdout=self.log_path.open("ab"),
+            command,
+            stdout=self.log_path.open("ab") if self.log_path else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
@@ -160,7 +160,7 @@ class MockUpstream:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    return
+                    return self
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError("mock upstream did not start")

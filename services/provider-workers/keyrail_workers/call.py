@@ -80,6 +80,21 @@ class _Attempt:
             timings=self.timings,
         )
 
+    def succeed(self, body: bytes = b"", streaming: bool = False) -> ProviderResult:
+        target = self.call.target
+        return ProviderResult(
+            ok=True,
+            http_status=200,
+            provider=target.provider,
+            provider_slug=target.provider_slug,
+            model=target.model,
+            body=body,
+            usage=self.usage,
+            cost_usd=target.prices.cost_usd(self.usage) if self.usage else 0.0,
+            streaming=streaming,
+            timings=self.timings,
+        )
+
     def row(self) -> ActivityRow:
         call, target = self.call, self.call.target
         usage = self.usage or Usage()
@@ -217,19 +232,7 @@ class ProviderCallHandler:
             response.release()
         attempt.usage = response_usage(body)
         attempt.timings.done_ns = time.time_ns()
-        await reply(
-            ProviderResult(
-                ok=True,
-                http_status=200,
-                provider=target.provider,
-                provider_slug=target.provider_slug,
-                model=target.model,
-                body=body,
-                usage=attempt.usage,
-                cost_usd=target.prices.cost_usd(attempt.usage) if attempt.usage else 0.0,
-                timings=attempt.timings,
-            )
-        )
+        await reply(attempt.succeed(body))
 
     async def _relay_stream(
         self,
@@ -261,17 +264,7 @@ class ProviderCallHandler:
                     await publish(inbox, encode(StreamChunk(seq=seq, data=data)))
                     seq += 1
                     if seq == 1:
-                        await reply(
-                            ProviderResult(
-                                ok=True,
-                                http_status=200,
-                                provider=target.provider,
-                                provider_slug=target.provider_slug,
-                                model=target.model,
-                                streaming=True,
-                                timings=attempt.timings,
-                            )
-                        )
+                        await reply(attempt.succeed(streaming=True))
                 if verdict.error is not None:
                     end_error = midstream_error(target.provider_slug, verdict.error, secrets)
                     break
