@@ -122,3 +122,24 @@ def test_healthz_and_metrics(stack: KeyrailStack) -> None:
     )
     for offset, name in expected:
         assert name in httpx.get(f"http://127.0.0.1:{stack.base_port + offset}/metrics").text
+
+
+def test_client_that_leaves_mid_stream_is_logged_as_disconnected(stack: KeyrailStack, tenant: Tenant) -> None:
+    body = {
+        "model": tenant.model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": True,
+        "mock": {"chunk_delay_ms": 200},
+    }
+    headers = {"Authorization": f"Bearer {tenant.api_key}"}
+    with httpx.stream(
+        "POST", f"{stack.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as response:
+        request_id = response.headers["x-keyrail-request-id"]
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+    # Leaving the block closed the connection after the first chunk.
+    rows = stack.activity_rows(request_id, expected=2)
+    (request_row,) = [r for r in rows if r["kind"] == "request"]
+    assert request_row["http_status"] == 499 and request_row["error_class"] == "client_disconnected"
+    assert httpx.get(f"{stack.url}/healthz").status_code == 200

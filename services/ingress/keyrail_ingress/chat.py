@@ -6,6 +6,7 @@ bytes, the activity row published off the request path.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
@@ -243,6 +244,10 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
                 504, "The stream stalled: no chunk within the request timeout.", error_class="timeout"
             )
             yield b"data: " + error_body(error) + b"\n\n"
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client went away mid-stream: the activity row says so instead of claiming a 200.
+            error = make_error(499, "The client closed the stream.", error_class="client_disconnected")
+            raise
         finally:
             await subscription.unsubscribe()
             record.finish(200 if error is None else error.http_status, error, overhead_ms)
