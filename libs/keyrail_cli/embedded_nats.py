@@ -21,18 +21,18 @@ def nats_server_binary() -> str:
     return found
 
 
+# Requests travel the bus whole (images and files inline as base64), so allow large messages.
+MAX_PAYLOAD = 16 * 1024 * 1024
+
+
 def nats_command(settings: Settings) -> list[str]:
     store = settings.data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
-    return [
-        nats_server_binary(),
-        "--jetstream",
-        "--store_dir",
-        str(store),
-        "--addr",
-        "127.0.0.1",
-        "--port",
-        str(settings.nats_port),
-        "--server_name",
-        "keyrail-embedded",
-    ]
+    config = settings.data_dir / "nats.conf"
+    config.write_text(
+        f'server_name: "keyrail-embedded"\n'
+        f'listen: "127.0.0.1:{settings.nats_port}"\n'
+        f"max_payload: {MAX_PAYLOAD}\n"
+        f'jetstream {{ store_dir: "{store}" }}\n'
+    )
+    return [nats_server_binary(), "--config", str(config)]

@@ -226,3 +226,19 @@ def test_unknown_routes_and_methods_get_openai_shaped_errors(
     )
     assert response.status_code == status
     validate_component("ErrorResponse", response.json())
+
+
+def test_large_bodies_cross_the_bus_and_oversized_ones_are_413(
+    stack: KeyrailStack, tenant: Tenant, client: openai.OpenAI
+) -> None:
+    big = "x" * (3 * 1024 * 1024)  # an inline image is easily this large; NATS' default limit is 1 MiB
+    completion = client.chat.completions.create(
+        model=tenant.model, messages=[{"role": "user", "content": big}]
+    )
+    assert completion.choices[0].message.content == DEFAULT_REPLY
+    huge = json.dumps(
+        {"model": tenant.model, "messages": [{"role": "user", "content": "x" * (17 * 1024 * 1024)}]}
+    )
+    error = _error(_post(stack, tenant.api_key, huge), 413)
+    assert error["code"] == "request_too_large" and "max_payload" in error["message"]
+    _still_serving(client, tenant)

@@ -54,6 +54,7 @@ class ChatRequestHead(msgspec.Struct):
 
 
 _head_decoder = msgspec.json.Decoder(ChatRequestHead)
+_ENVELOPE_ROOM = 64 * 1024
 
 
 def request_tags(request: Request, head: ChatRequestHead) -> list[str]:
@@ -163,6 +164,17 @@ async def chat_completions(request: Request) -> Response:
         )
     record.row.org_id, record.row.project_id, record.row.api_key_id = key.org_id, key.project_id, key.key_id
     body = await request.body()
+    # The body crosses the bus whole; leave room for the envelope around it.
+    limit = ctx.nc.max_payload - _ENVELOPE_ROOM
+    if len(body) > limit:
+        return record.fail(
+            make_error(
+                413,
+                f"Request body is {len(body)} bytes; this deployment accepts at most {limit} "
+                "(the NATS max_payload less the envelope). Raise max_payload on the NATS servers.",
+                code="request_too_large",
+            )
+        )
     try:
         head = _head_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
