@@ -100,6 +100,11 @@ def render(report: Report) -> str:
     hops = sorted({h for p in report.phases for h in p.hop_mean_ms})
     lines += ["", "## Per-hop mean wall time (ms), from the events' timestamps", ""]
     lines += [
+        "`activity_row_written`: from a request's start to the insert of its batch (oldest row of each"
+        " insert), measured by the audit service.",
+        "",
+    ]
+    lines += [
         "| conns | " + " | ".join(hops) + " | x-keyrail-overhead-ms mean |",
         "|---|" + "---|" * (len(hops) + 1),
     ]

@@ -105,6 +105,11 @@ def measure_phase(
             hop = name.split(":", 1)[1]
             count = _delta(after, before, f"keyrail_hop_seconds_count:{hop}")
             hops[hop] = _delta(after, before, name) / count * 1000 if count else 0.0
+    lag_count = _delta(after, before, "keyrail_audit_activity_lag_seconds_count")
+    if lag_count:
+        hops["activity_row_written"] = (
+            _delta(after, before, "keyrail_audit_activity_lag_seconds_sum") / lag_count * 1000
+        )
     overhead_count = _delta(after, before, "keyrail_ingress_overhead_seconds_count")
     overhead_ms = (
         _delta(after, before, "keyrail_ingress_overhead_seconds_sum") * 1000 / max(overhead_count, 1)

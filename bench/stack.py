@@ -85,8 +85,10 @@ class KeyrailUnderTest:
         return {self.gateway.pid: "supervisor", **descendants(self.gateway.pid)}
 
     def metric_sums(self) -> dict[str, float]:
-        """Sum of each ingress metric sample name over its labels (e.g. requests, hop sums/counts)."""
+        """Sum of each metric sample over its labels (requests, hop sums/counts), from the ingress
+        and the audit service (activity lag: request start to row written)."""
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        text += httpx.get(f"http://127.0.0.1:{self.base + 1}/metrics", timeout=10).text  # audit
         sums: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith("#") or not line.startswith("keyrail_"):
