@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
 from bench.procs import descendants
+from bench.stack import wait_until_healthy
 
 VENV = Path(__file__).parent / ".litellm-venv"
 MODEL = "gpt-4o-mini"
@@ -56,17 +54,7 @@ class LiteLLMProxy:
         )
 
     def wait_ready(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health/liveliness", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
-                raise SystemExit(f"litellm exited early; see {self.log.name}")
-            time.sleep(0.5)
-        raise SystemExit(f"litellm not ready after {timeout_s}s; see {self.log.name}")
+        wait_until_healthy(f"{self.url}/health/liveliness", self.process, self.log.name, timeout_s)
 
     def processes(self) -> dict[int, str]:
         found = {pid: "litellm" for pid in descendants(self.process.pid)}

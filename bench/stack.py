@@ -19,6 +19,21 @@ from tests.support.stack import free_port_block
 OWNER = "kra-bench-owner-token-000000000000000000"
 
 
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_name: str, timeout_s: float) -> None:
+    """Poll a gateway's health URL until 200; give up when its process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args!r} exited early; see {log_name}")
+        time.sleep(0.5)
+    raise SystemExit(f"{url} not healthy after {timeout_s:.0f}s; see {log_name}")
+
+
 class KeyrailUnderTest:
     """`keyrail up` pinned to the gateway CPUs, provisioned with one project, key and integration."""
 
@@ -43,17 +58,7 @@ class KeyrailUnderTest:
         )  # fmt: skip
 
     def wait_ready(self, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.gateway.poll() is not None:
-                raise SystemExit(f"keyrail up exited early; see {self.log.name}")
-            time.sleep(0.5)
-        raise SystemExit(f"stack not ready after {timeout_s}s; see {self.log.name}")
+        wait_until_healthy(f"{self.url}/healthz", self.gateway, self.log.name, timeout_s)
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         response = httpx.request(
