@@ -26,6 +26,7 @@ from keyrail_ingress.context import IngressContext
 from keyrail_ingress.fast_path import DataPlaneApp
 from keyrail_ingress.health import healthz
 from keyrail_ingress.responses import error
+from keyrail_ingress.stream_inbox import StreamInboxes
 
 log = logging.getLogger("keyrail.ingress")
 
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
         await bootstrap(projection, publisher, settings.bootstrap_token)
         access_log = AccessLog("ingress", settings.access_log)
         access_log.start()
+        stream_inboxes = StreamInboxes(nc)
+        await stream_inboxes.start()
         app.state.ctx = IngressContext(
             settings=settings,
             nc=nc,
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
             activity=ActivityPublisher(js),
             credentials=CredentialStore(settings),
             access_log=access_log,
+            stream_inboxes=stream_inboxes,
         )
         log.info("ingress ready on http://%s:%d", settings.host, settings.port)
         yield

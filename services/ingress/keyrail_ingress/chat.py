@@ -215,13 +215,12 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteRequest) -> Response:
-    inbox = ctx.nc.new_inbox()
-    subscription = await ctx.nc.subscribe(inbox)
+    inbox, frames_queue = ctx.stream_inboxes.open()
     route.stream_inbox = inbox
     result = await _ask_router(ctx, route, ctx.settings.request_timeout_s)
     record.apply_result(result.provider, result.provider_slug, result.model, result.attempts, None, 0.0)
     if not result.ok:
-        await subscription.unsubscribe()
+        ctx.stream_inboxes.close(inbox)
         return record.fail(result.error or make_error(502, "upstream failed"), result)
     observe_hops(result.timings, result.timings.first_byte_ns)
     overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.first_byte_ns)
@@ -234,8 +233,8 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
         error: ErrorInfo | None = None
         try:
             while end is None or received < end.chunks:
-                msg = await subscription.next_msg(timeout=ctx.settings.request_timeout_s)
-                frame = stream_frame_decoder.decode(msg.data)
+                async with asyncio.timeout(ctx.settings.request_timeout_s):
+                    frame = stream_frame_decoder.decode(await frames_queue.get())
                 if isinstance(frame, StreamChunk):
                     if received == 0:
                         record.row.ttft_ms = record.elapsed_ms()
@@ -251,7 +250,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
                 yield b"data: [DONE]\n\n"
             elif error.error_class != "stream":  # an upstream error chunk was already forwarded as is
                 yield b"data: " + error_body(error) + b"\n\n"
-        except NatsTimeout:
+        except TimeoutError:
             error = make_error(
                 504, "The stream stalled: no chunk within the request timeout.", error_class="timeout"
             )
@@ -261,7 +260,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
             error = make_error(499, "The client closed the stream.", error_class="client_disconnected")
             raise
         finally:
-            await subscription.unsubscribe()
+            ctx.stream_inboxes.close(inbox)
             record.finish(200 if error is None else error.http_status, error, overhead_ms)
 
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)

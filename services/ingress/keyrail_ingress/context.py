@@ -12,6 +12,7 @@ from keyrail_common.activity import ActivityPublisher
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from keyrail_common.settings import Settings
 from keyrail_common.vault import CredentialStore
+from keyrail_ingress.stream_inbox import StreamInboxes
 
 
 @dataclass
@@ -24,3 +25,4 @@ class IngressContext:
     activity: ActivityPublisher
     credentials: CredentialStore
     access_log: AccessLog
+    stream_inboxes: StreamInboxes
