@@ -88,10 +88,6 @@ def create_app(settings: Settings) -> DataPlaneApp:
         redoc_url=None,
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
-    for prefix in ("/v1", "/api/v1"):
-        app.add_api_route(
-            f"{prefix}/chat/completions", chat_completions, methods=["POST"], include_in_schema=False
-        )
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.include_router(admin.router)

@@ -16,7 +16,7 @@ import msgspec
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from keyrail_common import subjects
 from keyrail_common.errors import error_body, make_error
@@ -37,6 +37,7 @@ from keyrail_ingress.auth import api_key_for
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.metrics import OVERHEAD_SECONDS, REQUESTS, observe_hops
 from keyrail_ingress.responses import bad_body, error_response
+from keyrail_ingress.sse import SSEResponse
 
 
 class StreamOptions(msgspec.Struct):
@@ -152,7 +153,7 @@ async def _ask_router(ctx: IngressContext, route: RouteRequest, timeout_s: float
     return provider_result_decoder.decode(reply.data)
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | SSEResponse:
     ctx: IngressContext = request.app.state.ctx
     record = RequestRecord(ctx)
     key = api_key_for(ctx.projection.state, request)
@@ -214,7 +215,7 @@ async def chat_completions(request: Request) -> Response:
     return Response(result.body, media_type="application/json", headers=headers)
 
 
-async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteRequest) -> Response:
+async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteRequest) -> Response | SSEResponse:
     inbox, frames_queue = ctx.stream_inboxes.open()
     route.stream_inbox = inbox
     result = await _ask_router(ctx, route, ctx.settings.request_timeout_s)
@@ -225,7 +226,6 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
     observe_hops(result.timings, result.timings.first_byte_ns)
     overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.first_byte_ns)
     headers = record.headers(result, overhead_ms)
-    headers["cache-control"] = "no-cache"
 
     async def frames() -> AsyncIterator[bytes]:
         received = 0
@@ -263,4 +263,4 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
             ctx.stream_inboxes.close(inbox)
             record.finish(200 if error is None else error.http_status, error, overhead_ms)
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+    return SSEResponse(frames(), headers)

@@ -12,14 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from keyrail_ingress.responses import error
 
 log = logging.getLogger("keyrail.ingress")
 
-Handler = Callable[[Request], Awaitable[Response]]
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Handler = Callable[[Request], Awaitable[ASGIApp]]  # returns a response: any ASGI callable
 
 
 class DataPlaneApp:
@@ -33,6 +32,7 @@ class DataPlaneApp:
             await self._app(scope, receive, send)
             return
         scope["app"] = self._app  # handlers reach the shared context through request.app.state
+        response: ASGIApp
         try:
             response = await handler(Request(scope, receive))
         except Exception:
