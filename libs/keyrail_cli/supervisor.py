@@ -196,7 +196,10 @@ async def supervise(settings: Settings, providers: list[str]) -> None:
     await stopping.wait()
     say("stopping")
     healthy.cancel()
-    await asyncio.gather(*(p.stop() for p in services))
+    # Reverse start order: the ingress stops taking traffic and flushes its activity rows first,
+    # the audit service stops last, after inserting what the others published on their way out.
+    for process in reversed(services):
+        await process.stop()
     for process in reversed(infrastructure):
         await process.stop()
     await asyncio.gather(*runners, return_exceptions=True)

@@ -60,6 +60,12 @@ class ActivityConsumer:
                 len(self._rows) >= MAX_ROWS or time.monotonic() - self._first_at >= MAX_WAIT_S
             ):
                 await self._flush()
+        # Shutting down: take what the other services published on their way out, then insert it.
+        while True:
+            try:
+                self._add(await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_S))
+            except Exception:
+                break
         if self._messages:
             await self._flush()
         await subscription.unsubscribe()
