@@ -80,7 +80,11 @@ class KeyrailStack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        self.wait_healthy(timeout_s)
+        try:
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()  # never leave a half-started stack behind a failed test session
+            raise
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -100,8 +104,10 @@ class KeyrailStack:
         raise TimeoutError(f"stack not healthy after {timeout_s}s (last: {last}); see {self.log_path}")
 
     def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM, as an operator's Ctrl-C; returns the exit code."""
+        """SIGINT, as an operator's Ctrl-C; returns the exit code."""
         assert self.process is not None
+        if self.process.poll() is not None:
+            return self.process.returncode
         self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout_s)
