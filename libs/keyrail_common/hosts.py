@@ -29,6 +29,13 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return address
 
 
+def is_forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Link-local (the cloud metadata range) or a known metadata address, IPv4-mapped included."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local or str(address) in ("169.254.169.254", "fd00:ec2::254")
+
+
 def validate_custom_host(url: str, allow_http: bool) -> str:
     """Return the normalised base URL (no trailing slash) or raise `HostRejected` saying why."""
     try:

@@ -9,12 +9,16 @@ response read whole or line by line as it arrives (SSE), TLS, keep-alive, timeou
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httptools
+
+from keyrail_common.hosts import is_forbidden_address
 
 _READ_CHUNK_LIMIT = 64 * 1024 * 1024  # a response body larger than this is refused
 
@@ -200,16 +204,34 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout_s):
+                address = await self._resolve(loop, host, port)
                 _, connection = await loop.create_connection(
-                    _Connection, host, port, ssl=self._ssl if scheme == "https" else None
+                    _Connection,
+                    address,
+                    port,
+                    ssl=self._ssl if scheme == "https" else None,
+                    server_hostname=host if scheme == "https" else None,
                 )
         except TimeoutError:
             raise UpstreamTimeout(
-                f"no connection to {host}:{port} within {self._connect_timeout_s:.0f}s"
+                f"no connection to {host}:{port} within {self._connect_timeout_s:g}s"
             ) from None
         except OSError as exc:
             raise UpstreamConnectionError(f"cannot connect to {host}:{port} ({type(exc).__name__})") from None
         return connection
+
+    @staticmethod
+    async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> str:
+        """The address to connect to, checked here and not only when the integration was saved:
+        a name may resolve to the cloud metadata range later (DNS rebinding)."""
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"{host} does not resolve")
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if is_forbidden_address(address):
+                raise UpstreamConnectionError(f"{host} resolves to {address}, a link-local address: refused")
+        return str(infos[0][4][0])
 
     async def post(
         self, url: str, headers: dict[str, str], body: bytes, timeout_s: float

@@ -888,3 +888,24 @@ async def test_truncated_chunked_stream_with_capitalised_transfer_encoding_raise
         with pytest.raises(UpstreamConnectionError):
             await read(resp)
         resp.release()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data", "http://[::ffff:169.254.169.254]/x"]
+)
+async def test_metadata_addresses_are_refused_at_connect_time(pool: UpstreamPool, url: str) -> None:
+    with pytest.raises(UpstreamConnectionError, match="link-local address: refused"):
+        await pool.post(url, {}, b"{}", timeout_s=1)
+
+
+async def test_a_name_that_resolves_to_the_metadata_range_is_refused_dns_rebinding(
+    pool: UpstreamPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def rebinding_dns(host: str, port: int, **kwargs: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding_dns)
+    with pytest.raises(UpstreamConnectionError, match=r"llm\.example\.com resolves to 169\.254\.169\.254"):
+        await pool.post("https://llm.example.com/v1/chat/completions", {}, b"{}", timeout_s=1)
