@@ -1,6 +1,8 @@
 """Every NATS subject and JetStream name Keyrail uses, in one place."""
 
 ROUTE = "keyrail.route"
+# Broadcast to every worker (no queue group): the worker relaying that stream stops it.
+STREAM_CANCEL = "keyrail.stream.cancel"
 ROUTER_QUEUE = "router"
 
 CONFIG_STREAM = "KEYRAIL_CONFIG"

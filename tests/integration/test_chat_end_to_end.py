@@ -142,4 +142,8 @@ def test_client_that_leaves_mid_stream_is_logged_as_disconnected(stack: KeyrailS
     rows = stack.activity_rows(request_id, expected=2)
     (request_row,) = [r for r in rows if r["kind"] == "request"]
     assert request_row["http_status"] == 499 and request_row["error_class"] == "client_disconnected"
+    # The worker stopped reading the upstream too, well before the stream's ~1.6 s would have ended.
+    (attempt_row,) = [r for r in rows if r["kind"] == "attempt"]
+    assert attempt_row["error_class"] == "client_disconnected" and attempt_row["http_status"] == 499
+    assert attempt_row["latency_ms"] < 1000
     assert httpx.get(f"{stack.url}/healthz").status_code == 200

@@ -258,6 +258,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
         except (GeneratorExit, asyncio.CancelledError):
             # The client went away mid-stream: the activity row says so instead of claiming a 200.
             error = make_error(499, "The client closed the stream.", error_class="client_disconnected")
+            await ctx.nc.publish(subjects.STREAM_CANCEL, record.request_id.encode())
             raise
         finally:
             ctx.stream_inboxes.close(inbox)

@@ -7,6 +7,7 @@ first chunk went out (or the upstream failed before any content, so it can still
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -138,6 +139,7 @@ class ProviderCallHandler:
         self._nc = nc
         self._credentials = credentials
         self._upstream = upstream
+        self._streams: dict[str, asyncio.Task[None]] = {}
         self._activity = activity
         self._access_log = access_log
 
@@ -152,13 +154,20 @@ class ProviderCallHandler:
                 replied = True
                 await msg.respond(encode(result))
 
+        if call.stream:
+            self._streams[call.request_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
             await self._call(call, attempt, reply)
+        except asyncio.CancelledError:
+            # Only `cancel_stream` cancels these tasks: the client left, so stop paying the upstream.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            attempt.fail(make_error(499, "The client closed the stream.", error_class="client_disconnected"))
         except Exception as exc:  # the router must always get an answer; the reason is logged by class only
             await reply(
                 attempt.fail(make_error(502, f"Worker failed: {type(exc).__name__}", error_class="worker"))
             )
         finally:
+            self._streams.pop(call.request_id, None)
             if not replied:
                 await reply(attempt.fail(attempt.error or make_error(502, "no result", error_class="worker")))
             attempt.timings.done_ns = time.time_ns()
@@ -171,6 +180,12 @@ class ProviderCallHandler:
                 status=attempt.http_status,
                 stream=call.stream,
             )
+
+    async def cancel_stream(self, msg: Msg) -> None:
+        """`keyrail.stream.cancel`: the ingress lost the client of this request's stream."""
+        task = self._streams.get(msg.data.decode(errors="replace"))
+        if task is not None:
+            task.cancel()
 
     async def _call(self, call: ProviderCall, attempt: _Attempt, reply: Reply) -> None:
         target = call.target

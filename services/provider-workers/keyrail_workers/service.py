@@ -44,6 +44,7 @@ async def serve(settings: Settings, families: list[str], stop: asyncio.Event) ->
         nc, CachedCredentials(CredentialStore(settings)), upstream, activity, access_log
     )
     calls = ConcurrentHandler(handler.on_call)
+    await nc.subscribe(subjects.STREAM_CANCEL, cb=handler.cancel_stream)
     for family in families:
         await nc.subscribe(subjects.provider_pool(family), queue=f"worker-{family}", cb=calls.dispatch)
         await answer_health(nc, f"worker.{family}")
