@@ -1,9 +1,9 @@
 """The pooled upstream HTTP/1.1 client: asyncio protocol + httptools parser, keep-alive per origin.
 
 Why not aiohttp or httpx: the upstream client dominates a worker's CPU per request (SPEC §8), and
-this one needs about a third of aiohttp's CPU per request (70–110 µs vs 230–280 µs on the
-same machine, `python -m bench.client_cost`). It does only what an LLM upstream needs: POST with a body, a
-response read whole or line by line as it arrives (SSE), TLS, keep-alive, timeouts.
+this one needs about a third of aiohttp's CPU per request (70 to 110 us against 230 to 280 us on
+the same machine, `python -m bench.client_cost`). It does only what an LLM upstream needs: POST
+with a body, a response read whole or line by line as it arrives (SSE), TLS, keep-alive, timeouts.
 """
 
 from __future__ import annotations
