@@ -16,7 +16,7 @@ class HostRejected(ValueError):
 
 def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a host literal names, including legacy IPv4 spellings the resolver accepts
-    (`2852039166`, `0xA9FEA9FE`, `169.254.43518`) and IPv4-mapped IPv6."""
+    (`2852039166`, `0xA9FEA9FE`, `169.254.43518`)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -24,8 +24,6 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
             address = ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:
             return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
     return address
 
 
@@ -51,8 +49,6 @@ def validate_custom_host(url: str, allow_http: bool) -> str:
     if host in _METADATA_HOSTS:
         raise HostRejected(f"custom_host {host} is a cloud metadata endpoint and is refused")
     address = _literal_address(host)
-    if address is not None and (
-        address.is_link_local or str(address) in ("169.254.169.254", "fd00:ec2::254")
-    ):
+    if address is not None and is_forbidden_address(address):
         raise HostRejected(f"custom_host {host} is link-local (cloud metadata range) and is refused")
     return url.rstrip("/")

@@ -15,8 +15,6 @@ from clickhouse_connect.driver.client import Client
 from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
 from keyrail_common.messages import ActivityQuery, ActivityRow, QueryResult
 
-_ROW_FIELDS = [c for c in ACTIVITY_COLUMNS if c != "ts"]
-
 
 def row_values(row: ActivityRow) -> list[Any]:
     """An ActivityRow as the column list of the insert (ts from milliseconds)."""
