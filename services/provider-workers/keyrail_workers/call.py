@@ -230,7 +230,10 @@ class ProviderCallHandler:
             if response.status >= 400 or not call.stream:
                 try:
                     body = await response.read()
-                except (UpstreamTimeout, UpstreamConnectionError) as exc:
+                except UpstreamTimeout:  # the body stalled: a timeout (504) like a late response head
+                    await reply(attempt.fail(upstream_timeout(target.provider_slug, target.timeout_s)))
+                    return
+                except UpstreamConnectionError as exc:
                     await reply(attempt.fail(upstream_connection_error(target.provider_slug, str(exc))))
                     return
                 if response.status >= 400:
