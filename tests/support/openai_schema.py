@@ -1,4 +1,4 @@
-"""Validate payloads against OpenAI's published OpenAPI description (``shared/openai/openapi.yaml``).
+"""Validate payloads against OpenAI's published OpenAPI description (``contracts/openai/openapi.yaml``).
 
 The document is OpenAPI 3.1, whose schemas are JSON Schema 2020-12, with one catch: OpenAI still
 writes the OpenAPI 3.0 keyword ``nullable: true`` in ~110 places (e.g. the stream chunk's
@@ -21,14 +21,14 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.support.shared import SHARED_DIR
+from tests.support.contracts import CONTRACTS_DIR
 
 SPEC_URI = "urn:keyrail:openai-openapi"
 
 
 def spec_path() -> Path:
     override = os.environ.get("KEYRAIL_OPENAI_SPEC")
-    return Path(override) if override else SHARED_DIR / "openai" / "openapi.yaml"
+    return Path(override) if override else CONTRACTS_DIR / "openai" / "openapi.yaml"
 
 
 def _rewrite_nullable(node: Any) -> Any:
