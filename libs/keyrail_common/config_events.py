@@ -67,6 +67,11 @@ class CredentialsRotated(msgspec.Struct, tag="CredentialsRotated"):
     credential_version: int
 
 
+class IntegrationModelsSet(msgspec.Struct, tag="IntegrationModelsSet"):
+    provider_slug: str
+    enabled_models: Literal["all", "none"] | list[str]
+
+
 ConfigEvent = (
     OrgCreated
     | UserCreated
@@ -75,6 +80,7 @@ ConfigEvent = (
     | ApiKeyRevoked
     | IntegrationCreated
     | CredentialsRotated
+    | IntegrationModelsSet
 )
 
 

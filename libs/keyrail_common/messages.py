@@ -1,22 +1,33 @@
 """Hot-path messages: ingress → router → provider worker, stream frames, activity rows.
 
-All msgspec Structs encoded as msgpack; `v` fields version the wire shapes.
+All msgspec Structs encoded as msgpack; `v` fields version the wire shapes. Version 2 added the
+operation, the client dialect and the deadlines: a version-1 route request still decodes (the new
+fields have defaults), anything a service cannot read is refused with a counted, logged error
+reply (`keyrail_common.bus_versions`), never a crash.
 """
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
+from keyrail_common.failures import ErrorInfo
+from keyrail_common.registry import Operation
 
-class ErrorInfo(msgspec.Struct, omit_defaults=True):
-    """An OpenAI-shaped error the client will see, plus our classification."""
+MESSAGE_VERSION = 2
 
-    http_status: int
-    message: str
-    type: str
-    code: str | None = None
-    param: str | None = None
-    error_class: str = ""  # e.g. "upstream_5xx", "timeout", "connection", "scope", "not_found"
+
+class Dialect(enum.StrEnum):
+    """The API the client spoke to the ingress, and wants its answer in."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
+    attempts: int = 0  # retries of the same target after the first try
+    backoff_ms: int = 200
 
 
 class Usage(msgspec.Struct, omit_defaults=True):
@@ -56,7 +67,10 @@ class RouteRequest(msgspec.Struct, omit_defaults=True):
     stream_inbox: str = ""
     pinned_slug: str = ""
     tags: list[str] = []
-    v: int = 1
+    operation: Operation = Operation.CHAT
+    dialect: Dialect = Dialect.OPENAI
+    deadline_ns: int = 0  # wall clock; 0 (a version-1 ingress): the router's own request timeout
+    v: int = MESSAGE_VERSION
 
 
 class Target(msgspec.Struct, omit_defaults=True):
@@ -65,18 +79,19 @@ class Target(msgspec.Struct, omit_defaults=True):
     integration_id: str
     provider: str
     provider_slug: str
-    family: str  # worker pool that speaks this wire format
+    adapter: str  # the wire format; its worker pool has the same name
     model: str  # model id as the upstream knows it
     catalog_id: str  # e.g. "openai/gpt-4o-mini"
-    base_url: str
+    base_url: str  # the custom host, else the registry's default for the provider
     credential_ref: str
     credential_version: int
     prices: Prices = Prices()
-    timeout_s: float = 120.0
+    timeout_s: float = 0.0  # this target's own limit per attempt; 0: a share of the deadline
+    retry: RetryPolicy | None = None
 
 
 class ProviderCall(msgspec.Struct, omit_defaults=True):
-    """Router → worker pool (`keyrail.provider.<family>`)."""
+    """Router → worker pool (`keyrail.provider.<pool>`)."""
 
     request_id: str
     org_id: str
@@ -87,10 +102,15 @@ class ProviderCall(msgspec.Struct, omit_defaults=True):
     body: bytes
     received_ns: int
     routed_ns: int
+    deadline_ns: int  # the request's deadline (wall clock): streams end there
+    attempt_deadline_ns: int  # this attempt's: the upstream call is abandoned there
     stream: bool = False
     stream_inbox: str = ""
     tags: list[str] = []
-    v: int = 1
+    operation: Operation = Operation.CHAT
+    dialect: Dialect = Dialect.OPENAI
+    reply_to: str = ""  # set on the router's fast path: answer here, not to the message's reply
+    v: int = MESSAGE_VERSION
 
 
 class Timings(msgspec.Struct, omit_defaults=True):
@@ -122,7 +142,7 @@ class ProviderResult(msgspec.Struct, omit_defaults=True):
     usage: Usage | None = None
     streaming: bool = False
     timings: Timings = msgspec.field(default_factory=Timings)
-    v: int = 1
+    v: int = MESSAGE_VERSION
 
 
 class StreamChunk(msgspec.Struct, tag="chunk"):

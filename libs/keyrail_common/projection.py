@@ -25,6 +25,7 @@ from keyrail_common.config_events import (
     ConfigEvent,
     CredentialsRotated,
     IntegrationCreated,
+    IntegrationModelsSet,
     OrgCreated,
     ProjectCreated,
     UserCreated,
@@ -70,6 +71,12 @@ class ConfigState:
                 if current is not None:
                     self.integrations[event.provider_slug] = msgspec.structs.replace(
                         current, credential_version=event.credential_version
+                    )
+            case IntegrationModelsSet():
+                current = self.integrations.get(event.provider_slug)
+                if current is not None:
+                    self.integrations[event.provider_slug] = msgspec.structs.replace(
+                        current, enabled_models=event.enabled_models
                     )
 
 

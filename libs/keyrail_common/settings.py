@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True):
     metrics_host: str
     access_log: bool
     request_timeout_s: float
+    providers_override: str  # JSON file of per-provider registry overrides (e.g. base URLs)
 
     @property
     def embedded_nats(self) -> bool:
@@ -65,9 +66,11 @@ def load_settings() -> Settings:
         vault_kv_mount=_env("KEYRAIL_VAULT_KV_MOUNT", "keyrail"),
         clickhouse_url=_env("KEYRAIL_CLICKHOUSE_URL", f"chdb://{data_dir / 'clickhouse'}"),
         bootstrap_token=_env("KEYRAIL_BOOTSTRAP_TOKEN", ""),
-        health_pools=tuple(p for p in _env("KEYRAIL_HEALTH_POOLS", "openai").split(",") if p),
+        # Empty: every worker pool the provider registry has an adapter for.
+        health_pools=tuple(p for p in _env("KEYRAIL_HEALTH_POOLS", "").split(",") if p),
         metrics_port=int(_env("KEYRAIL_METRICS_PORT", "0")),
         metrics_host=_env("KEYRAIL_METRICS_HOST", "127.0.0.1"),
         access_log=_env("KEYRAIL_ACCESS_LOG", "1") not in ("0", "false", "no"),
         request_timeout_s=float(_env("KEYRAIL_REQUEST_TIMEOUT_S", "120")),
+        providers_override=_env("KEYRAIL_PROVIDERS_OVERRIDE", ""),
     )

@@ -19,9 +19,9 @@ AUDIT_SQL = "keyrail.audit.sql"
 AUDIT_QUEUE = "audit"
 
 
-def provider_pool(family: str) -> str:
-    """Hot-path subject of one provider family's worker pool (its own queue group)."""
-    return f"keyrail.provider.{family}"
+def provider_pool(pool: str) -> str:
+    """Hot-path subject of one worker pool (one per adapter, its own queue group)."""
+    return f"keyrail.provider.{pool}"
 
 
 def config_subject(aggregate: str, aggregate_id: str) -> str:
@@ -29,5 +29,5 @@ def config_subject(aggregate: str, aggregate_id: str) -> str:
 
 
 def health(component: str) -> str:
-    """`router`, `audit` or `worker.<family>`: each answers a ping when ready."""
+    """`router`, `audit` or `worker.<pool>`: each answers a ping when ready."""
     return f"keyrail.health.{component}"

@@ -77,16 +77,22 @@ class CredentialStore:
 
 
 class CachedCredentials:
-    """Worker-side cache: one Vault read per (reference, version), then memory only."""
+    """Worker-side cache: one Vault read per (reference, version), then memory only.
+
+    Holds one version per reference: a rotation (a higher version in the calls) replaces the old
+    credential in memory instead of keeping it beside the new one.
+    """
 
     def __init__(self, store: CredentialStore) -> None:
         self._store = store
-        self._cache: dict[tuple[str, int], dict[str, object]] = {}
+        self._cache: dict[str, tuple[int, dict[str, object]]] = {}
 
     async def get(self, path: str, version: int) -> dict[str, object]:
-        key = (path, version)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = await self._store.read(path, version)
-            self._cache[key] = cached
-        return cached
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        secret = await self._store.read(path, version)
+        current = self._cache.get(path)
+        if current is None or current[0] <= version:
+            self._cache[path] = (version, secret)
+        return secret

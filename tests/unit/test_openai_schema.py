@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.openai_schema import load_spec, validate_component
-from tests.support.shared import FIXTURES as SHARED_FIXTURES
+from tests.support.contracts import FIXTURES as SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "openai"
 

@@ -19,11 +19,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyrail_common import subjects
-from keyrail_common.catalog import Catalog
-from keyrail_common.config_events import ApiKeyIssued, IntegrationCreated, ProjectCreated, UserCreated
+from keyrail_common.config_events import (
+    ApiKeyIssued,
+    CredentialsRotated,
+    IntegrationCreated,
+    IntegrationModelsSet,
+    ProjectCreated,
+    UserCreated,
+)
 from keyrail_common.hosts import HostRejected, validate_custom_host
 from keyrail_common.messages import ActivityQuery, QueryResult, SqlQuery, encode
 from keyrail_common.projection import ConcurrencyConflict
+from keyrail_common.registry import CredentialError
 from keyrail_common.security import hash_secret, new_api_key, new_id
 from keyrail_common.vault import credential_path
 from keyrail_ingress.auth import admin_user_for
@@ -33,7 +40,6 @@ from keyrail_ingress.responses import bad_body, error, json_response
 router = APIRouter(prefix="/admin/v1")
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-API_FORMATS = ("openai", "anthropic", "cohere")
 _query_result_decoder = msgspec.msgpack.Decoder(QueryResult)
 T = TypeVar("T")
 
@@ -54,7 +60,7 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
     project_scope: Literal["all"] | list[str] = "all"
     enabled_models: Literal["all", "none"] | list[str] = "all"
     custom_host: str = ""
-    api_format: str = "openai"
+    api_format: str = ""  # custom hosts only; "" = the provider's own format (OpenAI's for "custom")
     allow_http: bool = False
     description: str = ""
     custom_auth_headers: dict[str, str] | None = None
@@ -158,8 +164,13 @@ async def create_api_key(request: Request, project_id: str) -> Response:
     return json_response({**view, "key": secret}, 201)
 
 
-def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response | str:
-    """Returns the normalised custom host, or the 400 that names what is wrong."""
+def _credentials_error(exc: CredentialError) -> Response:
+    return error(400, str(exc), "invalid_value", exc.field)
+
+
+def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response | tuple[str, str]:
+    """The normalised (custom host, api format), or the 400 that names what is wrong."""
+    registry = ctx.registry
     if not SLUG_PATTERN.match(body.provider_slug):
         return error(
             400,
@@ -167,21 +178,25 @@ def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response
             "invalid_value",
             "provider_slug",
         )
-    if body.api_format not in API_FORMATS:
-        return error(
-            400, f"api_format must be one of {', '.join(API_FORMATS)}.", "invalid_value", "api_format"
-        )
-    catalog_providers = Catalog.load_default().providers()
-    if body.provider not in catalog_providers and not body.custom_host:
+    provider = registry.get(body.provider)
+    if provider is None:
         return error(
             400,
-            f"Unknown provider '{body.provider}'. Known: {', '.join(sorted(catalog_providers))}; "
-            "any other needs a custom_host.",
+            f"Unknown provider '{body.provider}'. Known: {', '.join(registry.names())} "
+            "('custom' for a self-hosted OpenAI-, Anthropic- or Cohere-format server).",
             "invalid_value",
             "provider",
         )
-    if not isinstance(body.credentials.get("api_key"), str) or not body.credentials["api_key"]:
-        return error(400, "credentials.api_key is required.", "invalid_value", "credentials.api_key")
+    if provider.requires_custom_host and not body.custom_host:
+        return error(400, f"Provider '{body.provider}' needs a custom_host.", "invalid_value", "custom_host")
+    api_format = body.api_format or registry.default_api_format(body.provider)
+    if api_format not in registry.custom_host_formats:
+        formats = ", ".join(registry.custom_host_formats)
+        return error(400, f"api_format must be one of {formats}.", "invalid_value", "api_format")
+    try:
+        registry.validate_credentials(body.provider, body.credentials)
+    except CredentialError as exc:
+        return _credentials_error(exc)
     if isinstance(body.project_scope, list):
         unknown = [p for p in body.project_scope if p not in ctx.projection.state.projects]
         if unknown:
@@ -189,9 +204,9 @@ def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response
                 400, f"Unknown project ids in project_scope: {unknown}", "invalid_value", "project_scope"
             )
     if not body.custom_host:
-        return ""
+        return "", api_format
     try:
-        return validate_custom_host(body.custom_host, body.allow_http)
+        return validate_custom_host(body.custom_host, body.allow_http), api_format
     except HostRejected as exc:
         return error(400, str(exc), "invalid_value", "custom_host")
 
@@ -205,9 +220,10 @@ async def create_integration(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     ctx = _ctx(request)
-    custom_host = _validate_integration(ctx, body)
-    if isinstance(custom_host, Response):
-        return custom_host
+    valid = _validate_integration(ctx, body)
+    if isinstance(valid, Response):
+        return valid
+    custom_host, api_format = valid
     if body.provider_slug in ctx.projection.state.integrations:
         return error(
             409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug"
@@ -227,7 +243,7 @@ async def create_integration(request: Request) -> Response:
         enabled_models=body.enabled_models,
         credential_ref=path,
         credential_version=version,
-        api_format=body.api_format,
+        api_format=api_format,
         custom_host=custom_host,
         allow_http=body.allow_http,
         description=body.description,
@@ -250,6 +266,77 @@ async def list_integrations(request: Request) -> Response:
         return user
     integrations = _ctx(request).projection.state.integrations.values()
     return json_response({"data": [_integration_view(i) for i in integrations], "next_cursor": None})
+
+
+def _integration_or_404(ctx: IngressContext, slug: str) -> IntegrationCreated | Response:
+    integration = ctx.projection.state.integrations.get(slug)
+    if integration is None:
+        return error(404, f"No integration '{slug}'. List them with GET /admin/v1/integrations.", "not_found")
+    return integration
+
+
+class NewCredentials(msgspec.Struct, forbid_unknown_fields=True):
+    credentials: dict[str, Any]
+    custom_auth_headers: dict[str, str] | None = None
+
+
+class EnabledModels(msgspec.Struct, forbid_unknown_fields=True):
+    enabled_models: Literal["all", "none"] | list[str]
+
+
+@router.put("/integrations/{slug}/credentials")
+async def rotate_credentials(request: Request, slug: str) -> Response:
+    """Replace the stored credential (a new Vault version); workers use it from the next request."""
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    ctx = _ctx(request)
+    integration = _integration_or_404(ctx, slug)
+    if isinstance(integration, Response):
+        return integration
+    body = await _decode(request, NewCredentials)
+    if isinstance(body, Response):
+        return body
+    try:
+        ctx.registry.validate_credentials(integration.provider, body.credentials)
+    except CredentialError as exc:
+        return _credentials_error(exc)
+    secret: dict[str, Any] = dict(body.credentials)
+    if body.custom_auth_headers:
+        secret["custom_auth_headers"] = body.custom_auth_headers
+    version = await ctx.credentials.write(integration.credential_ref, secret)
+    rotated = CredentialsRotated(provider_slug=slug, credential_version=version)
+    await ctx.publisher.publish("integration", slug, rotated, actor=user.user_id)
+    return json_response(
+        {"set": True, "version": version, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    )
+
+
+@router.put("/integrations/{slug}/models")
+async def set_enabled_models(request: Request, slug: str) -> Response:
+    """Which catalog models of the provider the integration serves: a list, "all" or "none"."""
+    user = _owner(request)
+    if isinstance(user, Response):
+        return user
+    ctx = _ctx(request)
+    integration = _integration_or_404(ctx, slug)
+    if isinstance(integration, Response):
+        return integration
+    body = await _decode(request, EnabledModels)
+    if isinstance(body, Response):
+        return body
+    if isinstance(body.enabled_models, list):
+        unknown = [m for m in body.enabled_models if ctx.catalog.get(integration.provider, m) is None]
+        if unknown:
+            return error(
+                400,
+                f"Not in the catalog for provider '{integration.provider}': {', '.join(unknown)}.",
+                "invalid_value",
+                "enabled_models",
+            )
+    event = IntegrationModelsSet(provider_slug=slug, enabled_models=body.enabled_models)
+    await ctx.publisher.publish("integration", slug, event, actor=user.user_id)
+    return json_response(_integration_view(ctx.projection.state.integrations[slug]))
 
 
 async def _ask_audit(ctx: IngressContext, subject: str, payload: bytes) -> QueryResult | Response:

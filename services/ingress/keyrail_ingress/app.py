@@ -15,8 +15,10 @@ from starlette.responses import Response
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
+from keyrail_common.catalog import Catalog
 from keyrail_common.logs import configure_logging
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
+from keyrail_common.registry import load_registry
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.vault import CredentialStore
 from keyrail_ingress import admin
@@ -51,6 +53,8 @@ DATA_PLANE = {f"{prefix}/chat/completions": chat_completions for prefix in ("/v1
 
 
 def create_app(settings: Settings) -> DataPlaneApp:
+    registry = load_registry(settings.providers_override)  # a bad override fails the start, not a request
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, "keyrail-ingress")
@@ -74,6 +78,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
             credentials=CredentialStore(settings),
             access_log=access_log,
             stream_inboxes=stream_inboxes,
+            registry=registry,
+            catalog=Catalog.load_default(),
         )
         log.info("ingress ready on http://%s:%d", settings.host, settings.port)
         yield

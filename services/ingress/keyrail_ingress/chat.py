@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyrail_common import subjects
-from keyrail_common.errors import error_body, make_error
+from keyrail_common.errors import error_body
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import (
     ActivityRow,
-    ErrorInfo,
     ProviderResult,
     RouteRequest,
     StreamChunk,
@@ -33,6 +33,7 @@ from keyrail_common.messages import (
     provider_result_decoder,
     stream_frame_decoder,
 )
+from keyrail_common.wire import decode_or_refuse
 from keyrail_ingress.auth import api_key_for
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.metrics import OVERHEAD_SECONDS, REQUESTS, observe_hops
@@ -56,6 +57,28 @@ class ChatRequestHead(msgspec.Struct):
 
 _head_decoder = msgspec.json.Decoder(ChatRequestHead)
 _ENVELOPE_ROOM = 64 * 1024
+# The ingress waits this much past the request's deadline for the router's own timeout answer.
+_ROUTER_GRACE_S = 2.0
+TIMEOUT_HEADER = "x-keyrail-timeout-ms"
+
+
+def request_timeout_s(request: Request, default_s: float) -> float | ErrorInfo:
+    """The request's budget: the deployment's timeout, or less when the client asks for less."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return default_s
+    try:
+        millis = int(raw)
+    except ValueError:
+        millis = 0
+    if millis <= 0:
+        return failure(
+            FailureClass.BAD_REQUEST,
+            f"{TIMEOUT_HEADER} must be a positive number of milliseconds (got {raw!r}).",
+            code="invalid_header",
+            param=TIMEOUT_HEADER,
+        )
+    return min(millis / 1000, default_s)
 
 
 def request_tags(request: Request, head: ChatRequestHead) -> list[str]:
@@ -63,6 +86,9 @@ def request_tags(request: Request, head: ChatRequestHead) -> list[str]:
     if head.metadata and "tags" in head.metadata:
         raw = f"{raw},{head.metadata['tags']}"
     return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+_NO_ERROR = failure(FailureClass.WORKER_ERROR, "The gateway gave no result and no error.")
 
 
 class RequestRecord:
@@ -123,6 +149,8 @@ class RequestRecord:
 
     def fail(self, error: ErrorInfo, result: ProviderResult | None = None) -> Response:
         headers = self.headers(result)
+        if error.retry_after_ms:  # the upstream's own delay, rounded up to whole seconds (RFC 9110)
+            headers["retry-after"] = str(-(-error.retry_after_ms // 1000))
         self.finish(error.http_status, error, self.elapsed_ms())
         return error_response(error, headers)
 
@@ -133,24 +161,31 @@ def _upstream_ms(timings: Timings, until_ns: int) -> float:
     return (until_ns - timings.upstream_sent_ns) / 1e6
 
 
-async def _ask_router(ctx: IngressContext, route: RouteRequest, timeout_s: float) -> ProviderResult:
+def _deadline_wait_s(deadline_ns: int) -> float:
+    return max((deadline_ns - time.time_ns()) / 1e9, 0.0) + _ROUTER_GRACE_S
+
+
+async def _ask_router(ctx: IngressContext, route: RouteRequest) -> ProviderResult:
+    wait_s = _deadline_wait_s(route.deadline_ns)
     try:
-        reply = await ctx.nc.request(subjects.ROUTE, encode(route), timeout=timeout_s)
+        reply = await ctx.nc.request(subjects.ROUTE, encode(route), timeout=wait_s)
     except NoRespondersError:
-        # Also what NATS answers when the router forwarded to a worker pool nobody serves.
-        error = make_error(
-            503,
-            "No router, or no provider worker pool for this model's provider, is running. "
-            "Start them with: keyrail router / keyrail worker --providers <family>",
+        error = failure(
+            FailureClass.NO_WORKER,
+            "No router is running. Start one with: keyrail router",
             code="service_unavailable",
         )
-        return ProviderResult(ok=False, http_status=503, attempts=0, error=error)
+        return ProviderResult(ok=False, http_status=error.http_status, attempts=0, error=error)
     except NatsTimeout:
-        error = make_error(
-            504, f"No answer within {timeout_s:.0f}s.", code="gateway_timeout", error_class="timeout"
+        error = failure(
+            FailureClass.GATEWAY_TIMEOUT, f"No answer within {wait_s:.1f}s.", code="gateway_timeout"
         )
-        return ProviderResult(ok=False, http_status=504, attempts=0, error=error)
-    return provider_result_decoder.decode(reply.data)
+        return ProviderResult(ok=False, http_status=error.http_status, attempts=0, error=error)
+    result = decode_or_refuse(provider_result_decoder, reply.data, subjects.ROUTE)
+    if isinstance(result, str):
+        error = failure(FailureClass.WORKER_ERROR, f"The ingress could not read the answer: {result}.")
+        return ProviderResult(ok=False, http_status=error.http_status, attempts=0, error=error)
+    return result
 
 
 async def chat_completions(request: Request) -> Response | SSEResponse:
@@ -159,8 +194,10 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     key = api_key_for(ctx.projection.state, request)
     if key is None:
         return record.fail(
-            make_error(
-                401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", code="invalid_api_key"
+            failure(
+                FailureClass.UNAUTHENTICATED,
+                "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.",
+                code="invalid_api_key",
             )
         )
     record.row.org_id, record.row.project_id, record.row.api_key_id = key.org_id, key.project_id, key.key_id
@@ -169,8 +206,8 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     limit = ctx.nc.max_payload - _ENVELOPE_ROOM
     if len(body) > limit:
         return record.fail(
-            make_error(
-                413,
+            failure(
+                FailureClass.REQUEST_TOO_LARGE,
                 f"Request body is {len(body)} bytes; this deployment accepts at most {limit} "
                 "(the NATS max_payload less the envelope). Raise max_payload on the NATS servers.",
                 code="request_too_large",
@@ -180,11 +217,18 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
         head = _head_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         response = bad_body(exc)
-        record.finish(400, make_error(400, "invalid request body", error_class="bad_request"))
+        record.finish(400, failure(FailureClass.BAD_REQUEST, "invalid request body"))
         response.headers.update(record.headers())
         return response
     if not head.messages:
-        return record.fail(make_error(400, "'messages' must contain at least one message.", param="messages"))
+        return record.fail(
+            failure(
+                FailureClass.BAD_REQUEST, "'messages' must contain at least one message.", param="messages"
+            )
+        )
+    timeout_s = request_timeout_s(request, ctx.settings.request_timeout_s)
+    if isinstance(timeout_s, ErrorInfo):
+        return record.fail(timeout_s)
     record.row.model = head.model
     record.row.tags = request_tags(request, head)
     record.row.stream = bool(head.stream)
@@ -199,15 +243,16 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
         stream=bool(head.stream),
         pinned_slug=request.headers.get("x-keyrail-provider", ""),
         tags=record.row.tags,
+        deadline_ns=record.received_ns + int(timeout_s * 1e9),
     )
     if head.stream:
         return await _stream(ctx, record, route)
-    result = await _ask_router(ctx, route, ctx.settings.request_timeout_s)
+    result = await _ask_router(ctx, route)
     record.apply_result(
         result.provider, result.provider_slug, result.model, result.attempts, result.usage, result.cost_usd
     )
     if not result.ok:
-        return record.fail(result.error or make_error(502, "upstream failed"), result)
+        return record.fail(result.error or _NO_ERROR, result)
     observe_hops(result.timings, result.timings.done_ns)
     overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.done_ns)
     headers = record.headers(result, overhead_ms)
@@ -218,11 +263,11 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
 async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteRequest) -> Response | SSEResponse:
     inbox, frames_queue = ctx.stream_inboxes.open()
     route.stream_inbox = inbox
-    result = await _ask_router(ctx, route, ctx.settings.request_timeout_s)
+    result = await _ask_router(ctx, route)
     record.apply_result(result.provider, result.provider_slug, result.model, result.attempts, None, 0.0)
     if not result.ok:
         ctx.stream_inboxes.close(inbox)
-        return record.fail(result.error or make_error(502, "upstream failed"), result)
+        return record.fail(result.error or _NO_ERROR, result)
     observe_hops(result.timings, result.timings.first_byte_ns)
     overhead_ms = record.elapsed_ms() - _upstream_ms(result.timings, result.timings.first_byte_ns)
     headers = record.headers(result, overhead_ms)
@@ -233,7 +278,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
         error: ErrorInfo | None = None
         try:
             while end is None or received < end.chunks:
-                async with asyncio.timeout(ctx.settings.request_timeout_s):
+                async with asyncio.timeout(_deadline_wait_s(route.deadline_ns)):
                     frame = stream_frame_decoder.decode(await frames_queue.get())
                 if isinstance(frame, StreamChunk):
                     if received == 0:
@@ -248,16 +293,16 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
             )
             if error is None:
                 yield b"data: [DONE]\n\n"
-            elif error.error_class != "stream":  # an upstream error chunk was already forwarded as is
+            else:
                 yield b"data: " + error_body(error) + b"\n\n"
         except TimeoutError:
-            error = make_error(
-                504, "The stream stalled: no chunk within the request timeout.", error_class="timeout"
+            error = failure(
+                FailureClass.GATEWAY_TIMEOUT, "The stream stalled: no chunk before the request's deadline."
             )
             yield b"data: " + error_body(error) + b"\n\n"
         except (GeneratorExit, asyncio.CancelledError):
             # The client went away mid-stream: the activity row says so instead of claiming a 200.
-            error = make_error(499, "The client closed the stream.", error_class="client_disconnected")
+            error = failure(FailureClass.CLIENT_DISCONNECTED, "The client closed the stream.")
             await ctx.nc.publish(subjects.STREAM_CANCEL, record.request_id.encode())
             raise
         finally:

@@ -9,7 +9,9 @@ from nats.js import JetStreamContext
 
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
+from keyrail_common.catalog import Catalog
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
+from keyrail_common.registry import ProviderRegistry
 from keyrail_common.settings import Settings
 from keyrail_common.vault import CredentialStore
 from keyrail_ingress.stream_inbox import StreamInboxes
@@ -26,3 +28,5 @@ class IngressContext:
     credentials: CredentialStore
     access_log: AccessLog
     stream_inboxes: StreamInboxes
+    registry: ProviderRegistry
+    catalog: Catalog

@@ -26,7 +26,8 @@ async def healthz(request: Request) -> Response:
     ctx: IngressContext = request.app.state.ctx
     if not ctx.nc.is_connected:
         return json_response({"status": "unavailable", "missing": ["nats"]}, 503)
-    components = ["router", "audit", *(f"worker.{pool}" for pool in ctx.settings.health_pools)]
+    pools = ctx.settings.health_pools or tuple(ctx.registry.pools())
+    components = ["router", "audit", *(f"worker.{pool}" for pool in pools)]
     answers = await asyncio.gather(*(_answers(ctx, c) for c in components))
     missing = [c for c, ok in zip(components, answers, strict=True) if not ok]
     if missing:

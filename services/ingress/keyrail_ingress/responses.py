@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-from keyrail_common.errors import error_body, make_error
-from keyrail_common.messages import ErrorInfo
+from keyrail_common.errors import error_body, openai_error_body
+from keyrail_common.failures import ErrorInfo, error_type_for
 
 _encode = msgspec.json.Encoder().encode
 
@@ -24,7 +24,12 @@ def error_response(error: ErrorInfo, headers: dict[str, str] | None = None) -> R
 
 
 def error(status: int, message: str, code: str | None = None, param: str | None = None) -> Response:
-    return error_response(make_error(status, message, code=code, param=param))
+    """An HTTP-level or admin-API error (the data plane's failures go through `error_response`)."""
+    return Response(
+        openai_error_body(message, error_type_for(status), param, code),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 def bad_body(exc: msgspec.ValidationError | msgspec.DecodeError) -> Response:

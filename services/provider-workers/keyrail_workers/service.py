@@ -1,4 +1,8 @@
-"""Provider worker composition root: one pool per provider family, a queue group each."""
+"""Provider worker composition root: one pool per adapter (wire format), a NATS queue group each.
+
+An operator scales each pool alone: `keyrail worker --providers anthropic` serves only the
+Anthropic pool. The pool names are the provider registry's adapters.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.logs import configure_logging
+from keyrail_common.registry import load_registry
 from keyrail_common.runtime import (
     DRAIN_S,
     ConcurrentHandler,
@@ -21,44 +26,44 @@ from keyrail_common.runtime import (
 )
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.vault import CachedCredentials, CredentialStore
-from keyrail_workers.call import ProviderCallHandler
+from keyrail_workers.handler import ProviderCallHandler
 from keyrail_workers.http_client import UpstreamPool
+from keyrail_workers.runner import AttemptRunner
 
 log = logging.getLogger("keyrail.worker")
 
-SUPPORTED_FAMILIES = ("openai",)
 
-
-async def serve(settings: Settings, families: list[str], stop: asyncio.Event) -> None:
-    unknown = [f for f in families if f not in SUPPORTED_FAMILIES]
+async def serve(settings: Settings, pools: list[str], stop: asyncio.Event) -> None:
+    registry = load_registry(settings.providers_override)
+    available = registry.pools()
+    unknown = [p for p in pools if p not in available]
     if unknown:
-        raise SystemExit(f"unsupported provider families {unknown}; this build serves {SUPPORTED_FAMILIES}")
-    nc: NATS = await connect(settings.nats_url, "keyrail-worker-" + "-".join(families))
+        raise SystemExit(f"unknown or unavailable worker pools {unknown}; this version serves {available}")
+    nc: NATS = await connect(settings.nats_url, "keyrail-worker-" + "-".join(pools))
     js = nc.jetstream()
     await ensure_streams(js)
     access_log = AccessLog("worker", settings.access_log)
     access_log.start()
     activity = ActivityPublisher(js)
     upstream = UpstreamPool()
-    handler = ProviderCallHandler(
-        nc, CachedCredentials(CredentialStore(settings)), upstream, activity, access_log
-    )
+    runner = AttemptRunner(registry, CachedCredentials(CredentialStore(settings)), upstream, nc.publish)
+    handler = ProviderCallHandler(nc, runner, activity, access_log)
     calls = ConcurrentHandler(handler.on_call)
     await nc.subscribe(subjects.STREAM_CANCEL, cb=handler.cancel_stream)
-    for family in families:
-        await nc.subscribe(subjects.provider_pool(family), queue=f"worker-{family}", cb=calls.dispatch)
-        await answer_health(nc, f"worker.{family}")
+    for pool in pools:
+        await nc.subscribe(subjects.provider_pool(pool), queue=f"worker-{pool}", cb=calls.dispatch)
+        await answer_health(nc, f"worker.{pool}")
     start_metrics(settings.metrics_port, settings.metrics_host)
-    log.info("worker ready for %s", ",".join(families))
+    log.info("worker ready for %s", ",".join(pools))
     await stop.wait()
     await calls.wait_idle(DRAIN_S)
-    await close_bus(nc)
     await activity.close()
+    await close_bus(nc)
     upstream.close()
     await access_log.close()
 
 
-def main(families: list[str]) -> None:
+def main(pools: list[str]) -> None:
     configure_logging("worker")
     settings = load_settings()
-    run_until_signalled(lambda stop: serve(settings, families, stop))
+    run_until_signalled(lambda stop: serve(settings, pools, stop))

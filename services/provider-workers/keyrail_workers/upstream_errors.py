@@ -1,7 +1,8 @@
-"""Upstream failures → the error the client sees (status per the provider reference §1.4).
+"""Upstream failures → the errors the router and the client see, each with the provider slug.
 
 Upstream messages are kept (they say what went wrong) but scrubbed of credential material:
-some providers echo part of a rejected key back.
+some providers echo part of a rejected key back. The failure class (from the adapter's
+classification) decides the status, through keyrail_common.failures.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-import msgspec
-
-from keyrail_common.errors import make_error
-from keyrail_common.messages import ErrorInfo
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
+from keyrail_workers.adapters.base import UpstreamError
 
 # Key-looking tokens (sk-…, masked forms like sk-abc***xyz) are removed even when they are not ours.
 _KEYLIKE = re.compile(r"\b(sk|pk|rk|kr|key|gsk|xai)[-_][A-Za-z0-9*_\-.]{4,}", re.IGNORECASE)
+_MESSAGE_LIMIT = 300
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -25,78 +25,46 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return _KEYLIKE.sub("[redacted]", text)
 
 
-class _WireError(msgspec.Struct):
-    message: str = ""
-    type: str | None = None
-    code: str | int | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: _WireError | str | None = None
-
-
-def _upstream_message(body: bytes) -> str:
-    """The upstream's own message (untruncated: scrubbing must see whole secrets first)."""
-    try:
-        error = msgspec.json.decode(body, type=_ErrorEnvelope).error
-    except msgspec.DecodeError:
-        return body.decode(errors="replace").strip()
-    if isinstance(error, _WireError):
-        return error.message
-    return error or ""
-
-
-def classify_status(upstream_status: int) -> tuple[int, str]:
-    """(status for the client, error class) for an upstream HTTP status."""
-    if upstream_status in (400, 413, 422):
-        return upstream_status, "upstream_bad_request"
-    if upstream_status in (401, 403):
-        return 502, "upstream_auth"
-    if upstream_status == 404:
-        return 502, "upstream_not_found"
-    if upstream_status == 429:
-        return 429, "rate_limit"
-    if upstream_status == 402:  # billing / quota exhausted: the caller's request was fine
-        return 429, "quota"
-    if upstream_status in (408, 409, 504):  # 409: lock timeout, retried by the official SDKs
-        return 504, "timeout"
-    return (503 if upstream_status in (503, 529) else 502), "upstream_5xx"
-
-
-def upstream_http_error(slug: str, upstream_status: int, body: bytes, secrets: Iterable[str]) -> ErrorInfo:
-    status, error_class = classify_status(upstream_status)
-    message = scrub(_upstream_message(body), secrets)[:300]
-    return make_error(
-        status,
-        f"Upstream '{slug}' answered HTTP {upstream_status}: {message or 'no message'}",
-        code=f"upstream_{upstream_status}",
-        error_class=error_class,
+def upstream_failure(slug: str, error: UpstreamError, secrets: Iterable[str]) -> ErrorInfo:
+    """An upstream's error response (or in-band stream error), as the client will read it."""
+    message = scrub(error.message, secrets)[:_MESSAGE_LIMIT] or "no message"
+    said = f"HTTP {error.upstream_status}: {message}" if error.upstream_status else message
+    if error.failure_class is FailureClass.CREDENTIAL:
+        text = (
+            f"Upstream '{slug}' rejected the stored credential ({said}). Create a new key at the provider, "
+            f"then rotate it: PUT /admin/v1/integrations/{slug}/credentials."
+        )
+    elif error.upstream_status:
+        text = f"Upstream '{slug}' answered {said}"
+    else:
+        text = f"Upstream '{slug}' failed mid-stream: {message}"
+    code = f"upstream_{error.upstream_status}" if error.upstream_status else "upstream_stream_error"
+    return failure(
+        error.failure_class,
+        text,
+        code=code,
+        upstream_status=error.upstream_status,
+        provider_code=error.provider_code,
+        retry_after_s=error.retry_after_s,
     )
 
 
-def upstream_connection_error(slug: str, detail: str) -> ErrorInfo:
-    return make_error(
-        502,
-        f"Could not reach upstream '{slug}': {detail}",
-        code="upstream_unreachable",
-        error_class="connection",
+def connection_failure(slug: str, detail: str) -> ErrorInfo:
+    return failure(
+        FailureClass.CONNECTION, f"Could not reach upstream '{slug}': {detail}", code="upstream_unreachable"
     )
 
 
-def upstream_timeout(slug: str, timeout_s: float) -> ErrorInfo:
-    return make_error(
-        504,
-        f"Upstream '{slug}' did not answer within {timeout_s:.0f}s.",
+def timeout_failure(slug: str, waited_s: float) -> ErrorInfo:
+    return failure(
+        FailureClass.TIMEOUT,
+        f"Upstream '{slug}' did not answer within {waited_s:.1f}s "
+        "(this attempt's share of the request's deadline).",
         code="upstream_timeout",
-        error_class="timeout",
     )
 
 
-def midstream_error(slug: str, error: dict[str, object], secrets: Iterable[str]) -> ErrorInfo:
-    message = scrub(str(error.get("message", "stream error")), secrets)
-    return make_error(
-        502,
-        f"Upstream '{slug}' failed mid-stream: {message}",
-        code="upstream_stream_error",
-        error_class="stream",
+def stream_cut(slug: str, detail: str) -> ErrorInfo:
+    return failure(
+        FailureClass.STREAM_CUT, f"Upstream '{slug}' stream broke: {detail}", code="upstream_stream_error"
     )

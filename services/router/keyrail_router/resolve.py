@@ -8,31 +8,18 @@ from __future__ import annotations
 
 from keyrail_common.catalog import Catalog
 from keyrail_common.config_events import IntegrationCreated
-from keyrail_common.errors import make_error
-from keyrail_common.messages import ErrorInfo, Prices, Target
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
+from keyrail_common.messages import Prices, Target
 from keyrail_common.projection import ConfigState
-
-# Providers that speak OpenAI's chat-completions wire format natively, served by the "openai" pool.
-OPENAI_FAMILY = {
-    "openai",
-    "groq",
-    "deepinfra",
-    "together",
-    "fireworks",
-    "xai",
-    "perplexity",
-    "baseten",
-    "minimax",
-    "moonshot",
-    "nebius",
-}
+from keyrail_common.registry import Operation, ProviderRegistry
 
 
-def family_for(integration: IntegrationCreated) -> str:
-    """The worker pool for an integration: custom hosts speak their declared api_format."""
-    if integration.custom_host:
-        return integration.api_format
-    return "openai" if integration.provider in OPENAI_FAMILY else integration.provider
+class Resolver:
+    """The catalog and the provider registry a router resolves against (loaded once at start)."""
+
+    def __init__(self, catalog: Catalog, registry: ProviderRegistry) -> None:
+        self.catalog = catalog
+        self.registry = registry
 
 
 def in_scope(integration: IntegrationCreated, project_id: str) -> bool:
@@ -44,16 +31,19 @@ def model_enabled(integration: IntegrationCreated, model: str) -> bool:
     return enabled == "all" or (isinstance(enabled, list) and model in enabled)
 
 
-def _target(integration: IntegrationCreated, catalog: Catalog, model: str) -> Target:
-    entry = catalog.get(integration.provider, model)
+def _target(integration: IntegrationCreated, resolver: Resolver, model: str) -> Target:
+    entry = resolver.catalog.get(integration.provider, model)
+    provider = resolver.registry.get(integration.provider)
     return Target(
         integration_id=integration.integration_id,
         provider=integration.provider,
         provider_slug=integration.provider_slug,
-        family=family_for(integration),
+        adapter=resolver.registry.adapter_for(
+            integration.provider, integration.custom_host, integration.api_format
+        ),
         model=model,
         catalog_id=entry.id if entry else f"{integration.provider}/{model}",
-        base_url=integration.custom_host,
+        base_url=integration.custom_host or (provider.base_url if provider else ""),
         credential_ref=integration.credential_ref,
         credential_version=integration.credential_version,
         prices=entry.prices if entry else Prices(),
@@ -61,85 +51,102 @@ def _target(integration: IntegrationCreated, catalog: Catalog, model: str) -> Ta
 
 
 def _pinned(
-    state: ConfigState, catalog: Catalog, project_id: str, integration: IntegrationCreated, model: str
+    resolver: Resolver, project_id: str, integration: IntegrationCreated, model: str
 ) -> list[Target] | ErrorInfo:
     slug = integration.provider_slug
     if not in_scope(integration, project_id):
-        return make_error(
-            403,
+        return failure(
+            FailureClass.SCOPE,
             f"Integration '{slug}' is not in the scope of this API key's project ({project_id}). "
             f"An owner can add the project to the integration's project_scope.",
             code="integration_out_of_scope",
             param="model",
-            error_class="scope",
         )
-    if catalog.get(integration.provider, model) is None:
-        return make_error(
-            404,
-            f"Model '{model}' is not in the catalog for provider '{integration.provider}'. Register it as a "
-            f"custom model: POST /admin/v1/integrations/{slug}/custom-models, or add a catalog entry.",
+    if resolver.catalog.get(integration.provider, model) is None:
+        return failure(
+            FailureClass.NOT_FOUND,
+            f"Model '{model}' is not in the catalog for provider '{integration.provider}'. Use one of its "
+            "catalog models (keyrail_common/catalog.json lists them); registering custom models is not "
+            "available in this version yet.",
             code="model_not_found",
             param="model",
-            error_class="not_found",
         )
     if not model_enabled(integration, model):
-        return make_error(
-            403,
+        return failure(
+            FailureClass.SCOPE,
             f"Model '{model}' is not enabled on integration '{slug}'. "
-            f"Enable it with PUT /admin/v1/integrations/{slug}/models.",
+            f"An owner can enable it with PUT /admin/v1/integrations/{slug}/models.",
             code="model_not_enabled",
             param="model",
-            error_class="scope",
         )
-    return [_target(integration, catalog, model)]
+    return [_target(integration, resolver, model)]
 
 
 def resolve_targets(
-    state: ConfigState, catalog: Catalog, project_id: str, model_string: str, pinned_slug: str = ""
+    resolver: Resolver, state: ConfigState, project_id: str, model_string: str, pinned_slug: str = ""
 ) -> list[Target] | ErrorInfo:
     """Ordered targets for a request, or the error the client should get."""
     if pinned_slug:
         integration = state.integrations.get(pinned_slug)
         if integration is None:
-            return make_error(
-                404,
+            return failure(
+                FailureClass.NOT_FOUND,
                 f"No integration with provider slug '{pinned_slug}'.",
-                "provider_not_found",
-                "x-keyrail-provider",
+                code="provider_not_found",
+                param="x-keyrail-provider",
             )
         # The header pins the integration; the body may still say `<slug>/<model>` or `<provider>/<model>`.
         model = model_string
         for prefix in (f"{pinned_slug}/", f"{integration.provider}/"):
             model = model.removeprefix(prefix)
-        return _pinned(state, catalog, project_id, integration, model)
+        return _pinned(resolver, project_id, integration, model)
 
     prefix, sep, model = model_string.partition("/")
     if sep and prefix in state.integrations:
-        return _pinned(state, catalog, project_id, state.integrations[prefix], model)
+        return _pinned(resolver, project_id, state.integrations[prefix], model)
 
-    if sep and catalog.get(prefix, model) is not None:
+    if sep and resolver.catalog.get(prefix, model) is not None:
         candidates = [
             i
             for i in state.integrations.values()
             if i.provider == prefix and model_enabled(i, model) and in_scope(i, project_id)
         ]
         if not candidates:
-            return make_error(
-                403,
+            return failure(
+                FailureClass.SCOPE,
                 f"'{model_string}' is in the catalog, but no integration in this project's scope serves it. "
                 f"Create an integration for provider '{prefix}' with this model enabled, "
                 "or widen its project_scope.",
                 code="no_integration_in_scope",
                 param="model",
-                error_class="scope",
             )
-        return [_target(i, catalog, model) for i in sorted(candidates, key=lambda i: i.provider_slug)]
+        return [_target(i, resolver, model) for i in sorted(candidates, key=lambda i: i.provider_slug)]
 
-    return make_error(
-        404,
+    return failure(
+        FailureClass.NOT_FOUND,
         f"Unknown model '{model_string}'. Use '<provider-slug>/<model>' to pin an integration, or "
-        f"'<provider>/<model>' with a catalog model (GET /v1/models lists what this key can route).",
+        f"'<provider>/<model>' with a catalog model (GET /admin/v1/integrations lists the slugs).",
         code="model_not_found",
         param="model",
-        error_class="not_found",
     )
+
+
+def unavailable(resolver: Resolver, target: Target, operation: Operation) -> ErrorInfo | None:
+    """Why this target cannot be attempted in this version at all, or None when it can."""
+    registry = resolver.registry
+    provider = registry.get(target.provider)
+    if provider is not None and operation not in provider.operations:
+        return failure(
+            FailureClass.UNSUPPORTED,
+            f"'{target.provider_slug}' is a {provider.display_name} integration, which does not offer "
+            f"{operation.value}.",
+            code="operation_not_supported",
+        )
+    if not registry.is_available(target.adapter):
+        return failure(
+            FailureClass.UNSUPPORTED,
+            f"'{target.provider_slug}' speaks the '{target.adapter}' wire format, whose adapter is not "
+            "available in this version of Keyrail.",
+            code="provider_adapter_unavailable",
+        )
+    return None

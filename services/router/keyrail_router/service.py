@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from keyrail_common import subjects
 from keyrail_common.access_log import AccessLog
+from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.catalog import Catalog
-from keyrail_common.errors import make_error
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.logs import configure_logging
-from keyrail_common.messages import ErrorInfo, ProviderResult, RouteRequest, encode, route_request_decoder
+from keyrail_common.messages import ProviderResult, RouteRequest, encode, route_request_decoder
 from keyrail_common.projection import ConfigProjection
+from keyrail_common.registry import load_registry
 from keyrail_common.runtime import (
     DRAIN_S,
     ConcurrentHandler,
@@ -26,49 +26,56 @@ from keyrail_common.runtime import (
     start_metrics,
 )
 from keyrail_common.settings import Settings, load_settings
-from keyrail_common.subjects import provider_pool
-from keyrail_router.fallback import dispatch, provider_call
+from keyrail_common.wire import decode_or_refuse
+from keyrail_router.executor import Executor
 from keyrail_router.metrics import ROUTE_SECONDS, ROUTED
-from keyrail_router.resolve import resolve_targets
+from keyrail_router.resolve import Resolver, resolve_targets
 
 log = logging.getLogger("keyrail.router")
 
 
 class RouterService:
     def __init__(
-        self, nc: NATS, projection: ConfigProjection, catalog: Catalog, access_log: AccessLog
+        self,
+        nc: NATS,
+        projection: ConfigProjection,
+        resolver: Resolver,
+        executor: Executor,
+        access_log: AccessLog,
+        request_timeout_s: float,
     ) -> None:
         self._nc = nc
         self._projection = projection
-        self._catalog = catalog
+        self._resolver = resolver
+        self._executor = executor
         self._access_log = access_log
+        self._request_timeout_ns = int(request_timeout_s * 1e9)
 
     async def on_route(self, msg: Msg) -> None:
-        try:
-            request = route_request_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            error = make_error(400, "Router received an undecodable route request.", code="bad_route_request")
-            await msg.respond(encode(ProviderResult(ok=False, http_status=400, error=error)))
+        request = decode_or_refuse(route_request_decoder, msg.data, msg.subject)
+        if isinstance(request, str):
+            error = failure(FailureClass.WORKER_ERROR, f"The router refused the request: {request}.")
+            await msg.respond(encode(ProviderResult(ok=False, http_status=error.http_status, error=error)))
             return
+        if not request.deadline_ns:  # a version-1 ingress sends none
+            request.deadline_ns = request.received_ns + self._request_timeout_ns
         with ROUTE_SECONDS.time():
             if not await self._projection.wait_for(request.min_config_seq):
                 log.warning("config projection behind seq=%d", request.min_config_seq)
             resolution = resolve_targets(
-                self._projection.state, self._catalog, request.project_id, request.model, request.pinned_slug
+                self._resolver, self._projection.state, request.project_id, request.model, request.pinned_slug
             )
             if isinstance(resolution, ErrorInfo):
-                result = ProviderResult(
+                result: ProviderResult | None = ProviderResult(
                     ok=False, http_status=resolution.http_status, attempts=0, error=resolution
                 )
-            elif len(resolution) == 1:
-                # Nothing left to decide: the worker answers the ingress directly (one hop fewer).
-                target = resolution[0]
-                call = provider_call(request, target, 0, time.time_ns())
-                await self._nc.publish(provider_pool(target.family), encode(call), reply=msg.reply)
-                self._log(request, target.provider_slug, "forwarded", 1)
-                return
             else:
-                result = await dispatch(self._nc, request, resolution)
+                result = await self._executor.execute(request, resolution, msg.reply)
+        if result is None:
+            self._log(
+                request, resolution[0].provider_slug if isinstance(resolution, list) else "", "forwarded", 1
+            )
+            return
         self._log(request, result.provider_slug, result.http_status, result.attempts)
         await msg.respond(encode(result))
 
@@ -91,7 +98,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await projection.start()
     access_log = AccessLog("router", settings.access_log)
     access_log.start()
-    service = RouterService(nc, projection, Catalog.load_default(), access_log)
+    activity = ActivityPublisher(js)
+    resolver = Resolver(Catalog.load_default(), load_registry(settings.providers_override))
+    executor = Executor(nc, resolver, activity)
+    await executor.start()
+    service = RouterService(nc, projection, resolver, executor, access_log, settings.request_timeout_s)
     handler = ConcurrentHandler(service.on_route)
     await nc.subscribe(subjects.ROUTE, queue=subjects.ROUTER_QUEUE, cb=handler.dispatch)
     await answer_health(nc, "router")
@@ -99,6 +110,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     log.info("router ready (config seq %d)", projection.applied_seq)
     await stop.wait()
     await handler.wait_idle(DRAIN_S)
+    await executor.stop()
+    await activity.close()
     await close_bus(nc)
     await access_log.close()
 

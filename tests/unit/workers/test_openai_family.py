@@ -17,7 +17,7 @@ from keyrail_workers.providers.openai_family import (
     response_usage,
     spec_for,
 )
-from tests.support.shared import FIXTURES
+from tests.support.contracts import FIXTURES
 
 OPENAI = FIXTURES / "openai"
 API_KEY = "sk-test-0123456789abcdefghij"

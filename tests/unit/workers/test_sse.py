@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 import pytest
 
 from keyrail_workers.sse import DONE, sse_data
-from tests.support.shared import FIXTURES
+from tests.support.contracts import FIXTURES
 
 
 async def _lines(items: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -15,7 +15,7 @@ from keyrail_workers.upstream_errors import (
     upstream_http_error,
     upstream_timeout,
 )
-from tests.support.shared import FIXTURES
+from tests.support.contracts import FIXTURES
 
 OPENAI = FIXTURES / "openai"
 SLUG = "openai-prod-chat"

@@ -1,0 +1,210 @@
+"""The provider registry: which providers exist, how to reach them, what their credentials are.
+
+`providers.json` beside this module is the one list of providers (SPEC §2). The admin API
+validates integrations against it, the router picks the worker pool and default base URL from it,
+the worker pools and the CLI take their names from it, and the OpenAI-compatible providers'
+parameter quirks are data here rather than code. `KEYRAIL_PROVIDERS_OVERRIDE` names a JSON file
+of per-provider overrides (e.g. `{"groq": {"base_url": "https://egress.internal/groq/v1"}}`),
+for regional endpoints or an egress gateway.
+"""
+
+from __future__ import annotations
+
+import enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class Operation(enum.StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+    MODELS = "models"
+
+
+class CredentialKind(enum.StrEnum):
+    STRING = "string"  # a non-empty string
+    OBJECT = "object"  # a JSON object (e.g. a service-account key file)
+    STRING_MAP = "string_map"  # an object of string -> non-empty string
+
+
+class CredentialField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    kind: CredentialKind
+    required: bool = True
+    description: str = ""
+
+
+class Quirks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How an OpenAI-compatible provider differs from OpenAI's own API."""
+
+    drop_params: frozenset[str] = frozenset()  # parameters it rejects: dropped, not failed
+    drop_message_fields: frozenset[str] = frozenset()  # per-message fields it rejects
+    stream_usage: bool = True  # accepts stream_options.include_usage
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer "
+
+
+class AdapterInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    available: bool  # false: listed so integrations can be saved, but no worker serves it yet
+    description: str = ""
+
+
+class ProviderEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    display_name: str
+    adapter: str  # the wire format; "" = taken from the integration's api_format (custom hosts)
+    base_url: str
+    credentials: tuple[CredentialField, ...]
+    operations: frozenset[Operation]
+    quirks: Quirks = Quirks()
+    requires_custom_host: bool = False
+
+
+class _RegistryFile(msgspec.Struct, forbid_unknown_fields=True):
+    custom_host_formats: tuple[str, ...]
+    adapters: dict[str, AdapterInfo]
+    providers: list[ProviderEntry]
+    comment: str = ""
+
+
+class RegistryError(ValueError):
+    """The registry file (or an override) is inconsistent; raised at load time, never per request."""
+
+
+class CredentialError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ProviderRegistry:
+    def __init__(
+        self,
+        providers: list[ProviderEntry],
+        adapters: dict[str, AdapterInfo],
+        custom_host_formats: tuple[str, ...],
+    ) -> None:
+        self._providers = {p.name: p for p in providers}
+        self.adapters = adapters
+        self.custom_host_formats = custom_host_formats
+        self._check()
+
+    def _check(self) -> None:
+        if len(self._providers) == 0:
+            raise RegistryError("the provider registry lists no providers")
+        for fmt in self.custom_host_formats:
+            if fmt not in self.adapters:
+                raise RegistryError(f"custom host format '{fmt}' is not an adapter")
+        for provider in self._providers.values():
+            if provider.adapter and provider.adapter not in self.adapters:
+                raise RegistryError(f"provider '{provider.name}' names unknown adapter '{provider.adapter}'")
+            if not provider.adapter and not provider.requires_custom_host:
+                raise RegistryError(f"provider '{provider.name}' has no adapter and needs no custom host")
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def get(self, name: str) -> ProviderEntry | None:
+        return self._providers.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
+    def entries(self) -> list[ProviderEntry]:
+        return [self._providers[name] for name in self.names()]
+
+    def adapter_for(self, provider: str, custom_host: str, api_format: str) -> str:
+        """The wire format an integration speaks: its declared api_format on a custom host."""
+        entry = self._providers[provider]
+        if custom_host and api_format:
+            return api_format
+        return entry.adapter or api_format
+
+    def default_api_format(self, provider: str) -> str:
+        """The api_format an integration gets when it declares none (custom hosts: OpenAI's)."""
+        entry = self._providers[provider]
+        return entry.adapter if entry.adapter in self.custom_host_formats else "openai"
+
+    def is_available(self, adapter: str) -> bool:
+        info = self.adapters.get(adapter)
+        return info is not None and info.available
+
+    def pools(self, available_only: bool = True) -> list[str]:
+        """Worker pool names: one pool (NATS queue group) per adapter."""
+        return sorted(a for a, info in self.adapters.items() if info.available or not available_only)
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def validate_credentials(self, provider: str, credentials: dict[str, Any]) -> None:
+        """Raise `CredentialError` naming the first field that is missing, unknown or of the wrong kind.
+
+        Messages name fields only, never values: this text goes back to the caller.
+        """
+        entry = self._providers[provider]
+        known = {f.name: f for f in entry.credentials}
+        for name in credentials:
+            if name not in known:
+                raise CredentialError(
+                    f"credentials.{name}",
+                    f"'{provider}' credentials have no field '{name}'; expected: {', '.join(known)}.",
+                )
+        for field in entry.credentials:
+            value = credentials.get(field.name)
+            if value is None:
+                if field.required:
+                    raise CredentialError(
+                        f"credentials.{field.name}", f"credentials.{field.name} is required for '{provider}'."
+                    )
+                continue
+            if not _kind_ok(field.kind, value):
+                raise CredentialError(
+                    f"credentials.{field.name}",
+                    f"credentials.{field.name} must be {_KIND_TEXT[field.kind]}.",
+                )
+
+
+_KIND_TEXT = {
+    CredentialKind.STRING: "a non-empty string",
+    CredentialKind.OBJECT: "a JSON object",
+    CredentialKind.STRING_MAP: "an object mapping names to non-empty strings",
+}
+
+
+def _kind_ok(kind: CredentialKind, value: object) -> bool:
+    if kind is CredentialKind.STRING:
+        return isinstance(value, str) and bool(value.strip())
+    if kind is CredentialKind.OBJECT:
+        return isinstance(value, dict) and bool(value)
+    return isinstance(value, dict) and all(isinstance(v, str) and v for v in value.values())
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
+    by_name = {p["name"]: p for p in raw["providers"]}
+    for name, fields in overrides.items():
+        if name not in by_name:
+            raise RegistryError(f"override names unknown provider '{name}'")
+        if not isinstance(fields, dict):
+            raise RegistryError(f"override of '{name}' must be an object")
+        by_name[name].update(fields)
+
+
+def load_registry(override_file: str = "") -> ProviderRegistry:
+    """The shipped registry, with the operator's overrides (a JSON file) applied."""
+    raw: dict[str, Any] = msgspec.json.decode(
+        resources.files("keyrail_common").joinpath("providers.json").read_bytes()
+    )
+    if override_file:
+        try:
+            overrides = msgspec.json.decode(Path(override_file).read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            raise RegistryError(f"cannot read provider overrides {override_file}: {exc}") from exc
+        if not isinstance(overrides, dict):
+            raise RegistryError(f"provider overrides {override_file} must be a JSON object")
+        _apply_overrides(raw, overrides)
+    try:
+        parsed = msgspec.convert(raw, type=_RegistryFile)
+    except msgspec.ValidationError as exc:
+        raise RegistryError(f"invalid provider registry: {exc}") from exc
+    return ProviderRegistry(parsed.providers, parsed.adapters, parsed.custom_host_formats)

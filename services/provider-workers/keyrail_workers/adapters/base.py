@@ -1,0 +1,91 @@
+"""The adapter interface: what every wire format provides, as pure functions over bytes.
+
+An adapter builds the upstream request from the call and the credential, parses a response
+into the client's dialect with normalised usage, translates a stream event by event, and
+classifies an error response into the failure vocabulary. It does no I/O: the runner does the
+HTTP, the relay publishes frames, and so every adapter is tested from fixtures alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from keyrail_common.failures import FailureClass
+from keyrail_common.messages import Dialect, Usage
+from keyrail_common.registry import Operation, Quirks
+
+Credential = Mapping[str, Any]  # the integration's credential fields, as stored in Vault
+
+
+class AdapterCall(msgspec.Struct, frozen=True):
+    """One attempt as an adapter sees it: no ids, no timing, no transport."""
+
+    operation: Operation
+    dialect: Dialect
+    model: str  # as the upstream knows it
+    body: bytes  # the client's JSON body
+    stream: bool
+    base_url: str  # the custom host, else the provider's default
+    quirks: Quirks = Quirks()
+    custom_headers: Mapping[str, str] = {}
+
+
+class UpstreamRequest(msgspec.Struct):
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    client_wants_usage: bool = False  # false: usage was asked for by us, not forwarded to the client
+
+
+class ParsedResponse(msgspec.Struct):
+    body: bytes  # in the client's dialect
+    usage: Usage | None
+
+
+class UpstreamError(msgspec.Struct):
+    """What the upstream said, classified; the runner adds the slug and scrubs secrets."""
+
+    failure_class: FailureClass
+    message: str
+    upstream_status: int = 0
+    provider_code: str = ""
+    retry_after_s: float = 0.0
+
+
+class StreamStep(msgspec.Struct):
+    """The translation of one upstream event."""
+
+    frames: list[bytes] = []  # `data:` payloads for the client, in its dialect
+    content: bool = False  # content (text, tool call) arrived: the stream's commit point
+    error: UpstreamError | None = None  # an in-band upstream error: the stream ends here
+    done: bool = False  # the upstream's terminal event
+
+
+class StreamTranslator(Protocol):
+    usage: Usage | None
+
+    def feed(self, event: str, data: bytes) -> StreamStep:
+        """One SSE event (its `event:` name, "" when none, and its data)."""
+        ...
+
+    def finish(self) -> UpstreamError | None:
+        """The upstream body ended: a failure when the terminal event never came."""
+        ...
+
+
+class Adapter(Protocol):
+    name: str
+    dialects: frozenset[Dialect]  # client dialects it answers in
+    operations: frozenset[Operation]
+
+    def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest: ...
+
+    def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse: ...
+
+    def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> StreamTranslator: ...
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...

@@ -1,0 +1,45 @@
+"""OpenAI chat-completions request: the client's body with the upstream model name and the
+provider's quirks applied (rejected parameters dropped), usage always requested on streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from keyrail_workers.adapters.base import AdapterCall, Credential, UpstreamRequest
+
+_json_decode = msgspec.json.decode
+_json_encode = msgspec.json.Encoder().encode
+
+
+def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
+    quirks = call.quirks
+    payload: dict[str, Any] = _json_decode(call.body)
+    payload["model"] = call.model
+    for param in quirks.drop_params:
+        payload.pop(param, None)
+    if quirks.drop_message_fields:
+        for message in payload.get("messages", ()):
+            for field in quirks.drop_message_fields:
+                message.pop(field, None)
+    client_wants_usage = False
+    if call.stream:
+        options = payload.get("stream_options") or {}
+        client_wants_usage = bool(options.get("include_usage"))
+        if quirks.stream_usage:
+            # Always ask for usage so the activity log has token counts for every stream.
+            payload["stream_options"] = {**options, "include_usage": True}
+    headers = dict(call.custom_headers)
+    api_key = credential.get("api_key")
+    if isinstance(api_key, str) and api_key:
+        headers[quirks.auth_header] = quirks.auth_scheme + api_key
+    headers["Content-Type"] = "application/json"
+    headers["Accept"] = "text/event-stream" if call.stream else "application/json"
+    return UpstreamRequest(
+        method="POST",
+        url=call.base_url.rstrip("/") + "/chat/completions",
+        headers=headers,
+        body=_json_encode(payload),
+        client_wants_usage=client_wants_usage,
+    )

@@ -1,0 +1,69 @@
+"""OpenAI chat-completions stream: chunks pass through byte for byte; the translator only looks
+inside for usage, content (the commit point) and in-band errors, and drops the usage chunk the
+client did not ask for (we always ask the upstream for it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from keyrail_common.failures import FailureClass
+from keyrail_common.messages import Usage
+from keyrail_workers.adapters.base import StreamStep, UpstreamError
+from keyrail_workers.adapters.openai.errors import in_band_error
+from keyrail_workers.adapters.openai.usage import WireUsage
+
+DONE = b"[DONE]"
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: list[Any] | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+
+
+class _ChunkProbe(msgspec.Struct):
+    choices: list[_Choice] = []
+    usage: WireUsage | None = None
+    error: dict[str, Any] | None = None
+
+
+_chunk_decoder = msgspec.json.Decoder(_ChunkProbe)
+_NOTHING = StreamStep()
+
+
+class OpenAIStreamTranslator:
+    def __init__(self, client_wants_usage: bool) -> None:
+        self._client_wants_usage = client_wants_usage
+        self._done = False
+        self.usage: Usage | None = None
+
+    def feed(self, event: str, data: bytes) -> StreamStep:
+        if data == DONE:
+            self._done = True
+            return StreamStep(done=True)
+        try:
+            probe = _chunk_decoder.decode(data)
+        except msgspec.DecodeError:
+            return StreamStep(
+                error=UpstreamError(FailureClass.STREAM_CUT, "the upstream sent an undecodable stream chunk")
+            )
+        if probe.error is not None:
+            return StreamStep(error=in_band_error(probe.error))
+        if probe.usage is not None:
+            self.usage = probe.usage.to_usage()
+            if not probe.choices and not self._client_wants_usage:
+                return _NOTHING
+        content = any(
+            c.delta is not None and (bool(c.delta.content) or bool(c.delta.tool_calls)) for c in probe.choices
+        )
+        return StreamStep(frames=[data], content=content)
+
+    def finish(self) -> UpstreamError | None:
+        if self._done:
+            return None
+        return UpstreamError(FailureClass.STREAM_CUT, "the upstream closed the stream before [DONE]")

@@ -1,0 +1,147 @@
+"""One attempt: credential → adapter → HTTP → adapter, within the attempt's deadline.
+
+The runner is the only place that does the upstream I/O of an attempt. It knows no wire format
+(the adapter does) and builds no result itself (the attempt recorder does): it fetches the
+credential, lets the adapter build the request, sends it, and hands the answer back to the
+adapter, or to the stream relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from keyrail_common.attempts import AttemptRecorder
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
+from keyrail_common.messages import ProviderCall, ProviderResult
+from keyrail_common.registry import ProviderRegistry, Quirks
+from keyrail_common.vault import CachedCredentials
+from keyrail_workers.adapters import ADAPTERS
+from keyrail_workers.adapters.base import Adapter, AdapterCall, Credential
+from keyrail_workers.http_client import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
+from keyrail_workers.metrics import UPSTREAM_SECONDS
+from keyrail_workers.relay import Publish, StreamRelay
+from keyrail_workers.upstream_errors import connection_failure, timeout_failure, upstream_failure
+
+Reply = Callable[[ProviderResult], Awaitable[None]]
+
+
+def loop_deadline(wall_deadline_ns: int) -> float:
+    """A wall-clock deadline (what crosses the bus) as the event loop's clock."""
+    return asyncio.get_running_loop().time() + (wall_deadline_ns - time.time_ns()) / 1e9
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        credentials: CachedCredentials,
+        upstream: UpstreamPool,
+        publish: Publish,
+    ) -> None:
+        self._registry = registry
+        self._credentials = credentials
+        self._upstream = upstream
+        self._publish = publish
+
+    def _adapter(self, call: ProviderCall) -> Adapter | ErrorInfo:
+        adapter = ADAPTERS.get(call.target.adapter)
+        if adapter is None:
+            return failure(
+                FailureClass.UNSUPPORTED,
+                f"This worker has no '{call.target.adapter}' adapter (for '{call.target.provider_slug}').",
+                code="provider_adapter_unavailable",
+            )
+        if call.dialect not in adapter.dialects or call.operation not in adapter.operations:
+            return failure(
+                FailureClass.UNSUPPORTED,
+                f"The '{adapter.name}' adapter cannot answer {call.operation.value} in the "
+                f"{call.dialect.value} dialect in this version (for '{call.target.provider_slug}').",
+                code="operation_not_supported",
+            )
+        return adapter
+
+    async def _credential(self, call: ProviderCall) -> Credential | ErrorInfo:
+        target = call.target
+        try:
+            return await self._credentials.get(target.credential_ref, target.credential_version)
+        except Exception:  # BYOK fails closed: never another credential, never a detail that could leak
+            return failure(
+                FailureClass.WORKER_ERROR,
+                f"Credentials of '{target.provider_slug}' could not be read from Vault.",
+                code="credentials_unavailable",
+            )
+
+    def _adapter_call(self, call: ProviderCall, credential: Credential) -> AdapterCall:
+        provider = self._registry.get(call.target.provider)
+        headers = credential.get("custom_auth_headers")
+        return AdapterCall(
+            operation=call.operation,
+            dialect=call.dialect,
+            model=call.target.model,
+            body=call.body,
+            stream=call.stream,
+            base_url=call.target.base_url,
+            quirks=provider.quirks if provider else Quirks(),
+            custom_headers=headers if isinstance(headers, dict) else {},
+        )
+
+    async def run(self, call: ProviderCall, attempt: AttemptRecorder, reply: Reply) -> None:
+        adapter = self._adapter(call)
+        if isinstance(adapter, ErrorInfo):
+            await reply(attempt.fail(adapter))
+            return
+        credential = await self._credential(call)
+        if isinstance(credential, ErrorInfo):
+            await reply(attempt.fail(credential))
+            return
+        adapter_call = self._adapter_call(call, credential)
+        secrets = [
+            v for v in (*credential.values(), *adapter_call.custom_headers.values()) if isinstance(v, str)
+        ]
+        request = adapter.build_request(adapter_call, credential)
+        slug = call.target.provider_slug
+        relay: StreamRelay | None = None
+        try:
+            async with asyncio.timeout_at(loop_deadline(call.attempt_deadline_ns)) as deadline:
+                response = await self._upstream.post(
+                    request.url, request.headers, request.body, _remaining_s(call.attempt_deadline_ns)
+                )
+                attempt.timings.first_byte_ns = time.time_ns()
+                UPSTREAM_SECONDS.labels(slug).observe(time.perf_counter() - attempt.started)
+                try:
+                    if response.status < 400 and call.stream:
+                        relay = StreamRelay(call, attempt, secrets, reply, self._publish)
+                        # After the commit point the request's deadline bounds the stream, not the attempt's.
+                        await relay.run(
+                            adapter.stream_translator(adapter_call, request),
+                            response,
+                            lambda: deadline.reschedule(loop_deadline(call.deadline_ns)),
+                        )
+                        return
+                    body = await response.read()
+                finally:
+                    response.release()
+        except (UpstreamTimeout, TimeoutError):
+            error = timeout_failure(slug, (time.perf_counter() - attempt.started))
+            if relay is not None and relay.started:
+                await relay.end(error)
+            else:
+                await reply(attempt.fail(error))
+            return
+        except UpstreamConnectionError as exc:
+            await reply(attempt.fail(connection_failure(slug, str(exc))))
+            return
+        if response.status >= 400:
+            classified = adapter.classify_error(response.status, response.headers, body)
+            await reply(attempt.fail(upstream_failure(slug, classified, secrets)))
+            return
+        parsed = adapter.parse_response(adapter_call, body)
+        attempt.usage = parsed.usage
+        attempt.timings.done_ns = time.time_ns()
+        await reply(attempt.succeed(parsed.body))
+
+
+def _remaining_s(wall_deadline_ns: int) -> float:
+    return max((wall_deadline_ns - time.time_ns()) / 1e9, 0.001)
