@@ -36,11 +36,12 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
     drop: str = ""  # "before": close without a response; "midstream": two stream events, then close
     chunk_delay_ms: int = 0  # sleep between stream events
     reply: str = ""  # override the reply text
+    retry_after: int = 0  # with an error status: send `Retry-After: <seconds>`
 
     def __post_init__(self) -> None:
         if self.status != 0 and not 400 <= self.status <= 599:
             raise ValueError("status must be 0 or an HTTP error status (400-599)")
-        if self.delay_ms < 0 or self.chunk_delay_ms < 0:
+        if self.delay_ms < 0 or self.chunk_delay_ms < 0 or self.retry_after < 0:
             raise ValueError("delays must be >= 0")
         if self.drop not in DROP_MODES:
             raise ValueError("drop must be one of '', 'before', 'midstream'")
@@ -91,8 +92,11 @@ def _error_body(message: str, type_: str, code: str | None, param: str | None = 
     return _encode({"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
-def _error(status: int, body: bytes, request_id: str) -> web.Response:
-    return web.Response(status=status, body=body, headers={"Content-Type": _JSON, "x-request-id": request_id})
+def _error(status: int, body: bytes, request_id: str, retry_after: int = 0) -> web.Response:
+    headers = {"Content-Type": _JSON, "x-request-id": request_id}
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
+    return web.Response(status=status, body=body, headers=headers)
 
 
 @functools.cache
@@ -267,7 +271,7 @@ def build_app(
         if plan.drop == "before":
             return _close_connection(request)
         if plan.status:
-            return _error(plan.status, _fault_body(plan.status), chat_id)
+            return _error(plan.status, _fault_body(plan.status), chat_id, plan.retry_after)
         text = plan.reply or reply
         if chat.stream:
             return await _stream(request, plan, chat, text, chat_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
 MODEL = "gpt-4o-mini"
+REGISTRY_ROUTED_PROVIDER = "groq"
 
 
 @dataclass
@@ -43,8 +45,14 @@ def upstream(workdir: Path) -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="session")
-def stack(workdir: Path) -> Iterator[KeyrailStack]:
-    running = KeyrailStack(workdir / "data", workdir / "keyrail-up.log")
+def stack(workdir: Path, upstream: MockUpstream) -> Iterator[KeyrailStack]:
+    # The registry's default base URL of one provider points at the mock: an integration without a
+    # custom host is then observed reaching "its provider" without any traffic leaving the machine.
+    overrides = workdir / "provider-overrides.json"
+    overrides.write_text(json.dumps({REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url}}))
+    running = KeyrailStack(
+        workdir / "data", workdir / "keyrail-up.log", extra_env={"KEYRAIL_PROVIDERS_OVERRIDE": str(overrides)}
+    )
     running.start()
     yield running
     running.stop()

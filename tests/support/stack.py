@@ -45,9 +45,16 @@ def _free(port: int) -> bool:
 class KeyrailStack:
     """One `keyrail up` process tree; ports: ingress base, metrics base+1..3, NATS base+5, Vault base+6/7."""
 
-    def __init__(self, data_dir: Path, log_path: Path, base_port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        base_port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.extra_env = extra_env or {}
         self.base_port = base_port or free_port_block(8)
         self.port = self.base_port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,6 +72,7 @@ class KeyrailStack:
         )
         for external in ("KEYRAIL_NATS_URL", "KEYRAIL_VAULT_ADDR", "KEYRAIL_CLICKHOUSE_URL"):
             env.pop(external, None)
+        env.update(self.extra_env)
         return env
 
     @property
@@ -141,9 +149,14 @@ class MockUpstream:
     pinned to a CPU set (the benchmark keeps it off the gateway's CPUs)."""
 
     def __init__(
-        self, api_key: str | None = None, log_path: Path | None = None, cpus: str | None = None
+        self,
+        api_key: str | None = None,
+        log_path: Path | None = None,
+        cpus: str | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.api_key = api_key
+        self.args = args  # more `keyrail mock-upstream` flags, e.g. ("--delay-ms", "600000")
         self.port = free_port_block(1)
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log_path = log_path
@@ -154,6 +167,7 @@ class MockUpstream:
         command = [sys.executable, "-m", "keyrail_cli.main", "mock-upstream", "--port", str(self.port)]
         if self.api_key:
             command += ["--require-key", self.api_key]
+        command += self.args
         if self.cpus:
             command = ["taskset", "-c", self.cpus, *command]
         self.process = subprocess.Popen(
