@@ -55,12 +55,11 @@ class AdapterInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ProviderEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     display_name: str
-    adapter: str  # the wire format; "" = taken from the integration's api_format (custom hosts)
+    adapter: str  # the wire format (a custom host may declare another: its api_format)
     base_url: str
     credentials: tuple[CredentialField, ...]
     operations: frozenset[Operation]
     quirks: Quirks = Quirks()
-    requires_custom_host: bool = False
 
 
 class _RegistryFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -99,10 +98,8 @@ class ProviderRegistry:
             if fmt not in self.adapters:
                 raise RegistryError(f"custom host format '{fmt}' is not an adapter")
         for provider in self._providers.values():
-            if provider.adapter and provider.adapter not in self.adapters:
+            if provider.adapter not in self.adapters:
                 raise RegistryError(f"provider '{provider.name}' names unknown adapter '{provider.adapter}'")
-            if not provider.adapter and not provider.requires_custom_host:
-                raise RegistryError(f"provider '{provider.name}' has no adapter and needs no custom host")
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -118,12 +115,11 @@ class ProviderRegistry:
     def adapter_for(self, provider: str, custom_host: str, api_format: str) -> str:
         """The wire format an integration speaks: its declared api_format on a custom host."""
         entry = self._providers[provider]
-        if custom_host and api_format:
-            return api_format
-        return entry.adapter or api_format
+        return api_format if custom_host and api_format else entry.adapter
 
     def default_api_format(self, provider: str) -> str:
-        """The api_format an integration gets when it declares none (custom hosts: OpenAI's)."""
+        """The api_format of a custom host that declares none: the provider's own when a custom host
+        may speak it, else OpenAI's (the format most self-hosted servers speak)."""
         entry = self._providers[provider]
         return entry.adapter if entry.adapter in self.custom_host_formats else "openai"
 

@@ -71,6 +71,8 @@ def load_settings() -> Settings:
         metrics_port=int(_env("KEYRAIL_METRICS_PORT", "0")),
         metrics_host=_env("KEYRAIL_METRICS_HOST", "127.0.0.1"),
         access_log=_env("KEYRAIL_ACCESS_LOG", "1") not in ("0", "false", "no"),
-        request_timeout_s=float(_env("KEYRAIL_REQUEST_TIMEOUT_S", "120")),
+        # The whole request, streams included (the OpenAI SDK's own default): attempts without a
+        # timeout of their own share what is left of it.
+        request_timeout_s=float(_env("KEYRAIL_REQUEST_TIMEOUT_S", "600")),
         providers_override=_env("KEYRAIL_PROVIDERS_OVERRIDE", ""),
     )

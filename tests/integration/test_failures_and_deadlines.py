@@ -243,4 +243,7 @@ def test_messages_this_version_cannot_read_are_refused_not_left_hanging(stack: K
         assert answer["ok"] is False and answer["error"]["error_class"] == "worker_error"
         assert "could not be decoded by this version" in answer["error"]["message"]
     metrics = httpx.get(f"http://127.0.0.1:{stack.base_port + 3}/metrics").text  # the worker's
-    assert 'keyrail_bus_messages_refused_total{reason="undecodable",subject="keyrail.provider.openai"}' in metrics
+    assert (
+        'keyrail_bus_messages_refused_total{reason="undecodable",subject="keyrail.provider.openai"}'
+        in metrics
+    )

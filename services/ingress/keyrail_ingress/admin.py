@@ -60,7 +60,7 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
     project_scope: Literal["all"] | list[str] = "all"
     enabled_models: Literal["all", "none"] | list[str] = "all"
     custom_host: str = ""
-    api_format: str = ""  # custom hosts only; "" = the provider's own format (OpenAI's for "custom")
+    api_format: str = ""  # custom hosts only; "" = the provider's own, or OpenAI's
     allow_http: bool = False
     description: str = ""
     custom_auth_headers: dict[str, str] | None = None
@@ -182,17 +182,25 @@ def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response
     if provider is None:
         return error(
             400,
-            f"Unknown provider '{body.provider}'. Known: {', '.join(registry.names())} "
-            "('custom' for a self-hosted OpenAI-, Anthropic- or Cohere-format server).",
+            f"Unknown provider '{body.provider}'. Known: {', '.join(registry.names())}; a self-hosted "
+            "server is any of them with a custom_host and its api_format.",
             "invalid_value",
             "provider",
         )
-    if provider.requires_custom_host and not body.custom_host:
-        return error(400, f"Provider '{body.provider}' needs a custom_host.", "invalid_value", "custom_host")
-    api_format = body.api_format or registry.default_api_format(body.provider)
-    if api_format not in registry.custom_host_formats:
-        formats = ", ".join(registry.custom_host_formats)
-        return error(400, f"api_format must be one of {formats}.", "invalid_value", "api_format")
+    if body.custom_host:
+        api_format = body.api_format or registry.default_api_format(body.provider)
+        if api_format not in registry.custom_host_formats:
+            formats = ", ".join(registry.custom_host_formats)
+            return error(400, f"api_format must be one of {formats}.", "invalid_value", "api_format")
+    else:
+        api_format = provider.adapter
+        if body.api_format and body.api_format != api_format:
+            return error(
+                400,
+                f"api_format applies to custom hosts only; '{body.provider}' speaks '{api_format}'.",
+                "invalid_value",
+                "api_format",
+            )
     try:
         registry.validate_credentials(body.provider, body.credentials)
     except CredentialError as exc:
