@@ -1,4 +1,4 @@
-"""OpenAI-compatible local upstream with fault injection.
+"""Local upstream with fault injection: OpenAI's wire format here, the others in mock_formats/.
 
 Operators point a Keyrail provider at it to rehearse fallback chains, integration tests use it as a
 deterministic provider, and benchmarks use it as an upstream that must never be the bottleneck: no
@@ -221,6 +221,18 @@ async def _stream(
     return response
 
 
+class MockContext(msgspec.Struct, frozen=True):
+    """What every wire format's mock routes share: the run's faults, key and reply text."""
+
+    defaults: FaultPlan
+    require_key: str | None
+    reply: str
+
+    def plan(self, header: str | None, body_mock: dict[str, Any] | None) -> FaultPlan:
+        """This request's faults (raises ValueError on a bad one)."""
+        return _resolve_plan(self.defaults, header, body_mock)
+
+
 def build_app(
     defaults: FaultPlan, require_key: str | None = None, reply: str = DEFAULT_REPLY
 ) -> web.Application:
@@ -312,6 +324,9 @@ def build_app(
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/models", list_models)
     app.router.add_get("/healthz", healthz)
+    from keyrail_cli.mock_formats import add_all_routes
+
+    add_all_routes(app, MockContext(defaults, require_key, reply))
     return app
 
 
