@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter
@@ -26,6 +26,19 @@ from keyrail_common.messages import ActivityQuery, QueryResult, SqlQuery, encode
 from keyrail_common.projection import ConcurrencyConflict
 from keyrail_common.security import hash_secret, new_api_key, new_id
 from keyrail_common.vault import credential_path
+from keyrail_ingress.admin_types import (
+    ActivityEntry,
+    ActivityList,
+    ApiKeyCreated,
+    Integration,
+    IntegrationList,
+    NewApiKey,
+    NewIntegration,
+    NewProject,
+    Project,
+    ProjectList,
+    SqlResult,
+)
 from keyrail_ingress.auth import admin_user_for
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.responses import bad_body, error, json_response
@@ -36,28 +49,6 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 API_FORMATS = ("openai", "anthropic", "cohere")
 _query_result_decoder = msgspec.msgpack.Decoder(QueryResult)
 T = TypeVar("T")
-
-
-class NewProject(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-
-
-class NewApiKey(msgspec.Struct, forbid_unknown_fields=True):
-    name: str = "default"
-
-
-class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    provider: str
-    provider_slug: str
-    credentials: dict[str, Any]
-    project_scope: Literal["all"] | list[str] = "all"
-    enabled_models: Literal["all", "none"] | list[str] = "all"
-    custom_host: str = ""
-    api_format: str = "openai"
-    allow_http: bool = False
-    description: str = ""
-    custom_auth_headers: dict[str, str] | None = None
 
 
 def _ctx(request: Request) -> IngressContext:
@@ -85,25 +76,29 @@ async def _decode(request: Request, kind: type[T]) -> T | Response:
         return bad_body(exc)
 
 
-def _project_view(p: ProjectCreated) -> dict[str, Any]:
-    return {"id": p.project_id, "name": p.name, "org_id": p.org_id}
+def _project_view(p: ProjectCreated) -> Project:
+    return Project(id=p.project_id, name=p.name, org_id=p.org_id)
 
 
-def _integration_view(i: IntegrationCreated) -> dict[str, Any]:
+def _integration_view(i: IntegrationCreated) -> Integration:
     """Everything about an integration except its credentials (never returned)."""
-    return {
-        "id": i.integration_id,
-        "name": i.name,
-        "provider": i.provider,
-        "provider_slug": i.provider_slug,
-        "description": i.description,
-        "project_scope": i.project_scope,
-        "enabled_models": i.enabled_models,
-        "custom_host": i.custom_host or None,
-        "api_format": i.api_format,
-        "allow_http": i.allow_http,
-        "credential_version": i.credential_version,
-    }
+    return Integration(
+        id=i.integration_id,
+        name=i.name,
+        provider=i.provider,
+        provider_slug=i.provider_slug,
+        description=i.description,
+        project_scope=i.project_scope,
+        enabled_models=i.enabled_models,
+        custom_host=i.custom_host or None,
+        api_format=i.api_format,
+        allow_http=i.allow_http,
+        credential_version=i.credential_version,
+    )
+
+
+def _activity_view(columns: list[str], row: list[object]) -> ActivityEntry:
+    return msgspec.convert(dict(zip(columns, row, strict=True)), ActivityEntry)
 
 
 @router.post("/projects")
@@ -128,7 +123,7 @@ async def list_projects(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     projects = _ctx(request).projection.state.projects.values()
-    return json_response({"data": [_project_view(p) for p in projects], "next_cursor": None})
+    return json_response(ProjectList(data=[_project_view(p) for p in projects], next_cursor=None))
 
 
 @router.post("/projects/{project_id}/keys")
@@ -154,8 +149,10 @@ async def create_api_key(request: Request, project_id: str) -> Response:
         key_prefix=secret[:7],
     )
     await ctx.publisher.publish("apikey", issued.key_id, issued, actor=user.user_id, expect_new=True)
-    view = {"id": issued.key_id, "name": issued.name, "project_id": project_id, "prefix": issued.key_prefix}
-    return json_response({**view, "key": secret}, 201)
+    created = ApiKeyCreated(
+        id=issued.key_id, name=issued.name, project_id=project_id, prefix=issued.key_prefix, key=secret
+    )
+    return json_response(created, 201)
 
 
 def _validate_integration(ctx: IngressContext, body: NewIntegration) -> Response | str:
@@ -249,7 +246,7 @@ async def list_integrations(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     integrations = _ctx(request).projection.state.integrations.values()
-    return json_response({"data": [_integration_view(i) for i in integrations], "next_cursor": None})
+    return json_response(IntegrationList(data=[_integration_view(i) for i in integrations], next_cursor=None))
 
 
 async def _ask_audit(ctx: IngressContext, subject: str, payload: bytes) -> QueryResult | Response:
@@ -285,8 +282,8 @@ async def activity(request: Request) -> Response:
     result = await _ask_audit(_ctx(request), subjects.AUDIT_ACTIVITY_QUERY, encode(query))
     if isinstance(result, Response):
         return result
-    rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-    return json_response({"data": rows, "next_cursor": None})
+    rows = [_activity_view(result.columns, row) for row in result.rows]
+    return json_response(ActivityList(data=rows, next_cursor=None))
 
 
 @router.post("/sql")
@@ -303,4 +300,4 @@ async def sql(request: Request) -> Response:
     if isinstance(result, Response):
         return result
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    return json_response({"columns": result.columns, "rows": result.rows, "elapsed_ms": elapsed_ms})
+    return json_response(SqlResult(columns=result.columns, rows=result.rows, elapsed_ms=elapsed_ms))
