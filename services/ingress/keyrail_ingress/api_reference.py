@@ -13,9 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
-_URL = re.compile(r"https?://[^\s<>()]+[^\s<>().,;:]")
+_URL = re.compile(r"https?://[^\s<>()&\"']+[^\s<>()&\"'.,;:]")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
@@ -70,10 +69,14 @@ def _e(text: Any) -> str:
 
 def _inline(text: str) -> str:
     """Escaped text with `code`, **bold** and bare URLs as links (the only markup used)."""
-    out = _e(text)
-    out = _CODE.sub(r"<code>\1</code>", out)
-    out = _BOLD.sub(r"<strong>\1</strong>", out)
-    return _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', out)
+    out = []
+    for i, part in enumerate(text.split("`")):
+        if i % 2:
+            out.append(f"<code>{_e(part)}</code>")
+            continue
+        escaped = _BOLD.sub(r"<strong>\1</strong>", _e(part))
+        out.append(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))
+    return "".join(out)
 
 
 def _prose(text: str) -> str:
