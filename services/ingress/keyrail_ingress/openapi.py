@@ -38,6 +38,7 @@ from keyrail_ingress.admin_types import (
     ProjectList,
     SqlResult,
 )
+from keyrail_ingress.api_reference import render_html
 from keyrail_ingress.chat import ChatRequestHead
 from keyrail_ingress.responses import bad_body
 
@@ -159,6 +160,24 @@ def _bad_body_example(kind: type, body: bytes) -> Any:
     except msgspec.ValidationError as exc:
         return json.loads(bytes(bad_body(exc).body))
     raise AssertionError(f"{body!r} is a valid {kind.__name__}")
+
+
+def _is_default(f: msgspec.structs.FieldInfo, value: Any) -> bool:
+    if f.default is not msgspec.NODEFAULT:
+        return bool(value == f.default)
+    if f.default_factory is not msgspec.NODEFAULT:
+        return bool(value == f.default_factory())
+    return False
+
+
+def _request(body: msgspec.Struct) -> Content:
+    """A request body example as a client would write it: fields left at their default omitted."""
+    example = {}
+    for f in msgspec.structs.fields(body):
+        value = getattr(body, f.name)
+        if not _is_default(f, value):
+            example[f.encode_name] = msgspec.to_builtins(value)
+    return Content(example, type(body))
 
 
 def _error(description: str, example: Any, headers: tuple[str, ...] = ()) -> Reply:
@@ -298,8 +317,8 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "x-keyrail-overhead-ms": {
         "description": "Milliseconds Keyrail added on top of the upstream's own time (for a stream: "
         "until the first byte). On every data-plane answer.",
-        "schema": {"type": "string"},
-        "example": "0.912",
+        "schema": {"type": "number"},
+        "example": 0.912,
     },
 }
 
@@ -493,7 +512,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="Projects",
         summary="Create a project",
         auth="admin",
-        request=Content(msgspec.to_builtins(NewProject(name="demo")), NewProject),
+        request=_request(NewProject(name="demo")),
         responses={
             201: _json("The new project.", Project, EXAMPLE_PROJECT),
             **_admin_errors(
@@ -535,7 +554,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "example": EXAMPLE_PROJECT.id,
             },
         ),
-        request=Content(msgspec.to_builtins(NewApiKey(name="laptop")), NewApiKey),
+        request=_request(NewApiKey(name="laptop")),
         responses={
             201: _json(
                 "The new key, with its secret.",
@@ -574,20 +593,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "are written to Vault/OpenBao first, then the integration is published; they are never "
         "returned.",
         auth="admin",
-        request=Content(
-            msgspec.to_builtins(
-                NewIntegration(
-                    name="Local mock",
-                    provider="openai",
-                    provider_slug="openai-dev-mock",
-                    credentials={"api_key": "sk-my-upstream-key"},
-                    project_scope="all",
-                    enabled_models=["gpt-4o-mini"],
-                    custom_host="http://127.0.0.1:9900/v1",
-                    allow_http=True,
-                )
-            ),
-            NewIntegration,
+        request=_request(
+            NewIntegration(
+                name="Local mock",
+                provider="openai",
+                provider_slug="openai-dev-mock",
+                credentials={"api_key": "sk-my-upstream-key"},
+                project_scope="all",
+                enabled_models=["gpt-4o-mini"],
+                custom_host="http://127.0.0.1:9900/v1",
+                allow_http=True,
+            )
         ),
         responses={
             201: _json("The new integration (without its credentials).", Integration, EXAMPLE_INTEGRATION),
@@ -679,14 +695,11 @@ OPERATIONS: tuple[Operation, ...] = (
         description="What `keyrail sql` calls. The query runs with ClickHouse's `readonly` setting; "
         "the table is `keyrail.activity` (use `FINAL`).",
         auth="admin",
-        request=Content(
-            msgspec.to_builtins(
-                SqlQuery(
-                    sql="SELECT provider_slug, count(), sum(cost_usd) FROM keyrail.activity FINAL "
-                    "GROUP BY provider_slug"
-                )
-            ),
-            SqlQuery,
+        request=_request(
+            SqlQuery(
+                sql="SELECT provider_slug, count(), sum(cost_usd) FROM keyrail.activity FINAL "
+                "GROUP BY provider_slug"
+            )
         ),
         responses={
             200: _json(
@@ -920,7 +933,5 @@ class ApiDocs:
 
     @classmethod
     def build(cls) -> ApiDocs:
-        from keyrail_ingress.api_reference import render_html
-
         document = build_document()
         return cls(document, msgspec.json.encode(document), render_html(document).encode())
