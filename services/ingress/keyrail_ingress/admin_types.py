@@ -138,8 +138,8 @@ class IntegrationList(msgspec.Struct):
 
 
 class ActivityEntry(msgspec.Struct):
-    """One activity-log row: `kind` `request` (one per client request, written by the ingress)
-    or `attempt` (one per upstream call, written by the provider worker)."""
+    """One activity-log row: a `request` row per client request (written by the ingress) or an
+    `attempt` row per upstream call (written by the provider worker)."""
 
     request_id: str
     kind: Annotated[str, Meta(description="`request` or `attempt`.")]

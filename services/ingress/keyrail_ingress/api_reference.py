@@ -48,6 +48,8 @@ pre { background: var(--bg-code); padding: .7rem .9rem; border-radius: 5px; over
 pre code { background: none; padding: 0; }
 table { border-collapse: collapse; width: 100%; margin: .3rem 0 .6rem; font-size: 14px; }
 th, td { text-align: left; vertical-align: top; padding: .35rem .6rem; border-bottom: 1px solid var(--line); }
+td p { margin: 0 0 .3rem; } td p:last-child { margin-bottom: 0; }
+td:first-child code { white-space: nowrap; }
 th { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 .method { display: inline-block; min-width: 3.6rem; padding: .05rem .45rem; margin-right: .4rem;
           border-radius: 4px; color: #fff; font: 700 12px/1.7 ui-monospace, monospace;
@@ -257,7 +259,8 @@ class _Renderer:
             body += self.content_block(response["content"], inline_fields=success)
         if success or not body:
             return head + body
-        return f"{head}<details><summary>Body and headers</summary>{body}</details>"
+        label = "Body and headers" if response.get("headers") else "Body"
+        return f"{head}<details><summary>{label}</summary>{body}</details>"
 
     def operation(self, path: str, method: str, op: Mapping[str, Any]) -> str:
         out = [
