@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter
@@ -33,6 +33,22 @@ from keyrail_common.projection import ConcurrencyConflict
 from keyrail_common.registry import CredentialError
 from keyrail_common.security import hash_secret, new_api_key, new_id
 from keyrail_common.vault import credential_path
+from keyrail_ingress.admin_types import (
+    ActivityEntry,
+    ActivityList,
+    ApiKeyCreated,
+    CredentialsSet,
+    Integration,
+    IntegrationList,
+    NewApiKey,
+    NewCredentials,
+    NewEnabledModels,
+    NewIntegration,
+    NewProject,
+    Project,
+    ProjectList,
+    SqlResult,
+)
 from keyrail_ingress.auth import admin_user_for
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.responses import bad_body, error, json_response
@@ -42,28 +58,6 @@ router = APIRouter(prefix="/admin/v1")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _query_result_decoder = msgspec.msgpack.Decoder(QueryResult)
 T = TypeVar("T")
-
-
-class NewProject(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-
-
-class NewApiKey(msgspec.Struct, forbid_unknown_fields=True):
-    name: str = "default"
-
-
-class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    provider: str
-    provider_slug: str
-    credentials: dict[str, Any]
-    project_scope: Literal["all"] | list[str] = "all"
-    enabled_models: Literal["all", "none"] | list[str] = "all"
-    custom_host: str = ""
-    api_format: str = ""  # custom hosts only; "" = the provider's own, or OpenAI's
-    allow_http: bool = False
-    description: str = ""
-    custom_auth_headers: dict[str, str] | None = None
 
 
 def _ctx(request: Request) -> IngressContext:
@@ -91,25 +85,29 @@ async def _decode(request: Request, kind: type[T]) -> T | Response:
         return bad_body(exc)
 
 
-def _project_view(p: ProjectCreated) -> dict[str, Any]:
-    return {"id": p.project_id, "name": p.name, "org_id": p.org_id}
+def _project_view(p: ProjectCreated) -> Project:
+    return Project(id=p.project_id, name=p.name, org_id=p.org_id)
 
 
-def _integration_view(i: IntegrationCreated) -> dict[str, Any]:
+def _integration_view(i: IntegrationCreated) -> Integration:
     """Everything about an integration except its credentials (never returned)."""
-    return {
-        "id": i.integration_id,
-        "name": i.name,
-        "provider": i.provider,
-        "provider_slug": i.provider_slug,
-        "description": i.description,
-        "project_scope": i.project_scope,
-        "enabled_models": i.enabled_models,
-        "custom_host": i.custom_host or None,
-        "api_format": i.api_format,
-        "allow_http": i.allow_http,
-        "credential_version": i.credential_version,
-    }
+    return Integration(
+        id=i.integration_id,
+        name=i.name,
+        provider=i.provider,
+        provider_slug=i.provider_slug,
+        description=i.description,
+        project_scope=i.project_scope,
+        enabled_models=i.enabled_models,
+        custom_host=i.custom_host or None,
+        api_format=i.api_format,
+        allow_http=i.allow_http,
+        credential_version=i.credential_version,
+    )
+
+
+def _activity_view(columns: list[str], row: list[object]) -> ActivityEntry:
+    return msgspec.convert(dict(zip(columns, row, strict=True)), ActivityEntry)
 
 
 @router.post("/projects")
@@ -134,7 +132,7 @@ async def list_projects(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     projects = _ctx(request).projection.state.projects.values()
-    return json_response({"data": [_project_view(p) for p in projects], "next_cursor": None})
+    return json_response(ProjectList(data=[_project_view(p) for p in projects], next_cursor=None))
 
 
 @router.post("/projects/{project_id}/keys")
@@ -160,8 +158,10 @@ async def create_api_key(request: Request, project_id: str) -> Response:
         key_prefix=secret[:7],
     )
     await ctx.publisher.publish("apikey", issued.key_id, issued, actor=user.user_id, expect_new=True)
-    view = {"id": issued.key_id, "name": issued.name, "project_id": project_id, "prefix": issued.key_prefix}
-    return json_response({**view, "key": secret}, 201)
+    created = ApiKeyCreated(
+        id=issued.key_id, name=issued.name, project_id=project_id, prefix=issued.key_prefix, key=secret
+    )
+    return json_response(created, 201)
 
 
 def _credentials_error(exc: CredentialError) -> Response:
@@ -273,7 +273,7 @@ async def list_integrations(request: Request) -> Response:
     if isinstance(user, Response):
         return user
     integrations = _ctx(request).projection.state.integrations.values()
-    return json_response({"data": [_integration_view(i) for i in integrations], "next_cursor": None})
+    return json_response(IntegrationList(data=[_integration_view(i) for i in integrations], next_cursor=None))
 
 
 def _integration_or_404(ctx: IngressContext, slug: str) -> IntegrationCreated | Response:
@@ -281,15 +281,6 @@ def _integration_or_404(ctx: IngressContext, slug: str) -> IntegrationCreated | 
     if integration is None:
         return error(404, f"No integration '{slug}'. List them with GET /admin/v1/integrations.", "not_found")
     return integration
-
-
-class NewCredentials(msgspec.Struct, forbid_unknown_fields=True):
-    credentials: dict[str, Any]
-    custom_auth_headers: dict[str, str] | None = None
-
-
-class EnabledModels(msgspec.Struct, forbid_unknown_fields=True):
-    enabled_models: Literal["all", "none"] | list[str]
 
 
 @router.put("/integrations/{slug}/credentials")
@@ -315,9 +306,8 @@ async def rotate_credentials(request: Request, slug: str) -> Response:
     version = await ctx.credentials.write(integration.credential_ref, secret)
     rotated = CredentialsRotated(provider_slug=slug, credential_version=version)
     await ctx.publisher.publish("integration", slug, rotated, actor=user.user_id)
-    return json_response(
-        {"set": True, "version": version, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    )
+    updated_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return json_response(CredentialsSet(set=True, version=version, updated_at=updated_at))
 
 
 @router.put("/integrations/{slug}/models")
@@ -330,7 +320,7 @@ async def set_enabled_models(request: Request, slug: str) -> Response:
     integration = _integration_or_404(ctx, slug)
     if isinstance(integration, Response):
         return integration
-    body = await _decode(request, EnabledModels)
+    body = await _decode(request, NewEnabledModels)
     if isinstance(body, Response):
         return body
     if isinstance(body.enabled_models, list):
@@ -380,8 +370,8 @@ async def activity(request: Request) -> Response:
     result = await _ask_audit(_ctx(request), subjects.AUDIT_ACTIVITY_QUERY, encode(query))
     if isinstance(result, Response):
         return result
-    rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-    return json_response({"data": rows, "next_cursor": None})
+    rows = [_activity_view(result.columns, row) for row in result.rows]
+    return json_response(ActivityList(data=rows, next_cursor=None))
 
 
 @router.post("/sql")
@@ -398,4 +388,4 @@ async def sql(request: Request) -> Response:
     if isinstance(result, Response):
         return result
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    return json_response({"columns": result.columns, "rows": result.rows, "elapsed_ms": elapsed_ms})
+    return json_response(SqlResult(columns=result.columns, rows=result.rows, elapsed_ms=elapsed_ms))

@@ -10,9 +10,10 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from starlette.requests import Request
@@ -42,17 +43,43 @@ from keyrail_ingress.sse import SSEResponse
 
 
 class StreamOptions(msgspec.Struct):
-    include_usage: bool | None = None
+    """OpenAI's stream options; passed through to the provider."""
+
+    include_usage: Annotated[
+        bool | None, Meta(description="Send a final chunk with `usage` (and no choices) before `[DONE]`.")
+    ] = None
 
 
+# The Meta annotations below only describe the fields for the API reference (openapi.py): they
+# carry no constraints, so decoding is exactly as fast as without them.
 class ChatRequestHead(msgspec.Struct):
-    """The fields the gateway itself needs; everything else passes through untouched."""
+    """The fields the gateway itself reads. Every other field of OpenAI's
+    CreateChatCompletionRequest (temperature, tools, response_format, ...) passes through to the
+    provider untouched."""
 
-    model: str
-    messages: list[dict[str, Any]]
-    stream: bool | None = None
+    model: Annotated[
+        str,
+        Meta(
+            description="`<provider-slug>/<model>` pins one integration; `<provider>/<model>` routes "
+            "through any in-scope integration of that provider with the model enabled.",
+            examples=["openai-prod-general/gpt-4o-mini", "openai/gpt-4o-mini"],
+        ),
+    ]
+    messages: Annotated[
+        list[dict[str, Any]],
+        Meta(description='OpenAI chat messages (`{"role": ..., "content": ...}`); at least one.'),
+    ]
+    stream: Annotated[
+        bool | None, Meta(description="`true` answers with server-sent events (`text/event-stream`).")
+    ] = None
     stream_options: StreamOptions | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Annotated[
+        dict[str, str] | None,
+        Meta(
+            description="Passed through; a `tags` entry (comma-separated) adds activity-log tags, "
+            "like the `x-keyrail-tags` header."
+        ),
+    ] = None
 
 
 _head_decoder = msgspec.json.Decoder(ChatRequestHead)

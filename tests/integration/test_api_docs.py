@@ -1,0 +1,219 @@
+"""/openapi.json and /docs on the running stack, and every documented response checked against
+what the real handlers return: each body is validated with JSON Schema against the served
+document and, for the admin API, decoded with the Struct the document was generated from and
+re-encoded to the very same JSON (no field missing, none extra)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from keyrail_ingress import admin_types
+from keyrail_ingress.openapi import ChatCompletion, ErrorResponse, HealthOk, build_document
+from tests.integration.conftest import MODEL
+from tests.support.api_docs import documented_operations, pointer, response_schema_pointer, validate
+from tests.support.stack import OWNER_TOKEN, KeyrailStack, MockUpstream
+
+pytestmark = pytest.mark.integration
+
+SLUG = "openai-docs-mock"
+
+
+@pytest.fixture(scope="module")
+def document(stack: KeyrailStack) -> dict[str, Any]:
+    response = httpx.get(f"{stack.url}/openapi.json", timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    served: dict[str, Any] = response.json()
+    return served
+
+
+class Checker:
+    """Checks real responses against the document and remembers which (method, path, status)."""
+
+    def __init__(self, stack: KeyrailStack, document: dict[str, Any]) -> None:
+        self.stack = stack
+        self.document = document
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def check(
+        self, response: httpx.Response, method: str, path: str, struct: type | None = None, exact: bool = True
+    ) -> httpx.Response:
+        """`exact`: the body is the Struct, field for field (the admin API builds it from one);
+        otherwise it only decodes as the Struct (the chat completion passes through)."""
+        status = response.status_code
+        responses = self.document["paths"][path][method.lower()]["responses"]
+        assert str(status) in responses, f"{method} {path} answered an undocumented {status}: {response.text}"
+        documented = responses[str(status)]
+        media = response.headers["content-type"].split(";")[0].strip()
+        media_types = {m.split(";")[0].strip(): m for m in documented.get("content", {})}
+        assert media in media_types, f"{method} {path} {status}: {media} not in {list(media_types)}"
+        if media == "application/json":
+            validate(
+                self.document,
+                response_schema_pointer(method, path, status, media_types[media]),
+                response.json(),
+            )
+        if status < 400:
+            missing = set(documented.get("headers", {})) - set(response.headers)
+            assert not missing, f"{method} {path}: documented headers missing: {missing}"
+        if struct is not None:
+            decoded: Any = msgspec.json.decode(response.content, type=struct)
+            if exact:
+                assert json.loads(msgspec.json.encode(decoded)) == response.json()
+        self.seen.add((method, path, status))
+        return response
+
+    def admin(
+        self,
+        method: str,
+        path: str,
+        template: str,
+        struct: type | None,
+        body: Any = None,
+        token: str = OWNER_TOKEN,
+    ) -> httpx.Response:
+        return self.check(self.stack.admin(method, path, body, token=token), method, template, struct)
+
+
+def test_openapi_json_and_docs_answer_on_the_stack(stack: KeyrailStack, document: dict[str, Any]) -> None:
+    OpenAPIV31SpecValidator(document).validate()
+    assert document == build_document()  # the running ingress serves what the code generates
+    docs = httpx.get(f"{stack.url}/docs", timeout=10)
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in docs.headers["content-security-policy"]
+    for path, item in document["paths"].items():
+        assert f"<code>{path}</code>" in docs.text
+        for op in item.values():
+            assert f"id='op-{op['operationId']}'" in docs.text
+
+
+def test_every_documented_operation_answers_as_documented(
+    stack: KeyrailStack, upstream: MockUpstream, document: dict[str, Any]
+) -> None:
+    c = Checker(stack, document)
+
+    # --- admin API: every success response, decoded with its Struct -----------------------------
+    project = c.admin(
+        "POST", "/admin/v1/projects", "/admin/v1/projects", admin_types.Project, {"name": "docs"}
+    )
+    project_id = project.json()["id"]
+    listed = c.admin("GET", "/admin/v1/projects", "/admin/v1/projects", admin_types.ProjectList)
+    assert project_id in [p["id"] for p in listed.json()["data"]]
+    keys = f"/admin/v1/projects/{project_id}/keys"
+    template = "/admin/v1/projects/{project_id}/keys"
+    key = c.admin("POST", keys, template, admin_types.ApiKeyCreated, {"name": "docs"}).json()["key"]
+    integration = {
+        "name": "Docs mock",
+        "provider": "openai",
+        "provider_slug": SLUG,
+        "project_scope": [project_id],
+        "credentials": {"api_key": upstream.api_key},
+        "custom_host": upstream.url,
+        "allow_http": True,
+        "enabled_models": [MODEL],
+    }
+    created = c.admin(
+        "POST", "/admin/v1/integrations", "/admin/v1/integrations", admin_types.Integration, integration
+    )
+    assert created.json()["custom_host"] == upstream.url and "credentials" not in created.json()
+    c.admin("GET", "/admin/v1/integrations", "/admin/v1/integrations", admin_types.IntegrationList)
+    models = c.admin(
+        "PUT",
+        f"/admin/v1/integrations/{SLUG}/models",
+        "/admin/v1/integrations/{slug}/models",
+        admin_types.Integration,
+        {"enabled_models": [MODEL]},
+    )
+    assert models.json()["enabled_models"] == [MODEL]
+    rotated = c.admin(
+        "PUT",
+        f"/admin/v1/integrations/{SLUG}/credentials",
+        "/admin/v1/integrations/{slug}/credentials",
+        admin_types.CredentialsSet,
+        {"credentials": {"api_key": upstream.api_key}},
+    )
+    assert rotated.json()["version"] == created.json()["credential_version"] + 1
+    assert upstream.api_key not in rotated.text
+
+    # --- the data plane, both paths, JSON and stream ---------------------------------------------
+    chat_body = {"model": f"{SLUG}/{MODEL}", "messages": [{"role": "user", "content": "hello"}]}
+    auth = {"Authorization": f"Bearer {key}", "x-keyrail-tags": "docs"}
+    request_id = ""
+    for path in ("/v1/chat/completions", "/api/v1/chat/completions"):
+        answer = httpx.post(f"{stack.url}{path}", json=chat_body, headers=auth, timeout=30)
+        c.check(answer, "POST", path, ChatCompletion, exact=False)
+        request_id = answer.headers["x-keyrail-request-id"]
+    with httpx.stream(
+        "POST",
+        f"{stack.url}/v1/chat/completions",
+        json={**chat_body, "stream": True},
+        headers=auth,
+        timeout=30,
+    ) as streamed:
+        streamed.read()
+    c.check(streamed, "POST", "/v1/chat/completions")
+    datas = [line[len("data: ") :] for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert datas[-1] == "[DONE]" and len(datas) > 1
+    for data in datas[:-1]:
+        validate(document, pointer("components", "schemas", "ChatCompletionChunk"), json.loads(data))
+
+    # --- activity and SQL ------------------------------------------------------------------------
+    stack.activity_rows(request_id, expected=2)
+    rows = c.admin(
+        "GET", f"/admin/v1/activity?request_id={request_id}", "/admin/v1/activity", admin_types.ActivityList
+    ).json()["data"]
+    assert {r["kind"] for r in rows} == {"request", "attempt"} and rows[0]["tags"] == ["docs"]
+    sql = {
+        "sql": "SELECT kind, attempt, cost_usd, ts FROM keyrail.activity FINAL "
+        f"WHERE request_id = '{request_id}'"
+    }
+    result = c.admin("POST", "/admin/v1/sql", "/admin/v1/sql", admin_types.SqlResult, sql).json()
+    assert result["columns"] == ["kind", "attempt", "cost_usd", "ts"] and len(result["rows"]) == 2
+
+    # --- service routes --------------------------------------------------------------------------
+    for path, struct in (
+        ("/healthz", HealthOk),
+        ("/metrics", None),
+        ("/openapi.json", None),
+        ("/docs", None),
+    ):
+        c.check(httpx.get(f"{stack.url}{path}", timeout=10), "GET", path, struct)
+
+    # --- errors: the OpenAI-shaped body, as documented per operation -----------------------------
+    e = ErrorResponse
+    c.admin("POST", "/admin/v1/projects", "/admin/v1/projects", e, {"nmae": "typo"})
+    c.admin("GET", "/admin/v1/projects", "/admin/v1/projects", e, token="kra-not-a-token")
+    c.admin("POST", "/admin/v1/projects/proj_nope/keys", template, e, {"name": "x"})
+    c.admin("POST", "/admin/v1/integrations", "/admin/v1/integrations", e, integration)  # slug taken: 409
+    c.admin(
+        "POST", "/admin/v1/integrations", "/admin/v1/integrations", e, {**integration, "provider_slug": "X"}
+    )
+    c.admin("GET", "/admin/v1/activity?limit=lots", "/admin/v1/activity", e)
+    c.admin("POST", "/admin/v1/sql", "/admin/v1/sql", e, {"sql": "SELEKT nothing"})
+    wrong_key = {"Authorization": "Bearer kr-not-a-key"}
+    c.check(
+        httpx.post(f"{stack.url}/v1/chat/completions", json=chat_body, headers=wrong_key),
+        "POST",
+        "/v1/chat/completions",
+        e,
+    )
+    unknown = {**chat_body, "model": "openai/gpt-no-such-model"}
+    c.check(
+        httpx.post(f"{stack.url}/v1/chat/completions", json=unknown, headers=auth),
+        "POST",
+        "/v1/chat/completions",
+        e,
+    )
+    for status in (400, 401, 404, 409):
+        assert status in {s for m, p, s in c.seen if p.startswith("/admin/")}
+
+    # Every operation of the document had its success answer checked on the real stack.
+    succeeded = {(m, p) for m, p, s in c.seen if s < 300}
+    assert succeeded == documented_operations(document)
