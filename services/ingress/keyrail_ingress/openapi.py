@@ -374,6 +374,16 @@ CHAT_PARAMETERS: tuple[Mapping[str, Any], ...] = (
         "schema": {"type": "string"},
         "example": "batch-eval,team-search",
     },
+    {
+        "name": "x-keyrail-timeout-ms",
+        "in": "header",
+        "required": False,
+        "description": "This request's budget in milliseconds, streams included (at most the "
+        "deployment's KEYRAIL_REQUEST_TIMEOUT_S, 600 s by default). When a target hangs, the next one "
+        "is tried within the budget: attempts without their own timeout share what is left of it.",
+        "schema": {"type": "integer", "minimum": 1},
+        "example": 30000,
+    },
 )
 
 

@@ -1,10 +1,14 @@
-"""Routing decisions: `resolve_targets` over a config projection and the shipped catalog.
+"""Routing decisions: `resolve_targets` over a config projection, the shipped catalog and the registry.
 
-Also the fallback policy (`should_fall_back`), which decides whether the next target is tried.
+Also `unavailable`, which stops a target this version cannot attempt before any worker is asked.
+(The fallback policy that used to live here is the failure table: tests/unit/common/test_failures.py.)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 import pytest
 
 from keyrail_common.catalog import Catalog
@@ -14,16 +18,18 @@ from keyrail_common.config_events import (
     OrgCreated,
     ProjectCreated,
 )
-from keyrail_common.messages import ErrorInfo, Prices, ProviderResult, Target
+from keyrail_common.failures import ErrorInfo, FailureClass, may_fall_back
+from keyrail_common.messages import Prices, Target
 from keyrail_common.projection import ConfigState
-from keyrail_router.fallback import should_fall_back
-from keyrail_router.resolve import OPENAI_FAMILY, family_for, resolve_targets
-from keyrail_workers.upstream_errors import classify_status
+from keyrail_common.registry import Operation, load_registry
+from keyrail_router.resolve import Resolver, resolve_targets, unavailable
 
 ORG = "org_test"
 PROJECT_A = "proj_a"
 PROJECT_B = "proj_b"
 CATALOG = Catalog.load_default()
+REGISTRY = load_registry()
+RESOLVER = Resolver(CATALOG, REGISTRY)
 
 
 def integration(
@@ -58,7 +64,7 @@ def state_with(*events: object) -> ConfigState:
 
 
 def resolve(state: ConfigState, model: str, project: str = PROJECT_A, pinned: str = "") -> object:
-    return resolve_targets(state, CATALOG, project, model, pinned)
+    return resolve_targets(RESOLVER, state, project, model, pinned)
 
 
 def as_error(result: object) -> ErrorInfo:
@@ -84,10 +90,10 @@ def test_pinned_slug_gives_exactly_one_fully_populated_target() -> None:
             integration_id="int_openai-prod-chat",
             provider="openai",
             provider_slug="openai-prod-chat",
-            family="openai",
+            adapter="openai",
             model="gpt-4.1-mini",
             catalog_id="openai/gpt-4.1-mini",
-            base_url="",
+            base_url="https://api.openai.com/v1",  # the registry's default for the provider
             credential_ref=f"keyrail/{ORG}/integrations/openai-prod-chat",
             credential_version=1,
             # Catalog list prices for gpt-4.1-mini, USD per 1M tokens (provider reference §11.1).
@@ -101,7 +107,8 @@ def test_pinned_anthropic_integration_goes_to_the_anthropic_pool_with_catalog_pr
 
     [target] = as_targets(resolve(state, "anthropic-prod-classifier/claude-sonnet-4-6"))
 
-    assert target.family == "anthropic"
+    assert target.adapter == "anthropic"
+    assert target.base_url == "https://api.anthropic.com"
     assert target.provider == "anthropic"
     assert target.model == "claude-sonnet-4-6"
     assert target.catalog_id == "anthropic/claude-sonnet-4-6"
@@ -120,7 +127,7 @@ def test_pinned_custom_host_is_the_target_base_url_and_its_api_format_picks_the_
     [target] = as_targets(resolve(state, "openai-selfhosted-gw/gpt-4o-mini"))
 
     assert target.base_url == "https://llm.internal.example/v1"
-    assert target.family == "anthropic"
+    assert target.adapter == "anthropic"
     assert target.provider == "openai"
     assert target.prices == Prices(input=0.15, output=0.6, cached_input=0.075)
 
@@ -160,7 +167,7 @@ def test_scope_is_checked_before_the_catalog_so_out_of_scope_integrations_reveal
     assert (error.http_status, error.code) == (403, "integration_out_of_scope")
 
 
-def test_pinned_model_missing_from_the_catalog_is_404_explaining_custom_models() -> None:
+def test_pinned_model_missing_from_the_catalog_is_404_explaining_catalog_and_custom_models() -> None:
     state = state_with(integration("openai-prod-chat"))
 
     error = as_error(resolve(state, "openai-prod-chat/my-finetune-v2"))
@@ -170,7 +177,8 @@ def test_pinned_model_missing_from_the_catalog_is_404_explaining_custom_models()
     assert error.type == "not_found_error"
     assert error.param == "model"
     assert "my-finetune-v2" in error.message
-    assert "/admin/v1/integrations/openai-prod-chat/custom-models" in error.message
+    assert "catalog" in error.message
+    assert "custom models" in error.message  # says whether a model outside the catalog can be registered
 
 
 @pytest.mark.parametrize("enabled", [["gpt-4.1"], "none", []], ids=["other-model", "none", "empty-list"])
@@ -204,7 +212,7 @@ def test_catalog_form_picks_every_in_scope_enabled_integration_of_that_provider_
     assert [t.provider_slug for t in targets] == ["openai-aa-team-a", "openai-zz-shared"]
     assert {t.model for t in targets} == {"gpt-4.1-mini"}
     assert {t.catalog_id for t in targets} == {"openai/gpt-4.1-mini"}
-    assert {t.family for t in targets} == {"openai"}
+    assert {t.adapter for t in targets} == {"openai"}
     assert [t.integration_id for t in targets] == ["int_openai-aa-team-a", "int_openai-zz-shared"]
 
 
@@ -251,7 +259,7 @@ def test_catalog_form_without_an_in_scope_integration_is_403(integrations: list[
         "",
     ],
 )
-def test_unknown_model_strings_are_404_pointing_at_the_models_list(model: str) -> None:
+def test_unknown_model_strings_are_404_saying_how_to_address_a_model(model: str) -> None:
     state = state_with(integration("openai-prod-chat"))
 
     error = as_error(resolve(state, model))
@@ -260,7 +268,8 @@ def test_unknown_model_strings_are_404_pointing_at_the_models_list(model: str) -
     assert error.code == "model_not_found"
     assert error.type == "not_found_error"
     assert error.param == "model"
-    assert "GET /v1/models" in error.message
+    assert "'<provider-slug>/<model>'" in error.message and "'<provider>/<model>'" in error.message
+    assert "GET /admin/v1/integrations" in error.message  # where the slugs are listed
 
 
 # --- `x-keyrail-provider` pinned slug ------------------------------------------------------------
@@ -303,95 +312,113 @@ def test_x_keyrail_provider_still_enforces_scope_and_enabled_models() -> None:
     assert (not_in_catalog.http_status, not_in_catalog.code) == (404, "model_not_found")
 
 
-# --- family_for ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("provider", sorted(OPENAI_FAMILY))
-def test_openai_compatible_providers_use_the_openai_pool(provider: str) -> None:
-    assert family_for(integration(f"{provider}-x", provider=provider)) == "openai"
+# --- adapters and base URLs from the registry -----------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("provider", "custom_host", "api_format", "expected"),
+    ("provider", "model", "adapter"),
     [
-        ("anthropic", "", "openai", "anthropic"),  # no custom host: api_format is ignored
-        ("gemini", "", "openai", "gemini"),
-        ("azure", "", "openai", "azure"),
-        ("vertex", "", "openai", "vertex"),
-        ("openai", "https://llm.example.com/v1", "anthropic", "anthropic"),
-        ("anthropic", "https://proxy.example.com", "openai", "openai"),
-        ("together", "https://cohere-like.example.com", "cohere", "cohere"),
-        ("groq", "https://groq-proxy.example.com/openai/v1", "openai", "openai"),
+        ("openai", "gpt-4o-mini", "openai"),
+        ("groq", "llama-3.3-70b-versatile", "openai"),  # OpenAI-compatible: the openai pool
+        ("groq", "openai/gpt-oss-120b", "openai"),  # a model id with a slash of its own
+        ("anthropic", "claude-sonnet-4-6", "anthropic"),
+        ("gemini", "gemini-2.5-flash", "gemini"),
     ],
 )
-def test_family_for_custom_hosts_follows_api_format(
-    provider: str, custom_host: str, api_format: str, expected: str
+def test_targets_take_adapter_and_default_base_url_from_the_registry(
+    provider: str, model: str, adapter: str
 ) -> None:
-    subject = integration("slug-x", provider=provider, custom_host=custom_host, api_format=api_format)
+    state = state_with(integration(f"{provider}-prod", provider=provider))
+    entry = REGISTRY.get(provider)
+    assert entry is not None
 
-    assert family_for(subject) == expected
+    [pinned] = as_targets(resolve(state, f"{provider}-prod/{model}"))
+    [by_catalog] = as_targets(resolve(state, f"{provider}/{model}"))
+
+    assert pinned == by_catalog
+    assert (pinned.adapter, pinned.model, pinned.catalog_id) == (adapter, model, f"{provider}/{model}")
+    assert pinned.base_url == entry.base_url and pinned.base_url.startswith("https://")
 
 
-# --- fallback policy --------------------------------------------------------------------------------
+def test_a_registry_override_moves_the_default_base_url(tmp_path: Path) -> None:
+    path = tmp_path / "override.json"
+    path.write_text('{"groq": {"base_url": "https://egress.internal/groq/v1"}}')
+    resolver = Resolver(CATALOG, load_registry(str(path)))
+    state = state_with(integration("groq-prod", provider="groq"))
+
+    [target] = as_targets(resolve_targets(resolver, state, PROJECT_A, "groq-prod/llama-3.1-8b-instant"))
+
+    assert target.base_url == "https://egress.internal/groq/v1"
+
+
+def test_a_custom_host_wins_over_the_registry_base_url() -> None:
+    state = state_with(
+        integration("groq-proxy", provider="groq", custom_host="https://groq-proxy.example/v1")
+    )
+
+    [target] = as_targets(resolve(state, "groq-proxy/llama-3.1-8b-instant"))
+
+    assert target.base_url == "https://groq-proxy.example/v1"
+    assert target.adapter == "openai"
+
+
+# --- unavailable: targets this version cannot attempt -----------------------------------------------
+
+
+def target_of(provider: str, model: str, **extra: object) -> Target:
+    [target] = as_targets(
+        resolve(state_with(integration(f"{provider}-x", provider=provider, **extra)), f"{provider}-x/{model}")
+    )
+    return target
+
+
+def test_an_available_adapter_and_an_offered_operation_can_be_attempted() -> None:
+    assert unavailable(RESOLVER, target_of("openai", "gpt-4o-mini"), Operation.CHAT) is None
+    assert unavailable(RESOLVER, target_of("groq", "llama-3.1-8b-instant"), Operation.CHAT) is None
 
 
 @pytest.mark.parametrize(
-    ("status", "falls_back"),
-    [
-        (400, False),
-        (413, False),
-        (422, False),
-        (401, True),
-        (403, True),
-        (404, True),
-        (408, True),
-        (429, True),
-        (500, True),
-        (502, True),
-        (503, True),
-        (504, True),
-        (529, True),
-    ],
+    ("provider", "model"), [("anthropic", "claude-sonnet-4-6"), ("gemini", "gemini-2.5-flash")]
 )
-def test_should_fall_back_on_failed_results(status: int, falls_back: bool) -> None:
-    assert should_fall_back(ProviderResult(ok=False, http_status=status)) is falls_back
+def test_an_adapter_this_version_lacks_is_unsupported_and_falls_back(provider: str, model: str) -> None:
+    target = target_of(provider, model)
+
+    error = unavailable(RESOLVER, target, Operation.CHAT)
+
+    assert error is not None
+    assert error.error_class is FailureClass.UNSUPPORTED
+    assert error.code == "provider_adapter_unavailable"
+    assert f"'{provider}-x'" in error.message and f"'{target.adapter}'" in error.message
+    assert may_fall_back(error) and may_fall_back(error, [429])  # the next target may still serve it
 
 
-def test_a_successful_result_never_falls_back() -> None:
-    assert should_fall_back(ProviderResult(ok=True, http_status=200)) is False
+def test_a_custom_host_in_a_format_this_version_lacks_is_unsupported() -> None:
+    target = target_of(
+        "openai", "gpt-4o-mini", custom_host="https://claude-proxy.example", api_format="anthropic"
+    )
+
+    error = unavailable(RESOLVER, target, Operation.CHAT)
+
+    assert error is not None and error.code == "provider_adapter_unavailable"
 
 
-@pytest.mark.parametrize(
-    ("upstream_status", "falls_back"),
-    [
-        # Provider reference §1.4, "Fall back to another provider/deployment" column.
-        (400, False),
-        (422, False),
-        (401, True),
-        (403, True),
-        (404, True),
-        (402, True),
-        (429, True),
-        (408, True),
-        (409, True),
-        (500, True),
-        (502, True),
-        (503, True),
-        (504, True),
-        (529, True),
-        (498, True),
-    ],
-)
-def test_classified_upstream_statuses_follow_the_fallback_column_of_the_reference(
-    upstream_status: int, falls_back: bool
-) -> None:
-    client_status, _ = classify_status(upstream_status)
+def test_an_operation_the_provider_does_not_offer_is_unsupported_naming_it() -> None:
+    target = target_of("groq", "llama-3.1-8b-instant")
 
-    assert should_fall_back(ProviderResult(ok=False, http_status=client_status)) is falls_back
+    error = unavailable(RESOLVER, target, Operation.EMBEDDINGS)
+
+    assert error is not None
+    assert error.error_class is FailureClass.UNSUPPORTED
+    assert error.code == "operation_not_supported"
+    assert "'groq-x'" in error.message and "Groq" in error.message and "embeddings" in error.message
 
 
-def test_pinned_slug_header_accepts_provider_prefixed_model_regression() -> None:
-    """Regression: `x-keyrail-provider: <slug>` with model `openai/gpt-4o-mini` used to be a 404."""
-    state = state_with(integration("openai-prod"))
-    targets = as_targets(resolve(state, "openai/gpt-4o-mini", pinned="openai-prod"))
-    assert [(t.provider_slug, t.model) for t in targets] == [("openai-prod", "gpt-4o-mini")]
+@pytest.mark.parametrize("provider", ["fal", "pollo"])
+def test_media_providers_are_not_chat_providers(provider: str) -> None:
+    target = msgspec.structs.replace(target_of("openai", "gpt-4o-mini"), provider=provider, adapter="media")
+
+    error = unavailable(RESOLVER, target, Operation.CHAT)
+
+    assert error is not None
+    assert error.code == "operation_not_supported"
+    assert "does not offer chat" in error.message

@@ -1,4 +1,4 @@
-"""SSE framing: `sse_data` turns upstream byte lines into `data:` payloads."""
+"""SSE framing: `sse_events` turns upstream byte lines into (event name, data) pairs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from keyrail_workers.sse import DONE, sse_data
+from keyrail_workers.sse import sse_events
 from tests.support.contracts import FIXTURES
 
 
@@ -15,8 +15,13 @@ async def _lines(items: Iterable[bytes]) -> AsyncIterator[bytes]:
         yield item
 
 
+async def events(items: Iterable[bytes]) -> list[tuple[str, bytes]]:
+    return [event async for event in sse_events(_lines(items))]
+
+
 async def collect(items: Iterable[bytes]) -> list[bytes]:
-    return [data async for data in sse_data(_lines(items))]
+    """The data of each event."""
+    return [data for _, data in await events(items)]
 
 
 async def test_one_payload_per_event() -> None:
@@ -81,8 +86,7 @@ async def test_trailing_event_without_a_blank_line_is_still_yielded(lines: list[
 async def test_done_sentinel_is_yielded_as_is() -> None:
     result = await collect([b"data: {}\n", b"\n", b"data: [DONE]\n", b"\n"])
 
-    assert result == [b"{}", DONE]
-    assert DONE == b"[DONE]"
+    assert result == [b"{}", b"[DONE]"]
 
 
 async def test_repeated_blank_lines_and_empty_streams_yield_nothing_extra() -> None:
@@ -113,3 +117,55 @@ async def test_fixture_streams_split_into_their_data_lines(name: str) -> None:
     # aiohttp's StreamReader iterates lines with their terminators, which is what the worker feeds in.
     assert await collect(raw.splitlines(keepends=True)) == expected
     assert await collect(raw.replace(b"\n", b"\r\n").splitlines(keepends=True)) == expected
+
+
+# --- event names ----------------------------------------------------------------------------------
+
+
+async def test_events_without_a_name_have_an_empty_one() -> None:
+    assert await events([b"data: a\n", b"\n", b"data: b\n", b"\n"]) == [("", b"a"), ("", b"b")]
+
+
+async def test_the_event_name_belongs_to_its_event_only() -> None:
+    lines = [
+        b"event: message_start\n",
+        b'data: {"type":"message_start"}\n',
+        b"\n",
+        b'data: {"type":"unnamed"}\n',
+        b"\n",
+        b"event:content_block_delta\r\n",  # no space after the colon, CRLF
+        b"data: x\r\n",
+        b"\r\n",
+    ]
+
+    assert await events(lines) == [
+        ("message_start", b'{"type":"message_start"}'),
+        ("", b'{"type":"unnamed"}'),
+        ("content_block_delta", b"x"),
+    ]
+
+
+async def test_an_event_name_without_data_yields_nothing_and_does_not_leak() -> None:
+    lines = [b"event: ping\n", b"\n", b"data: after\n", b"\n"]
+
+    assert await events(lines) == [("", b"after")]
+
+
+async def test_a_trailing_named_event_keeps_its_name() -> None:
+    assert await events([b"event: error\n", b'data: {"type":"error"}']) == [("error", b'{"type":"error"}')]
+
+
+@pytest.mark.parametrize("name", ["anthropic/messages_stream.sse", "anthropic/tool_use_stream.sse"])
+async def test_fixture_event_names_match_their_event_lines(name: str) -> None:
+    raw = (FIXTURES / name).read_bytes()
+    blocks = [block for block in raw.replace(b"\r\n", b"\n").split(b"\n\n") if b"data:" in block]
+    expected = [
+        next(
+            (line[len(b"event: ") :].decode() for line in block.splitlines() if line.startswith(b"event: ")),
+            "",
+        )
+        for block in blocks
+    ]
+    assert any(expected), "fixture has no event names"
+
+    assert [event for event, _ in await events(raw.splitlines(keepends=True))] == expected
