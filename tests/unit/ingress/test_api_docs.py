@@ -241,7 +241,7 @@ def test_security_per_plane(document: dict[str, Any]) -> None:
             else:
                 assert op["security"] == [], path
     chat = document["paths"]["/v1/chat/completions"]["post"]
-    assert [p["name"] for p in chat["parameters"]] == ["x-keyrail-provider", "x-keyrail-tags"]
+    assert [p["name"] for p in chat["parameters"]] == ["x-keyrail-provider", "x-keyrail-tags", "x-keyrail-timeout-ms"]
     assert set(chat["responses"]["200"]["headers"]) == {
         "x-keyrail-request-id",
         "x-keyrail-provider-slug",
