@@ -173,7 +173,7 @@ def _kind_ok(kind: CredentialKind, value: object) -> bool:
         return isinstance(value, str) and bool(value.strip())
     if kind is CredentialKind.OBJECT:
         return isinstance(value, dict) and bool(value)
-    return isinstance(value, dict) and all(isinstance(v, str) and v for v in value.values())
+    return isinstance(value, dict) and all(isinstance(v, str) and v.strip() for v in value.values())
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
@@ -183,6 +183,8 @@ def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
             raise RegistryError(f"override names unknown provider '{name}'")
         if not isinstance(fields, dict):
             raise RegistryError(f"override of '{name}' must be an object")
+        if "name" in fields:
+            raise RegistryError(f"an override cannot rename provider '{name}'")
         by_name[name].update(fields)
 
 

@@ -86,12 +86,19 @@ class CachedCredentials:
     def __init__(self, store: CredentialStore) -> None:
         self._store = store
         self._cache: dict[str, tuple[int, dict[str, object]]] = {}
+        self._reading: dict[tuple[str, int], asyncio.Future[dict[str, object]]] = {}
 
     async def get(self, path: str, version: int) -> dict[str, object]:
         cached = self._cache.get(path)
         if cached is not None and cached[0] == version:
             return cached[1]
-        secret = await self._store.read(path, version)
+        # Concurrent first requests for one version share one Vault read.
+        reading = self._reading.get((path, version))
+        if reading is None:
+            reading = asyncio.ensure_future(self._store.read(path, version))
+            self._reading[(path, version)] = reading
+            reading.add_done_callback(lambda _: self._reading.pop((path, version), None))
+        secret = await asyncio.shield(reading)
         current = self._cache.get(path)
         if current is None or current[0] <= version:
             self._cache[path] = (version, secret)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.openai_schema import load_spec, validate_component
 from tests.support.contracts import FIXTURES as SHARED_FIXTURES
+from tests.support.openai_schema import load_spec, validate_component
 
 FIXTURES = SHARED_FIXTURES / "openai"
 

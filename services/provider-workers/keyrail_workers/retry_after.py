@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import math
 import re
 from collections.abc import Mapping
 
@@ -30,7 +31,7 @@ def _number(text: str) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if value >= 0 and value == value else None  # rejects negatives and NaN
+    return value if value >= 0 and math.isfinite(value) else None  # rejects negatives, NaN, inf
 
 
 def _duration_s(text: str) -> float | None:
@@ -63,8 +64,14 @@ def _reset_s(value: str, now: dt.datetime) -> float | None:
     return duration if duration is not None else _date_s(value, now)
 
 
-def retry_after_s(headers: Mapping[str, str], now: dt.datetime | None = None) -> float:
-    """Seconds to wait; 0 when the upstream said nothing usable. `headers` keys are lower case."""
+def retry_after_s(
+    headers: Mapping[str, str], now: dt.datetime | None = None, rate_limit_resets: bool = True
+) -> float:
+    """Seconds to wait; 0 when the upstream said nothing usable. `headers` keys are lower case.
+
+    `rate_limit_resets=False` reads only the explicit retry headers: the reset headers come on
+    every OpenAI response and say nothing about an overloaded upstream.
+    """
     now = now or dt.datetime.now(dt.UTC)
     millis = headers.get("retry-after-ms")
     if millis is not None and (value := _number(millis)) is not None:
@@ -76,6 +83,8 @@ def retry_after_s(headers: Mapping[str, str], now: dt.datetime | None = None) ->
             value = _date_s(retry_after, now)
         if value is not None:
             return value
+    if not rate_limit_resets:
+        return 0.0
     exhausted: list[float] = []
     others: list[float] = []
     for reset_name, remaining_name in _RESET_HEADERS:

@@ -111,7 +111,7 @@ class AttemptRunner:
                 attempt.timings.first_byte_ns = time.time_ns()
                 UPSTREAM_SECONDS.labels(slug).observe(time.perf_counter() - attempt.started)
                 try:
-                    if response.status < 400 and call.stream:
+                    if response.status < 300 and call.stream:
                         relay = StreamRelay(call, attempt, secrets, reply, self._publish)
                         # After the commit point the request's deadline bounds the stream, not the attempt's.
                         await relay.run(
@@ -133,7 +133,7 @@ class AttemptRunner:
         except UpstreamConnectionError as exc:
             await reply(attempt.fail(connection_failure(slug, str(exc))))
             return
-        if response.status >= 400:
+        if response.status >= 300:
             classified = adapter.classify_error(response.status, response.headers, body)
             await reply(attempt.fail(upstream_failure(slug, classified, secrets)))
             return

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from keyrail_common.clickhouse import ACTIVITY_COLUMNS
-from keyrail_common.errors import error_body, openai_error_body
+from keyrail_common.errors import openai_error_body
 from keyrail_common.failures import error_type_for
 from keyrail_common.settings import load_settings
 from keyrail_ingress import admin_types, openapi
@@ -241,7 +241,11 @@ def test_security_per_plane(document: dict[str, Any]) -> None:
             else:
                 assert op["security"] == [], path
     chat = document["paths"]["/v1/chat/completions"]["post"]
-    assert [p["name"] for p in chat["parameters"]] == ["x-keyrail-provider", "x-keyrail-tags", "x-keyrail-timeout-ms"]
+    assert [p["name"] for p in chat["parameters"]] == [
+        "x-keyrail-provider",
+        "x-keyrail-tags",
+        "x-keyrail-timeout-ms",
+    ]
     assert set(chat["responses"]["200"]["headers"]) == {
         "x-keyrail-request-id",
         "x-keyrail-provider-slug",

@@ -7,6 +7,7 @@ Also `unavailable`, which stops a target this version cannot attempt before any 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -312,6 +313,13 @@ def test_x_keyrail_provider_still_enforces_scope_and_enabled_models() -> None:
     assert (not_in_catalog.http_status, not_in_catalog.code) == (404, "model_not_found")
 
 
+def test_pinned_slug_header_accepts_provider_prefixed_model_regression() -> None:
+    """Regression: `x-keyrail-provider: <slug>` with model `openai/gpt-4o-mini` used to be a 404."""
+    state = state_with(integration("openai-prod"))
+    targets = as_targets(resolve(state, "openai/gpt-4o-mini", pinned="openai-prod"))
+    assert [(t.provider_slug, t.model) for t in targets] == [("openai-prod", "gpt-4o-mini")]
+
+
 # --- adapters and base URLs from the registry -----------------------------------------------------
 
 
@@ -365,7 +373,7 @@ def test_a_custom_host_wins_over_the_registry_base_url() -> None:
 # --- unavailable: targets this version cannot attempt -----------------------------------------------
 
 
-def target_of(provider: str, model: str, **extra: object) -> Target:
+def target_of(provider: str, model: str, **extra: Any) -> Target:
     [target] = as_targets(
         resolve(state_with(integration(f"{provider}-x", provider=provider, **extra)), f"{provider}-x/{model}")
     )

@@ -1,4 +1,7 @@
-"""Upstream failures become client errors: status per provider reference §1.4, messages kept but scrubbed."""
+"""Upstream failures become client errors: status by failure class, messages kept but scrubbed.
+
+(The status → class table that used to be here is tests/unit/workers/adapters/test_status.py.)
+"""
 
 from __future__ import annotations
 
@@ -6,76 +9,30 @@ import json
 
 import pytest
 
-from keyrail_common.errors import error_body, error_type_for
+from keyrail_common.errors import error_body
+from keyrail_common.failures import ErrorInfo, FailureClass, error_type_for
+from keyrail_workers.adapters import ADAPTERS
+from keyrail_workers.adapters.base import UpstreamError
+from keyrail_workers.adapters.openai.errors import in_band_error
 from keyrail_workers.upstream_errors import (
-    classify_status,
-    midstream_error,
+    connection_failure,
     scrub,
-    upstream_connection_error,
-    upstream_http_error,
-    upstream_timeout,
+    stream_cut,
+    timeout_failure,
+    upstream_failure,
 )
 from tests.support.contracts import FIXTURES
 
 OPENAI = FIXTURES / "openai"
 SLUG = "openai-prod-chat"
+ADAPTER = ADAPTERS["openai"]
 # The key the worker read from Vault for this call; it must never reach an error message.
 SECRET = "sk-proj-" + "Q" * 40 + "abcd"
 
 
-# --- classify_status -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("upstream", "client", "error_class"),
-    [
-        (400, 400, "upstream_bad_request"),  # malformed request: the client's own problem
-        (413, 413, "upstream_bad_request"),  # request too large
-        (422, 422, "upstream_bad_request"),
-        (401, 502, "upstream_auth"),  # the gateway's key is wrong, the caller's request was fine
-        (403, 502, "upstream_auth"),
-        (404, 502, "upstream_not_found"),  # model known to the gateway, so a configuration error
-        (429, 429, "rate_limit"),
-        (408, 504, "timeout"),
-        (504, 504, "timeout"),
-        (503, 503, "upstream_5xx"),
-        (529, 503, "upstream_5xx"),  # Anthropic overloaded_error
-    ],
-)
-def test_classify_status_follows_the_reference_table(upstream: int, client: int, error_class: str) -> None:
-    assert classify_status(upstream) == (client, error_class)
-
-
-@pytest.mark.parametrize("upstream", [500, 502, 498])
-def test_other_server_failures_are_bad_gateway_or_unavailable(upstream: int) -> None:
-    client, error_class = classify_status(upstream)
-
-    assert client in (502, 503)
-    assert error_class == "upstream_5xx"
-
-
-def test_billing_error_402_is_quota_not_a_5xx() -> None:
-    client, error_class = classify_status(402)
-
-    assert client in (429, 503)
-    assert error_class != "upstream_5xx"
-
-
-def test_lock_timeout_409_is_a_timeout() -> None:
-    assert classify_status(409) == (504, "timeout")
-
-
-def test_every_upstream_status_maps_to_a_status_the_spec_allows() -> None:
-    # SPEC §3: upstream failures after all fallbacks are 502/503/504/429; client errors stay 4xx.
-    allowed = {400, 413, 422, 429, 502, 503, 504}
-
-    for upstream in range(400, 600):
-        client, error_class = classify_status(upstream)
-        assert client in allowed, upstream
-        assert error_class, upstream
-
-
-# --- upstream_http_error on the OpenAI error fixtures ----------------------------------------------
+def http_error(slug: str, status: int, body: bytes, secrets: list[str]) -> ErrorInfo:
+    """What the runner does with an upstream error response: classify, then build the client's error."""
+    return upstream_failure(slug, ADAPTER.classify_error(status, {}, body), secrets)
 
 
 def fixture_message(name: str) -> str:
@@ -83,23 +40,29 @@ def fixture_message(name: str) -> str:
     return message
 
 
+# --- upstream_failure on the OpenAI error fixtures --------------------------------------------------
+
+
 @pytest.mark.parametrize(
-    ("name", "upstream", "client"),
+    ("name", "upstream", "client", "failure_class"),
     [
-        ("error_400_unsupported_parameter.json", 400, 400),
-        ("error_401_invalid_api_key.json", 401, 502),
-        ("error_404_model_not_found.json", 404, 502),
-        ("error_429_rate_limit.json", 429, 429),
-        ("error_429_insufficient_quota.json", 429, 429),
+        ("error_400_unsupported_parameter.json", 400, 400, FailureClass.CALLER_ERROR),
+        ("error_401_invalid_api_key.json", 401, 502, FailureClass.CREDENTIAL),
+        ("error_404_model_not_found.json", 404, 502, FailureClass.MODEL_ACCESS),
+        ("error_429_rate_limit.json", 429, 429, FailureClass.RATE_LIMIT),
+        ("error_429_insufficient_quota.json", 429, 429, FailureClass.QUOTA),
     ],
 )
-def test_upstream_http_error_on_openai_fixtures(name: str, upstream: int, client: int) -> None:
-    error = upstream_http_error(SLUG, upstream, (OPENAI / name).read_bytes(), [SECRET])
+def test_upstream_failure_on_openai_fixtures(
+    name: str, upstream: int, client: int, failure_class: FailureClass
+) -> None:
+    error = http_error(SLUG, upstream, (OPENAI / name).read_bytes(), [SECRET])
 
     assert error.http_status == client
     assert error.type == error_type_for(client)
     assert error.code == f"upstream_{upstream}"
-    assert error.error_class == classify_status(upstream)[1]
+    assert error.error_class is failure_class
+    assert error.upstream_status == upstream
     assert f"'{SLUG}'" in error.message
     assert f"HTTP {upstream}" in error.message
     assert SECRET not in error.message
@@ -118,7 +81,7 @@ def test_upstream_http_error_on_openai_fixtures(name: str, upstream: int, client
 def test_upstream_message_is_kept_verbatim_when_it_holds_nothing_key_like(name: str) -> None:
     upstream = int(name.split("_")[1])
 
-    error = upstream_http_error(SLUG, upstream, (OPENAI / name).read_bytes(), [SECRET])
+    error = http_error(SLUG, upstream, (OPENAI / name).read_bytes(), [SECRET])
 
     assert error.message == f"Upstream '{SLUG}' answered HTTP {upstream}: {fixture_message(name)}"
 
@@ -127,7 +90,7 @@ def test_masked_key_echoed_by_openai_401_is_removed_but_the_advice_stays() -> No
     body = (OPENAI / "error_401_invalid_api_key.json").read_bytes()
     assert b"sk-proj-****" in body  # the fixture really echoes a masked key
 
-    error = upstream_http_error(SLUG, 401, body, [SECRET])
+    error = http_error(SLUG, 401, body, [SECRET])
 
     assert "sk-proj" not in error.message
     assert "****" not in error.message
@@ -136,11 +99,30 @@ def test_masked_key_echoed_by_openai_401_is_removed_but_the_advice_stays() -> No
     assert "You can find your API key at https://platform.openai.com/account/api-keys." in error.message
 
 
+def test_a_credential_failure_names_the_slug_and_how_to_rotate() -> None:
+    body = (OPENAI / "error_401_invalid_api_key.json").read_bytes()
+
+    error = http_error(SLUG, 401, body, [SECRET])
+
+    assert error.message.startswith(f"Upstream '{SLUG}' rejected the stored credential (HTTP 401: ")
+    assert f"PUT /admin/v1/integrations/{SLUG}/credentials" in error.message
+    assert error.http_status == 502 and error.code == "upstream_401"
+
+
+@pytest.mark.parametrize("upstream", [401, 403])
+def test_every_credential_failure_says_how_to_rotate(upstream: int) -> None:
+    error = http_error("groq-prod", upstream, b'{"error": {"message": "Invalid API Key"}}', [SECRET])
+
+    assert error.error_class is FailureClass.CREDENTIAL
+    assert "PUT /admin/v1/integrations/groq-prod/credentials" in error.message
+    assert "Invalid API Key" in error.message
+
+
 def test_secret_echoed_in_full_is_redacted_even_without_a_key_like_prefix() -> None:
     secret = "AIzaSyD-0123456789abcdefGHIJ"
     body = json.dumps({"error": {"message": f"API key not valid: {secret}", "code": 400}}).encode()
 
-    error = upstream_http_error("gemini-prod", 400, body, [secret])
+    error = http_error("gemini-prod", 400, body, [secret])
 
     assert secret not in error.message
     assert error.message.endswith("API key not valid: [redacted]")
@@ -149,10 +131,19 @@ def test_secret_echoed_in_full_is_redacted_even_without_a_key_like_prefix() -> N
 def test_groq_error_without_a_code_field_keeps_its_message() -> None:
     body = (FIXTURES / "openai_compatible" / "groq_error_400_unsupported_field.json").read_bytes()
 
-    error = upstream_http_error("groq-prod", 400, body, [SECRET])
+    error = http_error("groq-prod", 400, body, [SECRET])
 
     assert error.http_status == 400
     assert "'messages.0.name' : property 'name' is unsupported" in error.message
+
+
+def test_the_retry_delay_of_a_rate_limit_reaches_the_error() -> None:
+    body = (OPENAI / "error_429_rate_limit.json").read_bytes()
+
+    error = upstream_failure(SLUG, ADAPTER.classify_error(429, {"retry-after": "7"}, body), [SECRET])
+
+    assert error.retry_after_ms == 7000
+    assert error.provider_code == "rate_limit_exceeded"
 
 
 # --- non-JSON and odd bodies ---------------------------------------------------------------------
@@ -178,7 +169,7 @@ def test_groq_error_without_a_code_field_keeps_its_message() -> None:
     ids=["html", "text", "error-string", "json-list", "null-message", "empty", "no-error-key"],
 )
 def test_non_openai_bodies_still_give_a_message(body: bytes, expected_tail: str) -> None:
-    error = upstream_http_error(SLUG, 503, body, [SECRET])
+    error = http_error(SLUG, 503, body, [SECRET])
 
     assert error.http_status == 503
     assert error.message.startswith(f"Upstream '{SLUG}' answered HTTP 503: ")
@@ -188,7 +179,7 @@ def test_non_openai_bodies_still_give_a_message(body: bytes, expected_tail: str)
 def test_long_non_json_bodies_are_truncated_and_invalid_utf8_is_tolerated() -> None:
     body = b"\xff\xfe" + b"A" * 5000
 
-    error = upstream_http_error(SLUG, 500, body, [])
+    error = http_error(SLUG, 500, body, [])
 
     assert len(error.message) < 400
     assert "\ufffd" in error.message
@@ -197,7 +188,7 @@ def test_long_non_json_bodies_are_truncated_and_invalid_utf8_is_tolerated() -> N
 def test_non_json_body_echoing_the_secret_is_scrubbed() -> None:
     body = f"<html>Invalid key {SECRET} for this endpoint</html>".encode()
 
-    error = upstream_http_error(SLUG, 401, body, [SECRET])
+    error = http_error(SLUG, 401, body, [SECRET])
 
     assert SECRET not in error.message
     assert "Invalid key [redacted] for this endpoint" in error.message
@@ -207,9 +198,49 @@ def test_secret_cut_by_truncation_does_not_leak_a_prefix() -> None:
     azure_key = "0123456789abcdef0123456789abcdef"  # Azure keys are 32 hex chars, no key-like prefix
     body = b"<html><body>" + b"x" * 270 + b" api-key " + azure_key.encode() + b"</body></html>"
 
-    error = upstream_http_error("azure-prod", 401, body, [azure_key])
+    error = http_error("azure-prod", 401, body, [azure_key])
 
     assert azure_key[:8] not in error.message
+
+
+@pytest.mark.parametrize("offset", [280, 290, 295, 299, 300])
+def test_scrubbing_comes_before_truncation_at_the_message_limit(offset: int) -> None:
+    # A secret straddling the 300-character limit: truncating first would leave its head behind.
+    for secret in ("0123456789abcdef0123456789abcdef", SECRET):
+        message = "x" * offset + secret + " trailing words"
+
+        error = upstream_failure(
+            SLUG, UpstreamError(FailureClass.UPSTREAM_5XX, message, upstream_status=500), [secret]
+        )
+
+        assert secret[:6] not in error.message
+        assert "[redacted]"[: max(300 - offset, 0)] in error.message
+
+
+@pytest.mark.parametrize("offset", [285, 292, 296])
+def test_key_like_tokens_at_the_limit_do_not_leak_a_prefix(offset: int) -> None:
+    token = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUv"  # not ours, so only the key-like pattern can catch it
+    message = "y" * offset + " " + token
+
+    error = upstream_failure(
+        SLUG, UpstreamError(FailureClass.CALLER_ERROR, message, upstream_status=400), [SECRET]
+    )
+
+    assert "sk-ant" not in error.message and "AbCd" not in error.message
+
+
+def test_custom_header_values_are_scrubbed_like_credentials() -> None:
+    # The runner passes the credential's values and the custom auth headers' values as secrets.
+    header_value = "org-token-7f3a9c2b11"
+    message = f"unknown X-Org-Token {header_value} for key {SECRET}"
+
+    error = upstream_failure(
+        "custom-gw",
+        UpstreamError(FailureClass.CREDENTIAL, message, upstream_status=403),
+        [SECRET, header_value],
+    )
+
+    assert header_value not in error.message and SECRET not in error.message
 
 
 # --- scrub ---------------------------------------------------------------------------------------------
@@ -260,16 +291,16 @@ def test_scrub_leaves_ordinary_text_alone(text: str) -> None:
     assert scrub(text, [SECRET]) == text
 
 
-# --- other error constructors ----------------------------------------------------------------------
+# --- mid-stream, connection, timeout, stream cut ------------------------------------------------------
 
 
 def test_midstream_error_from_the_fixture_keeps_the_upstream_message() -> None:
     line = (OPENAI / "stream_error_midstream.sse").read_text().strip().splitlines()[-1]
     upstream = json.loads(line.removeprefix("data: "))["error"]
 
-    error = midstream_error(SLUG, upstream, [SECRET])
+    error = upstream_failure(SLUG, in_band_error(upstream), [SECRET])
 
-    assert (error.http_status, error.code, error.error_class) == (502, "upstream_stream_error", "stream")
+    assert (error.http_status, error.code, error.error_class) == (502, "upstream_stream_error", "stream_cut")
     assert error.message == (
         f"Upstream '{SLUG}' failed mid-stream: "
         "The server had an error while processing your request. Sorry about that!"
@@ -277,16 +308,34 @@ def test_midstream_error_from_the_fixture_keeps_the_upstream_message() -> None:
 
 
 def test_midstream_error_scrubs_secrets() -> None:
-    error = midstream_error(SLUG, {"message": f"bad key {SECRET}"}, [SECRET])
+    error = upstream_failure(SLUG, in_band_error({"message": f"bad key {SECRET}"}), [SECRET])
 
     assert SECRET not in error.message
+    assert error.message == f"Upstream '{SLUG}' failed mid-stream: bad key [redacted]"
 
 
 def test_connection_and_timeout_errors_name_the_slug() -> None:
-    connection = upstream_connection_error(SLUG, "ClientConnectorError")
-    timeout = upstream_timeout(SLUG, 120.0)
+    connection = connection_failure(SLUG, "ClientConnectorError")
+    timeout = timeout_failure(SLUG, 120.0)
 
-    assert (connection.http_status, connection.error_class) == (502, "connection")
+    assert (connection.http_status, connection.error_class, connection.code) == (
+        502,
+        "connection",
+        "upstream_unreachable",
+    )
     assert f"'{SLUG}'" in connection.message and "ClientConnectorError" in connection.message
-    assert (timeout.http_status, timeout.error_class, timeout.type) == (504, "timeout", "api_error")
-    assert f"'{SLUG}'" in timeout.message and "120s" in timeout.message
+    assert (timeout.http_status, timeout.error_class, timeout.type, timeout.code) == (
+        504,
+        "timeout",
+        "api_error",
+        "upstream_timeout",
+    )
+    assert f"'{SLUG}'" in timeout.message and "120.0s" in timeout.message
+    assert "share of the request's deadline" in timeout.message
+
+
+def test_stream_cut_names_the_slug_and_what_broke() -> None:
+    error = stream_cut(SLUG, "UpstreamConnectionError")
+
+    assert (error.http_status, error.error_class, error.code) == (502, "stream_cut", "upstream_stream_error")
+    assert f"'{SLUG}'" in error.message and "UpstreamConnectionError" in error.message

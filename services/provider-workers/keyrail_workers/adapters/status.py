@@ -1,4 +1,5 @@
-"""An upstream HTTP status → failure class, per the provider reference §1.4.
+"""An upstream HTTP status (300 and above: the upstream client follows no redirect) → failure
+class, per the provider reference §1.4.
 
 Every adapter starts from this and refines it with its provider's error codes (for example an
 OpenAI 429 `insufficient_quota` is a quota failure, not a rate limit).
@@ -30,4 +31,6 @@ def class_for_status(status: int) -> FailureClass:
     known = _BY_STATUS.get(status)
     if known is not None:
         return known
+    if 300 <= status < 400:  # no redirect is followed: the target's base URL is wrong
+        return FailureClass.MODEL_ACCESS
     return FailureClass.UPSTREAM_5XX if status >= 500 else FailureClass.CALLER_ERROR

@@ -1,0 +1,379 @@
+"""The executor: targets attempted in order within the deadline, retried and fallen back from as the
+failure table says. NATS is an in-memory stand-in that answers each pool from a script."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from keyrail_common.activity import ActivityPublisher
+from keyrail_common.catalog import Catalog
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
+from keyrail_common.messages import (
+    ActivityRow,
+    ProviderCall,
+    ProviderResult,
+    RetryPolicy,
+    RouteRequest,
+    Target,
+    encode,
+    provider_call_decoder,
+    provider_result_decoder,
+)
+from keyrail_common.registry import load_registry
+from keyrail_router.executor import Executor
+from keyrail_router.resolve import Resolver
+
+S = 1_000_000_000
+RESOLVER = Resolver(Catalog.load_default(), load_registry())
+Answer = ProviderResult | Exception | bytes | Callable[[ProviderCall], ProviderResult]
+
+
+@dataclass
+class Reply:
+    data: bytes
+
+
+@dataclass
+class Forwarded:
+    subject: str
+    data: bytes
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class FakeNats:
+    """`request` answers from a per-subject script; `publish` records."""
+
+    script: dict[str, list[Answer]] = field(default_factory=dict)
+    requests: list[tuple[str, ProviderCall, float]] = field(default_factory=list)
+    published: list[tuple[str, bytes, str]] = field(default_factory=list)
+
+    def new_inbox(self) -> str:
+        return "_INBOX.router"
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> Reply:  # noqa: ASYNC109 (nats-py's signature)
+        call = provider_call_decoder.decode(payload)
+        self.requests.append((subject, call, timeout))
+        answer = self.script[subject].pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, bytes):
+            return Reply(answer)
+        if callable(answer):
+            return Reply(encode(answer(call)))
+        return Reply(encode(answer))
+
+    async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
+        self.published.append((subject, payload, reply))
+
+
+@dataclass
+class FakeActivity:
+    rows: list[ActivityRow] = field(default_factory=list)
+
+    def record(self, row: ActivityRow) -> None:
+        self.rows.append(row)
+
+
+def target(slug: str, provider: str = "openai", adapter: str = "openai", **extra: Any) -> Target:
+    return Target(
+        integration_id=f"int_{slug}",
+        provider=provider,
+        provider_slug=slug,
+        adapter=adapter,
+        model="gpt-4o-mini",
+        catalog_id=f"{provider}/gpt-4o-mini",
+        base_url="https://api.openai.com/v1",
+        credential_ref=f"integrations/org_1/{slug}",
+        credential_version=1,
+        **extra,
+    )
+
+
+def request(deadline_s: float = 60.0, **extra: Any) -> RouteRequest:
+    now = time.time_ns()
+    return RouteRequest(
+        request_id="req_1",
+        org_id="org_1",
+        project_id="proj_a",
+        model="openai/gpt-4o-mini",
+        body=b'{"messages": []}',
+        received_ns=now,
+        min_config_seq=0,
+        deadline_ns=now + int(deadline_s * S),
+        **extra,
+    )
+
+
+def ok(slug: str) -> ProviderResult:
+    return ProviderResult(ok=True, http_status=200, provider_slug=slug, body=b'{"id": "x"}')
+
+
+def failed(slug: str, error: ErrorInfo) -> ProviderResult:
+    return ProviderResult(ok=False, http_status=error.http_status, provider_slug=slug, error=error)
+
+
+def upstream(failure_class: FailureClass, status: int, retry_after_s: float = 0.0) -> ErrorInfo:
+    return failure(
+        failure_class, f"upstream said {status}", upstream_status=status, retry_after_s=retry_after_s
+    )
+
+
+def executor(nc: FakeNats, activity: FakeActivity | None = None) -> Executor:
+    return Executor(
+        cast(NATS, nc), RESOLVER, cast(ActivityPublisher, activity or FakeActivity()), jitter=lambda: 0.0
+    )
+
+
+POOL = "keyrail.provider.openai"
+
+
+# --- the fast path -------------------------------------------------------------------------------
+
+
+async def test_a_single_target_without_retries_is_forwarded_for_the_worker_to_answer() -> None:
+    nc = FakeNats()
+    route = request()
+
+    result = await executor(nc).execute(route, [target("openai-prod")], "_INBOX.ingress.1")
+
+    assert result is None  # the worker answers the ingress directly
+    [(subject, payload, reply_token)] = nc.published
+    call = provider_call_decoder.decode(payload)
+    assert subject == POOL
+    assert call.reply_to == "_INBOX.ingress.1"
+    assert reply_token.startswith("_INBOX.router.")
+    assert call.attempt_deadline_ns == route.deadline_ns == call.deadline_ns
+    assert (call.attempt, call.fallback_position) == (1, 0)
+    assert nc.requests == []
+
+
+async def test_no_responders_for_a_forwarded_call_answers_the_ingress_naming_the_pool() -> None:
+    nc, activity = FakeNats(), FakeActivity()
+    subject = executor(nc, activity)
+    await subject.execute(request(), [target("openai-prod")], "_INBOX.ingress.1")
+    [(_, _, token)] = nc.published
+
+    await subject._on_forward_answer(Forwarded(token, b"", {"Status": "503"}))  # type: ignore[arg-type]
+
+    subject_, payload, _ = nc.published[-1]
+    answer = provider_result_decoder.decode(payload)
+    assert subject_ == "_INBOX.ingress.1"
+    assert answer.error is not None and answer.error.error_class is FailureClass.NO_WORKER
+    assert "keyrail worker --providers openai" in answer.error.message
+    assert [row.error_class for row in activity.rows] == ["no_worker"]
+
+
+async def test_a_target_with_a_retry_policy_is_not_forwarded() -> None:
+    nc = FakeNats(script={POOL: [ok("openai-prod")]})
+
+    result = await executor(nc).execute(
+        request(), [target("openai-prod", retry=RetryPolicy(attempts=1, backoff_ms=1))], "_INBOX.ingress.1"
+    )
+
+    assert result is not None and result.ok
+    assert len(nc.requests) == 1 and nc.published == []
+
+
+# --- fallback --------------------------------------------------------------------------------------
+
+
+async def test_a_failure_that_may_fall_back_tries_the_next_target() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.RATE_LIMIT, 429)), ok("b")]})
+
+    result = await executor(nc).execute(request(), [target("a"), target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok and result.provider_slug == "b"
+    assert result.attempts == 2
+    assert [(c.target.provider_slug, c.attempt, c.fallback_position) for _, c, _ in nc.requests] == [
+        ("a", 1, 0),
+        ("b", 2, 1),
+    ]
+
+
+async def test_a_caller_error_is_the_answer_without_fallback() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.CALLER_ERROR, 400))]})
+
+    result = await executor(nc).execute(request(), [target("a"), target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.error is not None
+    assert result.error.error_class is FailureClass.CALLER_ERROR
+    assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a"]
+
+
+async def test_a_fallback_on_list_that_does_not_name_the_failure_stops_there() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.OVERLOADED, 529))]})
+
+    result = await executor(nc).execute(request(), [target("a"), target("b")], "_INBOX.ingress.1", [429])
+
+    assert result is not None and result.error is not None and result.error.upstream_status == 529
+    assert len(nc.requests) == 1
+
+
+async def test_every_target_failing_answers_the_last_failure() -> None:
+    nc = FakeNats(
+        script={
+            POOL: [
+                failed("a", upstream(FailureClass.UPSTREAM_5XX, 500)),
+                failed("b", upstream(FailureClass.TIMEOUT, 504)),
+            ]
+        }
+    )
+
+    result = await executor(nc).execute(request(), [target("a"), target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and not result.ok and result.provider_slug == "b"
+    assert result.attempts == 2
+
+
+async def test_targets_without_a_timeout_share_the_deadline() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.UPSTREAM_5XX, 500)), ok("b")]})
+    route = request(deadline_s=90.0)
+
+    await executor(nc).execute(route, [target("a"), target("b"), target("c")], "_INBOX.ingress.1")
+
+    (_, first, _), (_, second, _) = nc.requests
+    # A third of 90 s for the first of three; the first answered at once, so half of ~90 s for the second.
+    assert first.attempt_deadline_ns - first.routed_ns == pytest.approx(30 * S, rel=0.01)
+    assert second.attempt_deadline_ns - second.routed_ns == pytest.approx(45 * S, rel=0.01)
+    assert all(c.deadline_ns == route.deadline_ns for _, c, _ in nc.requests)
+
+
+# --- retries ---------------------------------------------------------------------------------------
+
+
+async def test_a_retryable_failure_is_retried_on_the_same_target() -> None:
+    five_hundred = failed("a", upstream(FailureClass.UPSTREAM_5XX, 500))
+    nc = FakeNats(script={POOL: [five_hundred, five_hundred, ok("a")]})
+    retrying = target("a", retry=RetryPolicy(attempts=2, backoff_ms=1))
+
+    result = await executor(nc).execute(request(), [retrying, target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok and result.attempts == 3
+    assert [(c.target.provider_slug, c.attempt, c.fallback_position) for _, c, _ in nc.requests] == [
+        ("a", 1, 0),
+        ("a", 2, 0),
+        ("a", 3, 0),
+    ]
+
+
+async def test_retries_are_bounded_by_the_policy_then_the_next_target_is_tried() -> None:
+    five_hundred = failed("a", upstream(FailureClass.UPSTREAM_5XX, 500))
+    nc = FakeNats(script={POOL: [five_hundred, five_hundred, ok("b")]})
+    retrying = target("a", retry=RetryPolicy(attempts=1, backoff_ms=1))
+
+    result = await executor(nc).execute(request(), [retrying, target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok and result.provider_slug == "b" and result.attempts == 3
+    assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a", "a", "b"]
+
+
+async def test_a_failure_that_may_not_be_retried_goes_straight_to_the_next_target() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.CREDENTIAL, 401)), ok("b")]})
+    retrying = target("a", retry=RetryPolicy(attempts=3, backoff_ms=1))
+
+    result = await executor(nc).execute(request(), [retrying, target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok
+    assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a", "b"]
+
+
+async def test_a_retry_that_does_not_fit_in_the_deadline_is_skipped() -> None:
+    slow_down = failed("a", upstream(FailureClass.RATE_LIMIT, 429, retry_after_s=60.0))
+    nc = FakeNats(script={POOL: [slow_down, ok("b")]})
+    retrying = target("a", retry=RetryPolicy(attempts=3, backoff_ms=1))
+
+    started = time.monotonic()
+    result = await executor(nc).execute(request(deadline_s=5.0), [retrying, target("b")], "_INBOX.ingress.1")
+
+    assert time.monotonic() - started < 1.0  # it did not wait the upstream's 60 s
+    assert result is not None and result.ok and result.provider_slug == "b"
+    assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a", "b"]
+
+
+# --- attempts no worker made ------------------------------------------------------------------------
+
+
+async def test_a_target_this_version_cannot_attempt_is_recorded_here_and_fallen_back_from() -> None:
+    nc, activity = FakeNats(script={POOL: [ok("openai-b")]}), FakeActivity()
+    claude = target("anthropic-a", provider="anthropic", adapter="anthropic")
+
+    result = await executor(nc, activity).execute(request(), [claude, target("openai-b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok and result.attempts == 2
+    assert [s for s, _, _ in nc.requests] == [POOL]  # the anthropic pool was never asked
+    [row] = activity.rows
+    assert (row.provider_slug, row.error_class, row.attempt, row.fallback_position) == (
+        "anthropic-a",
+        "unsupported",
+        1,
+        0,
+    )
+
+
+async def test_no_worker_in_the_pool_is_recorded_and_fallen_back_from() -> None:
+    nc, activity = FakeNats(script={POOL: [NoRespondersError(), ok("b")]}), FakeActivity()
+
+    result = await executor(nc, activity).execute(request(), [target("a"), target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok
+    [row] = activity.rows
+    assert (row.provider_slug, row.error_class, row.http_status) == ("a", "no_worker", 503)
+
+
+async def test_a_worker_that_never_answers_is_a_timeout_recorded_here() -> None:
+    nc, activity = FakeNats(script={POOL: [NatsTimeout()]}), FakeActivity()
+
+    result = await executor(nc, activity).execute(
+        request(), [target("a", retry=RetryPolicy(attempts=0))], "_INBOX.ingress.1"
+    )
+
+    assert result is not None and result.error is not None
+    assert (result.error.error_class, result.error.code) == (FailureClass.TIMEOUT, "worker_timeout")
+    assert [row.error_class for row in activity.rows] == ["timeout"]
+    [(_, call, timeout)] = nc.requests
+    assert timeout == pytest.approx((call.attempt_deadline_ns - time.time_ns()) / S + 1.0, abs=0.5)
+
+
+async def test_an_undecodable_worker_answer_is_a_worker_error() -> None:
+    nc, activity = FakeNats(script={POOL: [b"\xc1garbage"]}), FakeActivity()
+
+    result = await executor(nc, activity).execute(
+        request(), [target("a", retry=RetryPolicy(attempts=0))], "_INBOX.ingress.1"
+    )
+
+    assert result is not None and result.error is not None
+    assert result.error.error_class is FailureClass.WORKER_ERROR
+    assert [row.error_class for row in activity.rows] == ["worker_error"]
+
+
+async def test_past_the_deadline_the_last_failure_is_the_answer() -> None:
+    route = request(deadline_s=60.0)
+
+    def fail_and_spend_the_budget(call: ProviderCall) -> ProviderResult:
+        route.deadline_ns = time.time_ns()  # the budget is gone by the time this answer arrives
+        return failed("a", upstream(FailureClass.UPSTREAM_5XX, 500))
+
+    nc = FakeNats(script={POOL: [fail_and_spend_the_budget]})
+
+    result = await executor(nc).execute(route, [target("a"), target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.error is not None and result.provider_slug == "a"
+    assert len(nc.requests) == 1
+
+
+async def test_a_success_is_the_answer_and_the_next_target_is_not_tried() -> None:
+    nc = FakeNats(script={POOL: [ok("a"), ok("b")]})
+
+    result = await executor(nc).execute(request(), [target("a"), target("b")], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok and result.provider_slug == "a" and result.attempts == 1
+    assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a"]
