@@ -31,10 +31,16 @@ class RetryPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Usage(msgspec.Struct, omit_defaults=True):
+    """Normalised token usage, in OpenAI's semantics whatever the upstream: `prompt_tokens` counts
+    every input token (cache reads and writes included), `cached_tokens` and `cache_write_tokens`
+    are subsets of it, `reasoning_tokens` a subset of `completion_tokens`. None where a message
+    carries a `Usage | None`: the upstream reported no usage (never silently zero)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class Prices(msgspec.Struct, frozen=True, omit_defaults=True):
