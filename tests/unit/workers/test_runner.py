@@ -298,16 +298,32 @@ async def test_a_stream_relays_every_chunk_in_order_and_ends_with_usage_and_cost
     assert outcome.attempt.row().status == "ok"
 
 
-async def test_an_error_after_the_first_chunk_ends_the_stream_with_it() -> None:
-    outcome = await run(call(stream=True), FakeResponse(200, MIDSTREAM_ERROR))
+def _events(raw: bytes) -> list[bytes]:
+    return [event + b"\n\n" for event in raw.split(b"\n\n") if event.strip()]
 
-    assert len(chunks(outcome.frames)) == 1
+
+async def test_an_error_after_the_first_content_ends_the_stream_with_it() -> None:
+    role, hello = _events(CHAT_STREAM)[:2]
+    error = _events(MIDSTREAM_ERROR)[-1]
+    outcome = await run(call(stream=True), FakeResponse(200, role + hello + error))
+
+    assert len(chunks(outcome.frames)) == 2  # the held role chunk went out with the first content
     end = outcome.frames[-1]
     assert isinstance(end, StreamEnd) and end.error is not None
     assert end.error.error_class is FailureClass.STREAM_CUT
     assert "The server had an error" in end.error.message
     assert [r.ok for r in outcome.replies] == [True]
     assert outcome.attempt.row().error_class == "stream_cut"
+
+
+async def test_an_error_after_only_the_role_preamble_goes_to_the_router_so_it_can_fall_back() -> None:
+    outcome = await run(call(stream=True), FakeResponse(200, MIDSTREAM_ERROR))
+
+    assert outcome.frames == []  # the role chunk was held back: nothing reached the client
+    [result] = outcome.replies
+    assert result.ok is False and result.error is not None
+    assert result.error.error_class is FailureClass.STREAM_CUT
+    assert "The server had an error" in result.error.message
 
 
 async def test_an_error_before_any_chunk_goes_to_the_router_so_it_can_fall_back() -> None:

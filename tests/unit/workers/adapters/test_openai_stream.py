@@ -92,10 +92,12 @@ async def test_fixture_streams_through_the_translator(path: Path, client_wants_u
 
     expected_usage: Usage | None = None
     ended = False
+    held: list[bytes] = []  # the preamble before the first content: sent with it, byte for byte
+    committed = False
     for (data, step), payload in zip(steps, data_lines(raw), strict=False):
         assert data == payload  # sse_events hands over each payload as it was
         if payload == b"[DONE]":
-            assert step.done and step.frames == [] and step.error is None
+            assert step.done and step.frames == held and step.error is None
             ended = True
             continue
         chunk = json.loads(payload)
@@ -103,7 +105,16 @@ async def test_fixture_streams_through_the_translator(path: Path, client_wants_u
             assert step.error is not None and step.frames == []
             continue
         usage_only = chunk.get("choices") == [] and chunk.get("usage") is not None
-        assert step.frames == ([] if usage_only and not client_wants_usage else [payload])  # byte for byte
+        if usage_only and not client_wants_usage:
+            expected: list[bytes] = []
+        elif committed:
+            expected = [payload]
+        elif has_content(chunk):
+            expected, held, committed = [*held, payload], [], True
+        else:
+            expected = []
+            held.append(payload)
+        assert step.frames == expected, payload
         assert step.content is has_content(chunk), payload
         assert step.done is False and step.error is None
         if chunk.get("usage"):
@@ -131,7 +142,8 @@ async def test_chat_stream_content_flags_usage_and_suppressed_usage_chunk() -> N
     assert len(steps) == 12  # 11 chunks, then [DONE]
     # Role chunk with content "" is not a token; "Hello" (chunk 1) is the first; the finish chunk is not.
     assert [s.content for s in steps[:11]] == [False] + [True] * 8 + [False, False]
-    assert [len(s.frames) for s in steps[:11]] == [1] * 10 + [0]
+    # The role chunk is held back and sent with the first content (the commit point).
+    assert [len(s.frames) for s in steps[:11]] == [0, 2] + [1] * 8 + [0]
     assert all(s.error is None for s in steps)
     assert steps[-1].done and not any(s.done for s in steps[:-1])
     assert reader.usage == Usage(prompt_tokens=11, completion_tokens=9)
@@ -206,7 +218,7 @@ async def test_midstream_error_is_an_error_step() -> None:
 
     (_, first), (_, second) = await relay(MIDSTREAM_ERROR, reader)
 
-    assert first.error is None and first.content is False and len(first.frames) == 1
+    assert first.error is None and first.content is False and first.frames == []  # preamble held back
     assert second.error is not None
     assert second.frames == []
     assert second.error.failure_class is FailureClass.STREAM_CUT

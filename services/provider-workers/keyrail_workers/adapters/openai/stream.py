@@ -1,6 +1,11 @@
 """OpenAI chat-completions stream: chunks pass through byte for byte; the translator only looks
 inside for usage, content (the commit point) and in-band errors, and drops the usage chunk the
-client did not ask for (we always ask the upstream for it)."""
+client did not ask for (we always ask the upstream for it).
+
+Chunks before the first content (the role-only preamble) are held back and sent with it: until
+content arrives nothing has reached the client, so an upstream failure there is an attempt the
+router may still fall back from. A stream that ends without content sends what it held.
+"""
 
 from __future__ import annotations
 
@@ -40,12 +45,15 @@ class OpenAIStreamTranslator:
     def __init__(self, client_wants_usage: bool) -> None:
         self._client_wants_usage = client_wants_usage
         self._done = False
+        self._committed = False
+        self._held: list[bytes] = []
         self.usage: Usage | None = None
 
     def feed(self, event: str, data: bytes) -> StreamStep:
         if data == DONE:
             self._done = True
-            return StreamStep(done=True)
+            held, self._held = self._held, []
+            return StreamStep(frames=held, done=True)
         try:
             probe = _chunk_decoder.decode(data)
         except msgspec.DecodeError:
@@ -61,7 +69,14 @@ class OpenAIStreamTranslator:
         content = any(
             c.delta is not None and (bool(c.delta.content) or bool(c.delta.tool_calls)) for c in probe.choices
         )
-        return StreamStep(frames=[data], content=content)
+        if self._committed:
+            return StreamStep(frames=[data], content=content)
+        if not content:
+            self._held.append(data)
+            return _NOTHING
+        self._committed = True
+        frames, self._held = [*self._held, data], []
+        return StreamStep(frames=frames, content=True)
 
     def finish(self) -> UpstreamError | None:
         if self._done:
