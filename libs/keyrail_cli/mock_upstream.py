@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import hashlib
 import hmac
 import itertools
 import re
@@ -68,8 +69,21 @@ class _ChatRequest(msgspec.Struct):
     mock: dict[str, Any] | None = None
 
 
+class _EmbeddingsRequest(msgspec.Struct):
+    input: str | list[Any]
+    model: str = "text-embedding-3-small"
+    mock: dict[str, Any] | None = None
+
+
+def _embedding(text: str, dimensions: int = 8) -> list[float]:
+    """A deterministic unit-free vector per text: equal inputs give equal embeddings."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(byte / 255 - 0.5, 6) for byte in digest[:dimensions]]
+
+
 _encode = msgspec.json.Encoder().encode
 _decode_chat = msgspec.json.Decoder(_ChatRequest).decode
+_decode_embeddings = msgspec.json.Decoder(_EmbeddingsRequest).decode
 _FAULT_SPLIT = re.compile(r"[;,]")
 _WORD = re.compile(r"\s*\S+")  # a word with its leading whitespace, so pieces concatenate to the reply
 _JSON = "application/json"
@@ -308,6 +322,32 @@ def build_app(
         }
         return web.Response(body=_encode(body), headers={"Content-Type": _JSON, "x-request-id": chat_id})
 
+    async def embeddings(request: web.Request) -> web.Response:
+        request_id = f"req_mock_{boot}_{next(counter)}"
+        if (denied := auth_error(request, request_id)) is not None:
+            return denied
+        try:
+            body = _decode_embeddings(await request.read())
+            plan = _resolve_plan(defaults, request.headers.get("x-mock-fault"), body.mock)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return bad_request(f"Invalid request body: {exc}", None, None, request_id)
+        if plan.delay_ms:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status:
+            return _error(plan.status, _fault_body(plan.status), request_id, plan.retry_after)
+        inputs = [body.input] if isinstance(body.input, str) else body.input
+        tokens = sum(len(str(text).split()) for text in inputs)
+        answer = {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": _embedding(str(text))}
+                for i, text in enumerate(inputs)
+            ],
+            "model": body.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": request_id})
+
     async def list_models(request: web.Request) -> web.Response:
         request_id = f"req_mock_{boot}_{next(counter)}"
         if (denied := auth_error(request, request_id)) is not None:
@@ -321,6 +361,8 @@ def build_app(
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/embeddings", embeddings)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/models", list_models)
     app.router.add_get("/healthz", healthz)

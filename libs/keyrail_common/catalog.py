@@ -10,6 +10,7 @@ from importlib import resources
 import msgspec
 
 from keyrail_common.messages import Prices
+from keyrail_common.registry import Operation
 
 
 class CatalogModel(msgspec.Struct, frozen=True):
@@ -21,6 +22,7 @@ class CatalogModel(msgspec.Struct, frozen=True):
     input_price_per_mtok: float
     cached_input_price_per_mtok: float
     output_price_per_mtok: float
+    operation: Operation = Operation.CHAT  # what the model answers: chat, or embeddings
 
     @property
     def prices(self) -> Prices:

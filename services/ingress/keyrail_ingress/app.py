@@ -26,6 +26,7 @@ from keyrail_ingress.api_reference import CONTENT_SECURITY_POLICY
 from keyrail_ingress.bootstrap import bootstrap
 from keyrail_ingress.chat import chat_completions
 from keyrail_ingress.context import IngressContext
+from keyrail_ingress.embeddings import embeddings
 from keyrail_ingress.fast_path import DataPlaneApp
 from keyrail_ingress.health import healthz
 from keyrail_ingress.openapi import ApiDocs
@@ -70,7 +71,11 @@ async def api_reference(request: Request) -> Response:
     )
 
 
-DATA_PLANE = {f"{prefix}/chat/completions": chat_completions for prefix in ("/v1", "/api/v1")}
+DATA_PLANE = {
+    f"{prefix}/{path}": handler
+    for prefix in ("/v1", "/api/v1")
+    for path, handler in (("chat/completions", chat_completions), ("embeddings", embeddings))
+}
 
 
 def create_app(settings: Settings) -> DataPlaneApp:

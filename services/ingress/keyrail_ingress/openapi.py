@@ -44,6 +44,7 @@ from keyrail_ingress.admin_types import (
 )
 from keyrail_ingress.api_reference import render_html
 from keyrail_ingress.chat import ChatRequestHead
+from keyrail_ingress.embeddings import EmbeddingsRequestHead
 from keyrail_ingress.responses import bad_body
 
 OPENAPI_VERSION = "3.1.0"
@@ -487,19 +488,80 @@ def _chat_operation(path: str, operation_id: str, summary: str, description: str
                 ),
             ),
             503: _chat_error(
-                "No router, or no provider worker pool for this model's provider, is running; or "
-                "the upstream is overloaded (its 503/529).",
+                "No router, or no worker of the target's pool, is running (answered at once, naming "
+                "the pool); or the upstream is overloaded (its 503/529).",
                 _error_example(
                     503,
-                    "No router, or no provider worker pool for this model's provider, is running. "
-                    "Start them with: keyrail router / keyrail worker --providers <family>",
-                    "service_unavailable",
+                    "No 'openai' provider worker is running for 'openai-dev-mock'. "
+                    "Start one with: keyrail worker --providers openai",
+                    "worker_pool_unavailable",
                 ),
             ),
             504: _chat_error(
                 "The upstream, or the gateway as a whole, did not answer within the timeout.",
                 _error_example(
-                    504, "Upstream 'openai-dev-mock' did not answer within 120s.", "upstream_timeout"
+                    504,
+                    "Upstream 'openai-dev-mock' did not answer within 30.0s (this attempt's share of the "
+                    "request's deadline).",
+                    "upstream_timeout",
+                ),
+            ),
+        },
+    )
+
+
+class Embeddings(msgspec.Struct):
+    """OpenAI's CreateEmbeddingResponse, as the provider answered it. Only its head is listed here;
+    the full schema is OpenAI's."""
+
+    object: Literal["list"]
+    data: list[dict[str, Any]]
+    model: str
+    usage: dict[str, Any]
+
+
+EXAMPLE_EMBEDDINGS_REQUEST = {"model": "openai-dev-mock/text-embedding-3-small", "input": "Hello"}
+EXAMPLE_EMBEDDINGS = {
+    "object": "list",
+    "data": [{"object": "embedding", "index": 0, "embedding": [0.0023, -0.0093, 0.0158]}],
+    "model": "text-embedding-3-small",
+    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+}
+
+
+def _embeddings_operation(path: str, operation_id: str, summary: str, description: str) -> Operation:
+    return Operation(
+        method="POST",
+        path=path,
+        operation_id=operation_id,
+        tag="Embeddings",
+        summary=summary,
+        description=description,
+        auth="gateway",
+        parameters=CHAT_PARAMETERS,
+        request=Content(EXAMPLE_EMBEDDINGS_REQUEST, EmbeddingsRequestHead),
+        request_description="OpenAI's CreateEmbeddingRequest; Keyrail reads the fields listed.",
+        responses={
+            200: Reply("The embeddings.", (Content(EXAMPLE_EMBEDDINGS, Embeddings),), ROUTED_HEADERS),
+            400: _chat_error(
+                "The body is not JSON, a field has the wrong type or `input` is empty (`param` names "
+                "the field); the provider offers no embeddings; or the upstream rejected the body.",
+                _error_example(400, "'input' must not be empty.", param="input"),
+            ),
+            401: _chat_error(
+                "No gateway key, or an unknown or revoked one.",
+                _error_example(
+                    401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key"
+                ),
+            ),
+            404: _chat_error(
+                "Unknown model string or provider slug.",
+                _error_example(404, "No integration with provider slug 'nobody'.", "provider_not_found"),
+            ),
+            502: _chat_error(
+                "Every upstream attempt failed.",
+                _error_example(
+                    502, "Could not reach upstream 'openai-dev-mock': ConnectError", "upstream_unreachable"
                 ),
             ),
         },
@@ -529,6 +591,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "createChatCompletionApiAlias",
         "Create a chat completion (alias)",
         "The same operation as `POST /v1/chat/completions`, for clients whose base URL ends in `/api/v1`.",
+    ),
+    _embeddings_operation(
+        "/v1/embeddings",
+        "createEmbeddings",
+        "Create embeddings (OpenAI-compatible)",
+        "Routed like chat completions, to an integration whose provider offers embeddings; the "
+        "answer is the provider's, with its usage and cost on the activity rows.",
+    ),
+    _embeddings_operation(
+        "/api/v1/embeddings",
+        "createEmbeddingsApiAlias",
+        "Create embeddings (alias)",
+        "The same operation as `POST /v1/embeddings`, for clients whose base URL ends in `/api/v1`.",
     ),
     Operation(
         method="POST",

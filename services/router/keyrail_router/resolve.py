@@ -50,8 +50,24 @@ def _target(integration: IntegrationCreated, resolver: Resolver, model: str) -> 
     )
 
 
+_ENDPOINTS = {Operation.CHAT: "POST /v1/chat/completions", Operation.EMBEDDINGS: "POST /v1/embeddings"}
+
+
+def _wrong_endpoint(resolver: Resolver, provider: str, model: str, operation: Operation) -> ErrorInfo | None:
+    entry = resolver.catalog.get(provider, model)
+    if entry is None or entry.operation is operation:
+        return None
+    return failure(
+        FailureClass.BAD_REQUEST,
+        f"'{provider}/{model}' is a{'n' if entry.operation is Operation.EMBEDDINGS else ''} "
+        f"{entry.operation.value} model: call {_ENDPOINTS.get(entry.operation, entry.operation.value)}.",
+        code="wrong_endpoint_for_model",
+        param="model",
+    )
+
+
 def _pinned(
-    resolver: Resolver, project_id: str, integration: IntegrationCreated, model: str
+    resolver: Resolver, project_id: str, integration: IntegrationCreated, model: str, operation: Operation
 ) -> list[Target] | ErrorInfo:
     slug = integration.provider_slug
     if not in_scope(integration, project_id):
@@ -71,6 +87,9 @@ def _pinned(
             code="model_not_found",
             param="model",
         )
+    wrong_endpoint = _wrong_endpoint(resolver, integration.provider, model, operation)
+    if wrong_endpoint is not None:
+        return wrong_endpoint
     if not model_enabled(integration, model):
         return failure(
             FailureClass.SCOPE,
@@ -83,7 +102,12 @@ def _pinned(
 
 
 def resolve_targets(
-    resolver: Resolver, state: ConfigState, project_id: str, model_string: str, pinned_slug: str = ""
+    resolver: Resolver,
+    state: ConfigState,
+    project_id: str,
+    model_string: str,
+    pinned_slug: str = "",
+    operation: Operation = Operation.CHAT,
 ) -> list[Target] | ErrorInfo:
     """Ordered targets for a request, or the error the client should get."""
     if pinned_slug:
@@ -99,13 +123,16 @@ def resolve_targets(
         model = model_string
         for prefix in (f"{pinned_slug}/", f"{integration.provider}/"):
             model = model.removeprefix(prefix)
-        return _pinned(resolver, project_id, integration, model)
+        return _pinned(resolver, project_id, integration, model, operation)
 
     prefix, sep, model = model_string.partition("/")
     if sep and prefix in state.integrations:
-        return _pinned(resolver, project_id, state.integrations[prefix], model)
+        return _pinned(resolver, project_id, state.integrations[prefix], model, operation)
 
     if sep and resolver.catalog.get(prefix, model) is not None:
+        wrong_endpoint = _wrong_endpoint(resolver, prefix, model, operation)
+        if wrong_endpoint is not None:
+            return wrong_endpoint
         candidates = [
             i
             for i in state.integrations.values()

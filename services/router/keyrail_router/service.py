@@ -63,7 +63,12 @@ class RouterService:
             if not await self._projection.wait_for(request.min_config_seq):
                 log.warning("config projection behind seq=%d", request.min_config_seq)
             resolution = resolve_targets(
-                self._resolver, self._projection.state, request.project_id, request.model, request.pinned_slug
+                self._resolver,
+                self._projection.state,
+                request.project_id,
+                request.model,
+                request.pinned_slug,
+                request.operation,
             )
             if isinstance(resolution, ErrorInfo):
                 result: ProviderResult | None = ProviderResult(

@@ -1,4 +1,4 @@
-"""The OpenAI chat-completions wire format: OpenAI itself and every OpenAI-compatible provider.
+"""The OpenAI wire format (chat completions, embeddings): OpenAI and every OpenAI-compatible provider.
 
 Providers differ only in data (base URL, auth header, rejected parameters: the registry's
 quirks), so one adapter serves them all; an OpenAI-dialect client gets the upstream's bytes.
@@ -18,7 +18,7 @@ from keyrail_workers.adapters.base import (
     UpstreamRequest,
 )
 from keyrail_workers.adapters.openai.errors import classify_error
-from keyrail_workers.adapters.openai.request import build_chat_request
+from keyrail_workers.adapters.openai.request import build_chat_request, build_embeddings_request
 from keyrail_workers.adapters.openai.response import parse_chat_response
 from keyrail_workers.adapters.openai.stream import OpenAIStreamTranslator
 
@@ -26,9 +26,11 @@ from keyrail_workers.adapters.openai.stream import OpenAIStreamTranslator
 class OpenAIAdapter:
     name = "openai"
     dialects = frozenset({Dialect.OPENAI})
-    operations = frozenset({Operation.CHAT})
+    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
 
     def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest:
+        if call.operation is Operation.EMBEDDINGS:
+            return build_embeddings_request(call, credential)
         return build_chat_request(call, credential)
 
     def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse:

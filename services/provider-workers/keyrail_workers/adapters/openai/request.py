@@ -1,5 +1,5 @@
-"""OpenAI chat-completions request: the client's body with the upstream model name and the
-provider's quirks applied (rejected parameters dropped), usage always requested on streams."""
+"""OpenAI requests: the client's body with the upstream model name. Chat completions also get the
+provider's quirks applied (rejected parameters dropped) and usage requested on streams."""
 
 from __future__ import annotations
 
@@ -11,6 +11,33 @@ from keyrail_workers.adapters.base import AdapterCall, Credential, UpstreamReque
 
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.Encoder().encode
+
+
+def _headers(call: AdapterCall, credential: Credential, accept: str) -> dict[str, str]:
+    quirks = call.quirks
+    headers = dict(call.custom_headers)
+    api_key = credential.get("api_key")
+    if isinstance(api_key, str) and api_key:
+        headers[quirks.auth_header] = quirks.auth_scheme + api_key
+    headers["Content-Type"] = "application/json"
+    headers["Accept"] = accept
+    return headers
+
+
+def _url(call: AdapterCall, path: str) -> str:
+    return call.base_url.rstrip("/") + path
+
+
+def build_embeddings_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
+    """The client's embeddings body with the upstream model name; nothing else changes."""
+    payload: dict[str, Any] = _json_decode(call.body)
+    payload["model"] = call.model
+    return UpstreamRequest(
+        method="POST",
+        url=_url(call, "/embeddings"),
+        headers=_headers(call, credential, "application/json"),
+        body=_json_encode(payload),
+    )
 
 
 def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
@@ -30,16 +57,10 @@ def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamReq
         if quirks.stream_usage:
             # Always ask for usage so the activity log has token counts for every stream.
             payload["stream_options"] = {**options, "include_usage": True}
-    headers = dict(call.custom_headers)
-    api_key = credential.get("api_key")
-    if isinstance(api_key, str) and api_key:
-        headers[quirks.auth_header] = quirks.auth_scheme + api_key
-    headers["Content-Type"] = "application/json"
-    headers["Accept"] = "text/event-stream" if call.stream else "application/json"
     return UpstreamRequest(
         method="POST",
-        url=call.base_url.rstrip("/") + "/chat/completions",
-        headers=headers,
+        url=_url(call, "/chat/completions"),
+        headers=_headers(call, credential, "text/event-stream" if call.stream else "application/json"),
         body=_json_encode(payload),
         client_wants_usage=client_wants_usage,
     )

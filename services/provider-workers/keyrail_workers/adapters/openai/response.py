@@ -1,5 +1,5 @@
-"""OpenAI chat-completions response: forwarded byte for byte to an OpenAI-dialect client; only
-the usage is read out of it."""
+"""OpenAI responses (chat completions, embeddings): forwarded byte for byte to an OpenAI-dialect
+client; only the usage is read out of them."""
 
 from __future__ import annotations
 
