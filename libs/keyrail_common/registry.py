@@ -60,6 +60,7 @@ class ProviderEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     credentials: tuple[CredentialField, ...]
     operations: frozenset[Operation]
     quirks: Quirks = Quirks()
+    media: bool = False  # a media-generation API (images, video): integrations, but no chat
 
 
 class _RegistryFile(msgspec.Struct, forbid_unknown_fields=True):

@@ -66,6 +66,21 @@ def _wrong_endpoint(resolver: Resolver, provider: str, model: str, operation: Op
     )
 
 
+def _not_offered(resolver: Resolver, provider_name: str, what: str, operation: Operation) -> ErrorInfo | None:
+    """The provider offers no such operation at all (e.g. chat on a media-generation provider)."""
+    provider = resolver.registry.get(provider_name)
+    if provider is None or operation in provider.operations:
+        return None
+    kind = "a media-generation provider, not a chat provider" if provider.media else "a provider"
+    return failure(
+        FailureClass.UNSUPPORTED,
+        f"{what} is {provider.display_name}: {kind}, and it does not offer {operation.value} "
+        "through Keyrail.",
+        code="operation_not_supported",
+        param="model",
+    )
+
+
 def _pinned(
     resolver: Resolver, project_id: str, integration: IntegrationCreated, model: str, operation: Operation
 ) -> list[Target] | ErrorInfo:
@@ -78,6 +93,9 @@ def _pinned(
             code="integration_out_of_scope",
             param="model",
         )
+    not_offered = _not_offered(resolver, integration.provider, f"Integration '{slug}'", operation)
+    if not_offered is not None:
+        return not_offered
     if resolver.catalog.get(integration.provider, model) is None:
         return failure(
             FailureClass.NOT_FOUND,
@@ -129,6 +147,9 @@ def resolve_targets(
     if sep and prefix in state.integrations:
         return _pinned(resolver, project_id, state.integrations[prefix], model, operation)
 
+    not_offered = _not_offered(resolver, prefix, f"'{prefix}'", operation) if sep else None
+    if not_offered is not None:
+        return not_offered
     if sep and resolver.catalog.get(prefix, model) is not None:
         wrong_endpoint = _wrong_endpoint(resolver, prefix, model, operation)
         if wrong_endpoint is not None:
@@ -161,14 +182,6 @@ def resolve_targets(
 def unavailable(resolver: Resolver, target: Target, operation: Operation) -> ErrorInfo | None:
     """Why this target cannot be attempted in this version at all, or None when it can."""
     registry = resolver.registry
-    provider = registry.get(target.provider)
-    if provider is not None and operation not in provider.operations:
-        return failure(
-            FailureClass.UNSUPPORTED,
-            f"'{target.provider_slug}' is a {provider.display_name} integration, which does not offer "
-            f"{operation.value}.",
-            code="operation_not_supported",
-        )
     if not registry.is_available(target.adapter):
         return failure(
             FailureClass.UNSUPPORTED,

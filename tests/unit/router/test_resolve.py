@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from keyrail_common.catalog import Catalog
@@ -411,22 +410,26 @@ def test_a_custom_host_in_a_format_this_version_lacks_is_unsupported() -> None:
 
 
 def test_an_operation_the_provider_does_not_offer_is_unsupported_naming_it() -> None:
-    target = target_of("groq", "llama-3.1-8b-instant")
+    state = state_with(integration("groq-x", provider="groq"))
 
-    error = unavailable(RESOLVER, target, Operation.EMBEDDINGS)
+    error = as_error(
+        resolve_targets(RESOLVER, state, PROJECT_A, "groq-x/llama-3.1-8b-instant", "", Operation.EMBEDDINGS)
+    )
 
-    assert error is not None
-    assert error.error_class is FailureClass.UNSUPPORTED
+    assert error.error_class is FailureClass.UNSUPPORTED and error.http_status == 400
     assert error.code == "operation_not_supported"
     assert "'groq-x'" in error.message and "Groq" in error.message and "embeddings" in error.message
 
 
 @pytest.mark.parametrize("provider", ["fal", "pollo"])
-def test_media_providers_are_not_chat_providers(provider: str) -> None:
-    target = msgspec.structs.replace(target_of("openai", "gpt-4o-mini"), provider=provider, adapter="media")
+@pytest.mark.parametrize("form", ["slug", "provider"])
+def test_media_providers_are_not_chat_providers(provider: str, form: str) -> None:
+    # Media providers have no catalog models: the answer must still say what they are, not "404".
+    state = state_with(integration(f"{provider}-x", provider=provider))
+    model = f"{provider}-x/flux-dev" if form == "slug" else f"{provider}/flux-dev"
 
-    error = unavailable(RESOLVER, target, Operation.CHAT)
+    error = as_error(resolve(state, model))
 
-    assert error is not None
-    assert error.code == "operation_not_supported"
+    assert error.http_status == 400 and error.code == "operation_not_supported"
+    assert "a media-generation provider, not a chat provider" in error.message
     assert "does not offer chat" in error.message
