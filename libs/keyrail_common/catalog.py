@@ -50,5 +50,8 @@ class Catalog:
     def get(self, provider: str, model: str) -> CatalogModel | None:
         return self._by_id.get(f"{provider}/{model}")
 
+    def models_of(self, provider: str) -> list[CatalogModel]:
+        return [m for m in self._by_id.values() if m.provider == provider]
+
     def providers(self) -> set[str]:
         return {m.provider for m in self._by_id.values()}

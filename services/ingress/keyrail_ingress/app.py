@@ -29,6 +29,7 @@ from keyrail_ingress.context import IngressContext
 from keyrail_ingress.embeddings import embeddings
 from keyrail_ingress.fast_path import DataPlaneApp
 from keyrail_ingress.health import healthz
+from keyrail_ingress.models import list_models
 from keyrail_ingress.openapi import ApiDocs
 from keyrail_ingress.responses import error
 from keyrail_ingress.stream_inbox import StreamInboxes
@@ -134,6 +135,8 @@ def build_api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_api_route("/openapi.json", openapi_json, methods=["GET"])
     app.add_api_route("/docs", api_reference, methods=["GET"])
+    for prefix in ("/v1", "/api/v1"):
+        app.add_api_route(f"{prefix}/models", list_models, methods=["GET"])
     app.include_router(admin.router)
     for path in DATA_PLANE:
         # Reached only for methods other than POST (the fast path takes POSTs): a clear 405. Not

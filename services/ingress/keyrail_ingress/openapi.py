@@ -45,6 +45,7 @@ from keyrail_ingress.admin_types import (
 from keyrail_ingress.api_reference import render_html
 from keyrail_ingress.chat import ChatRequestHead
 from keyrail_ingress.embeddings import EmbeddingsRequestHead
+from keyrail_ingress.models import Model, ModelList
 from keyrail_ingress.responses import bad_body
 
 OPENAPI_VERSION = "3.1.0"
@@ -568,6 +569,33 @@ def _embeddings_operation(path: str, operation_id: str, summary: str, descriptio
     )
 
 
+def _models_operation(path: str, operation_id: str, summary: str, description: str) -> Operation:
+    example = ModelList(
+        data=[
+            Model(id="openai-dev-mock/gpt-4o-mini", owned_by="openai-dev-mock"),
+            Model(id="openai/gpt-4o-mini", owned_by="openai"),
+        ]
+    )
+    return Operation(
+        method="GET",
+        path=path,
+        operation_id=operation_id,
+        tag="Models",
+        summary=summary,
+        description=description,
+        auth="gateway",
+        responses={
+            200: _json("Every model string the key's project can route.", ModelList, example),
+            401: _error(
+                "No gateway key, or an unknown or revoked one.",
+                _error_example(
+                    401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key"
+                ),
+            ),
+        },
+    )
+
+
 def _query(name: str, description: str, schema: Mapping[str, Any], example: Any) -> Mapping[str, Any]:
     return {
         "name": name,
@@ -591,6 +619,20 @@ OPERATIONS: tuple[Operation, ...] = (
         "createChatCompletionApiAlias",
         "Create a chat completion (alias)",
         "The same operation as `POST /v1/chat/completions`, for clients whose base URL ends in `/api/v1`.",
+    ),
+    _models_operation(
+        "/v1/models",
+        "listModels",
+        "List the models this key can route (OpenAI-compatible)",
+        "Every enabled catalog model of every integration in the key's project scope, as "
+        "`<provider-slug>/<model>` (pins that integration), then once each as `<provider>/<model>` "
+        "(any in-scope integration of that provider). The `openai` SDK's `client.models.list()` works.",
+    ),
+    _models_operation(
+        "/api/v1/models",
+        "listModelsApiAlias",
+        "List the models this key can route (alias)",
+        "The same operation as `GET /v1/models`, for clients whose base URL ends in `/api/v1`.",
     ),
     _embeddings_operation(
         "/v1/embeddings",

@@ -12,6 +12,7 @@ from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import Prices, Target
 from keyrail_common.projection import ConfigState
 from keyrail_common.registry import Operation, ProviderRegistry
+from keyrail_common.routable import in_scope, model_enabled
 
 
 class Resolver:
@@ -20,15 +21,6 @@ class Resolver:
     def __init__(self, catalog: Catalog, registry: ProviderRegistry) -> None:
         self.catalog = catalog
         self.registry = registry
-
-
-def in_scope(integration: IntegrationCreated, project_id: str) -> bool:
-    return integration.project_scope == "all" or project_id in integration.project_scope
-
-
-def model_enabled(integration: IntegrationCreated, model: str) -> bool:
-    enabled = integration.enabled_models
-    return enabled == "all" or (isinstance(enabled, list) and model in enabled)
 
 
 def _target(integration: IntegrationCreated, resolver: Resolver, model: str) -> Target:

@@ -236,7 +236,7 @@ def test_security_per_plane(document: dict[str, Any]) -> None:
         for op in item.values():
             if path.startswith("/admin/"):
                 assert op["security"] == [{"adminToken": []}], path
-            elif path.endswith(("/chat/completions", "/embeddings")):
+            elif path.endswith(("/chat/completions", "/embeddings", "/models")):
                 assert op["security"] == [{"gatewayKey": []}], path
             else:
                 assert op["security"] == [], path
