@@ -50,6 +50,10 @@ class Catalog:
     def get(self, provider: str, model: str) -> CatalogModel | None:
         return self._by_id.get(f"{provider}/{model}")
 
+    def with_model(self, model: str) -> list[CatalogModel]:
+        """Every provider's entry for this model name (a bare model id)."""
+        return [m for m in self._by_id.values() if m.model == model]
+
     def models_of(self, provider: str) -> list[CatalogModel]:
         return [m for m in self._by_id.values() if m.provider == provider]
 

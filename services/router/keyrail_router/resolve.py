@@ -6,7 +6,7 @@ request, whatever the admin API allowed.
 
 from __future__ import annotations
 
-from keyrail_common.catalog import Catalog
+from keyrail_common.catalog import Catalog, CatalogModel
 from keyrail_common.config_events import IntegrationCreated
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import Prices, Target
@@ -142,33 +142,52 @@ def resolve_targets(
     not_offered = _not_offered(resolver, prefix, f"'{prefix}'", operation) if sep else None
     if not_offered is not None:
         return not_offered
-    if sep and resolver.catalog.get(prefix, model) is not None:
-        wrong_endpoint = _wrong_endpoint(resolver, prefix, model, operation)
-        if wrong_endpoint is not None:
-            return wrong_endpoint
-        candidates = [
-            i
-            for i in state.integrations.values()
-            if i.provider == prefix and model_enabled(i, model) and in_scope(i, project_id)
-        ]
-        if not candidates:
-            return failure(
-                FailureClass.SCOPE,
-                f"'{model_string}' is in the catalog, but no integration in this project's scope serves it. "
-                f"Create an integration for provider '{prefix}' with this model enabled, "
-                "or widen its project_scope.",
-                code="no_integration_in_scope",
-                param="model",
-            )
-        return [_target(i, resolver, model) for i in sorted(candidates, key=lambda i: i.provider_slug)]
-
+    entry = resolver.catalog.get(prefix, model) if sep else None
+    # A bare catalog model id (`gpt-4o-mini`, as IDE plugins send it), or one whose own name has a
+    # slash (Groq's `openai/gpt-oss-120b`): every provider's catalog entry of that name.
+    entries = [entry] if entry is not None else resolver.catalog.with_model(model_string)
+    if entries:
+        return _through_catalog(resolver, state, project_id, model_string, entries, operation)
     return failure(
         FailureClass.NOT_FOUND,
-        f"Unknown model '{model_string}'. Use '<provider-slug>/<model>' to pin an integration, or "
-        f"'<provider>/<model>' with a catalog model (GET /admin/v1/integrations lists the slugs).",
+        f"Unknown model '{model_string}'. Use '<provider-slug>/<model>' to pin an integration, "
+        f"'<provider>/<model>' or a bare catalog model id (GET /v1/models lists what this key can route).",
         code="model_not_found",
         param="model",
     )
+
+
+def _through_catalog(
+    resolver: Resolver,
+    state: ConfigState,
+    project_id: str,
+    model_string: str,
+    entries: list[CatalogModel],
+    operation: Operation,
+) -> list[Target] | ErrorInfo:
+    """Every in-scope integration that serves one of these catalog entries, in slug order."""
+    wrong_endpoint = _wrong_endpoint(resolver, entries[0].provider, entries[0].model, operation)
+    if wrong_endpoint is not None:
+        return wrong_endpoint
+    by_provider = {e.provider: e for e in entries}
+    candidates = [
+        (i, by_provider[i.provider].model)
+        for i in state.integrations.values()
+        if i.provider in by_provider
+        and model_enabled(i, by_provider[i.provider].model)
+        and in_scope(i, project_id)
+    ]
+    if not candidates:
+        providers = ", ".join(f"'{p}'" for p in sorted(by_provider))
+        return failure(
+            FailureClass.SCOPE,
+            f"'{model_string}' is in the catalog, but no integration in this project's scope serves it. "
+            f"Create an integration for provider {providers} with this model enabled, "
+            "or widen its project_scope.",
+            code="no_integration_in_scope",
+            param="model",
+        )
+    return [_target(i, resolver, model) for i, model in sorted(candidates, key=lambda c: c[0].provider_slug)]
 
 
 def unavailable(resolver: Resolver, target: Target, operation: Operation) -> ErrorInfo | None:

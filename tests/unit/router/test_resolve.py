@@ -252,7 +252,7 @@ def test_catalog_form_without_an_in_scope_integration_is_403(integrations: list[
 @pytest.mark.parametrize(
     "model",
     [
-        "gpt-4.1-mini",
+        "gpt-9-imaginary",
         "openai/gpt-9-imaginary",
         "nosuchprovider/gpt-4.1-mini",
         "unknown-slug/gpt-4.1-mini",
@@ -269,7 +269,40 @@ def test_unknown_model_strings_are_404_saying_how_to_address_a_model(model: str)
     assert error.type == "not_found_error"
     assert error.param == "model"
     assert "'<provider-slug>/<model>'" in error.message and "'<provider>/<model>'" in error.message
-    assert "GET /admin/v1/integrations" in error.message  # where the slugs are listed
+    assert "GET /v1/models" in error.message  # where the key's routable model strings are listed
+
+
+def test_a_bare_catalog_model_id_routes_through_every_in_scope_integration_serving_it() -> None:
+    # IDE plugins and third-party tools send `gpt-4.1-mini`, not `openai/gpt-4.1-mini`.
+    state = state_with(
+        integration("openai-zz", scope=[PROJECT_A], enabled=["gpt-4.1-mini"]),
+        integration("openai-aa", scope=[PROJECT_A], enabled=["gpt-4.1-mini"]),
+        integration("openai-other-project", scope=[PROJECT_B], enabled=["gpt-4.1-mini"]),
+        integration("openai-not-enabled", scope=[PROJECT_A], enabled=["gpt-4o"]),
+    )
+
+    targets = as_targets(resolve(state, "gpt-4.1-mini"))
+
+    assert [t.provider_slug for t in targets] == ["openai-aa", "openai-zz"]  # the documented slug order
+    assert {t.model for t in targets} == {"gpt-4.1-mini"}
+
+
+def test_a_model_id_with_a_slash_of_its_own_routes_to_the_provider_that_has_it() -> None:
+    # Groq names a model `openai/gpt-oss-120b`: not OpenAI's model, Groq's.
+    state = state_with(integration("groq-x", provider="groq"), integration("openai-prod-chat"))
+
+    targets = as_targets(resolve(state, "openai/gpt-oss-120b"))
+
+    assert [(t.provider_slug, t.model) for t in targets] == [("groq-x", "openai/gpt-oss-120b")]
+
+
+def test_a_bare_catalog_model_id_nobody_in_scope_serves_is_403_naming_the_provider() -> None:
+    state = state_with(integration("openai-b-only", scope=[PROJECT_B]))
+
+    error = as_error(resolve(state, "gpt-4.1-mini", project=PROJECT_A))
+
+    assert error.http_status == 403 and error.code == "no_integration_in_scope"
+    assert "'openai'" in error.message
 
 
 # --- `x-keyrail-provider` pinned slug ------------------------------------------------------------
