@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from fastapi import APIRouter
@@ -237,10 +237,7 @@ async def create_integration(request: Request) -> Response:
             409, f"provider_slug '{body.provider_slug}' is already taken.", "conflict", "provider_slug"
         )
     path = credential_path(user.org_id, body.provider_slug)
-    secret: dict[str, Any] = dict(body.credentials)
-    if body.custom_auth_headers:
-        secret["custom_auth_headers"] = body.custom_auth_headers
-    version = await ctx.credentials.write(path, secret)
+    version = await ctx.credentials.write(path, _vault_secret(body.credentials, body.custom_auth_headers))
     integration = IntegrationCreated(
         integration_id=new_id("int"),
         org_id=user.org_id,
@@ -283,9 +280,16 @@ def _integration_or_404(ctx: IngressContext, slug: str) -> IntegrationCreated | 
     return integration
 
 
-@router.put("/integrations/{slug}/credentials")
-async def rotate_credentials(request: Request, slug: str) -> Response:
-    """Replace the stored credential (a new Vault version); workers use it from the next request."""
+class _IntegrationCommand(Generic[T]):
+    """An owner's change to one integration: who, the integration, and the decoded body."""
+
+    def __init__(self, user: UserCreated, ctx: IngressContext, integration: IntegrationCreated, body: T):
+        self.user, self.ctx, self.integration, self.body = user, ctx, integration, body
+
+
+async def _integration_command(
+    request: Request, slug: str, kind: type[T]
+) -> _IntegrationCommand[T] | Response:
     user = _owner(request)
     if isinstance(user, Response):
         return user
@@ -293,16 +297,32 @@ async def rotate_credentials(request: Request, slug: str) -> Response:
     integration = _integration_or_404(ctx, slug)
     if isinstance(integration, Response):
         return integration
-    body = await _decode(request, NewCredentials)
+    body = await _decode(request, kind)
     if isinstance(body, Response):
         return body
+    return _IntegrationCommand(user, ctx, integration, body)
+
+
+def _vault_secret(credentials: dict[str, Any], custom_auth_headers: dict[str, str] | None) -> dict[str, Any]:
+    """What Vault stores for an integration: its credential fields and its custom auth headers."""
+    secret: dict[str, Any] = dict(credentials)
+    if custom_auth_headers:
+        secret["custom_auth_headers"] = custom_auth_headers
+    return secret
+
+
+@router.put("/integrations/{slug}/credentials")
+async def rotate_credentials(request: Request, slug: str) -> Response:
+    """Replace the stored credential (a new Vault version); workers use it from the next request."""
+    command = await _integration_command(request, slug, NewCredentials)
+    if isinstance(command, Response):
+        return command
+    ctx, integration, body, user = command.ctx, command.integration, command.body, command.user
     try:
         ctx.registry.validate_credentials(integration.provider, body.credentials)
     except CredentialError as exc:
         return _credentials_error(exc)
-    secret: dict[str, Any] = dict(body.credentials)
-    if body.custom_auth_headers:
-        secret["custom_auth_headers"] = body.custom_auth_headers
+    secret = _vault_secret(body.credentials, body.custom_auth_headers)
     version = await ctx.credentials.write(integration.credential_ref, secret)
     rotated = CredentialsRotated(provider_slug=slug, credential_version=version)
     await ctx.publisher.publish("integration", slug, rotated, actor=user.user_id)
@@ -313,16 +333,10 @@ async def rotate_credentials(request: Request, slug: str) -> Response:
 @router.put("/integrations/{slug}/models")
 async def set_enabled_models(request: Request, slug: str) -> Response:
     """Which catalog models of the provider the integration serves: a list, "all" or "none"."""
-    user = _owner(request)
-    if isinstance(user, Response):
-        return user
-    ctx = _ctx(request)
-    integration = _integration_or_404(ctx, slug)
-    if isinstance(integration, Response):
-        return integration
-    body = await _decode(request, NewEnabledModels)
-    if isinstance(body, Response):
-        return body
+    command = await _integration_command(request, slug, NewEnabledModels)
+    if isinstance(command, Response):
+        return command
+    ctx, integration, body, user = command.ctx, command.integration, command.body, command.user
     if isinstance(body.enabled_models, list):
         unknown = [m for m in body.enabled_models if ctx.catalog.get(integration.provider, m) is None]
         if unknown:

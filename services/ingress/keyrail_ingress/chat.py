@@ -21,10 +21,11 @@ from keyrail_common.messages import (
     StreamEnd,
     stream_frame_decoder,
 )
+from keyrail_common.registry import Operation
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.metrics import observe_hops
 from keyrail_ingress.request_record import RequestRecord, upstream_ms
-from keyrail_ingress.routing import NO_ERROR, accept, answer, ask_router, deadline_wait_s, tags
+from keyrail_ingress.routing import NO_ERROR, accept, answer, ask_router, deadline_wait_s, route_request
 from keyrail_ingress.sse import SSEResponse
 
 
@@ -87,23 +88,8 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
                 FailureClass.BAD_REQUEST, "'messages' must contain at least one message.", param="messages"
             )
         )
-    key = accepted.key
-    record.row.model = head.model
-    record.row.tags = tags(request, head.metadata)
-    record.row.stream = bool(head.stream)
-    route = RouteRequest(
-        request_id=record.request_id,
-        org_id=key.org_id,
-        project_id=key.project_id,
-        model=head.model,
-        body=accepted.body,
-        received_ns=record.received_ns,
-        min_config_seq=ctx.projection.applied_seq,
-        stream=bool(head.stream),
-        pinned_slug=request.headers.get("x-keyrail-provider", ""),
-        tags=record.row.tags,
-        deadline_ns=record.received_ns + int(accepted.timeout_s * 1e9),
-    )
+    stream = bool(head.stream)
+    route = route_request(ctx, request, record, accepted, head.model, head.metadata, Operation.CHAT, stream)
     if head.stream:
         return await _stream(ctx, record, route)
     return await answer(ctx, record, route)

@@ -11,11 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyrail_common.failures import FailureClass, failure
-from keyrail_common.messages import RouteRequest
 from keyrail_common.registry import Operation
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.request_record import RequestRecord
-from keyrail_ingress.routing import accept, answer, tags
+from keyrail_ingress.routing import accept, answer, route_request
 
 
 class EmbeddingsRequestHead(msgspec.Struct):
@@ -54,19 +53,5 @@ async def embeddings(request: Request) -> Response:
         return record.bad_body(exc)
     if not head.input:
         return record.fail(failure(FailureClass.BAD_REQUEST, "'input' must not be empty.", param="input"))
-    record.row.model = head.model
-    record.row.tags = tags(request, head.metadata)
-    route = RouteRequest(
-        request_id=record.request_id,
-        org_id=accepted.key.org_id,
-        project_id=accepted.key.project_id,
-        model=head.model,
-        body=accepted.body,
-        received_ns=record.received_ns,
-        min_config_seq=ctx.projection.applied_seq,
-        pinned_slug=request.headers.get("x-keyrail-provider", ""),
-        tags=record.row.tags,
-        operation=Operation.EMBEDDINGS,
-        deadline_ns=record.received_ns + int(accepted.timeout_s * 1e9),
-    )
+    route = route_request(ctx, request, record, accepted, head.model, head.metadata, Operation.EMBEDDINGS)
     return await answer(ctx, record, route)

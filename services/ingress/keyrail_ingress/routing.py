@@ -18,6 +18,7 @@ from keyrail_common import subjects
 from keyrail_common.config_events import ApiKeyIssued
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, provider_result_decoder
+from keyrail_common.registry import Operation
 from keyrail_common.wire import decode_or_refuse
 from keyrail_ingress.auth import api_key_for
 from keyrail_ingress.context import IngressContext
@@ -86,6 +87,36 @@ async def accept(request: Request, ctx: IngressContext, record: RequestRecord) -
     if isinstance(timeout_s, ErrorInfo):
         return record.fail(timeout_s)
     return Accepted(key, body, timeout_s)
+
+
+def route_request(
+    ctx: IngressContext,
+    request: Request,
+    record: RequestRecord,
+    accepted: Accepted,
+    model: str,
+    metadata: dict[str, str] | None,
+    operation: Operation,
+    stream: bool = False,
+) -> RouteRequest:
+    """The router's request for this client request; the request row learns model and tags."""
+    record.row.model = model
+    record.row.tags = tags(request, metadata)
+    record.row.stream = stream
+    return RouteRequest(
+        request_id=record.request_id,
+        org_id=accepted.key.org_id,
+        project_id=accepted.key.project_id,
+        model=model,
+        body=accepted.body,
+        received_ns=record.received_ns,
+        min_config_seq=ctx.projection.applied_seq,
+        stream=stream,
+        pinned_slug=request.headers.get("x-keyrail-provider", ""),
+        tags=record.row.tags,
+        operation=operation,
+        deadline_ns=record.received_ns + int(accepted.timeout_s * 1e9),
+    )
 
 
 def tags(request: Request, metadata: dict[str, str] | None) -> list[str]:
