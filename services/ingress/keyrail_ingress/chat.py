@@ -75,13 +75,10 @@ _head_decoder = msgspec.json.Decoder(ChatRequestHead)
 async def chat_completions(request: Request) -> Response | SSEResponse:
     ctx: IngressContext = request.app.state.ctx
     record = RequestRecord(ctx)
-    accepted = await accept(request, ctx, record)
+    accepted = await accept(request, ctx, record, _head_decoder)
     if isinstance(accepted, Response):
         return accepted
-    try:
-        head = _head_decoder.decode(accepted.body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return record.bad_body(exc)
+    head = accepted.head
     if not head.messages:
         return record.fail(
             failure(

@@ -44,13 +44,10 @@ _head_decoder = msgspec.json.Decoder(EmbeddingsRequestHead)
 async def embeddings(request: Request) -> Response:
     ctx: IngressContext = request.app.state.ctx
     record = RequestRecord(ctx)
-    accepted = await accept(request, ctx, record)
+    accepted = await accept(request, ctx, record, _head_decoder)
     if isinstance(accepted, Response):
         return accepted
-    try:
-        head = _head_decoder.decode(accepted.body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return record.bad_body(exc)
+    head = accepted.head
     if not head.input:
         return record.fail(failure(FailureClass.BAD_REQUEST, "'input' must not be empty.", param="input"))
     route = route_request(ctx, request, record, accepted, head.model, head.metadata, Operation.EMBEDDINGS)

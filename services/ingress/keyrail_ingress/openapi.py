@@ -344,6 +344,12 @@ def _chat_error(description: str, example: Any) -> Reply:
     return _error(description, example, ROUTED_HEADERS)
 
 
+_NO_GATEWAY_KEY = "No gateway key, or an unknown or revoked one."
+_NO_GATEWAY_KEY_BODY = _error_example(
+    401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key"
+)
+GATEWAY_401 = _chat_error(_NO_GATEWAY_KEY, _NO_GATEWAY_KEY_BODY)  # with the request-id headers
+
 CHAT_DESCRIPTION = f"""\
 OpenAI's chat completions API: the official `openai` SDKs work unchanged with
 `base_url="http://<host>:<port>/v1"` and a gateway key as `api_key`.
@@ -426,12 +432,7 @@ def _chat_operation(path: str, operation_id: str, summary: str, description: str
                 "names the field), or the upstream rejected the body (`upstream_400`, its message).",
                 _error_example(400, "'messages' must contain at least one message.", param="messages"),
             ),
-            401: _chat_error(
-                "No gateway key, or an unknown or revoked one.",
-                _error_example(
-                    401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key"
-                ),
-            ),
+            401: GATEWAY_401,
             403: _chat_error(
                 "The model is in the catalog but no integration in the key's project scope serves it.",
                 _error_example(
@@ -549,12 +550,7 @@ def _embeddings_operation(path: str, operation_id: str, summary: str, descriptio
                 "the field); the provider offers no embeddings; or the upstream rejected the body.",
                 _error_example(400, "'input' must not be empty.", param="input"),
             ),
-            401: _chat_error(
-                "No gateway key, or an unknown or revoked one.",
-                _error_example(
-                    401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key"
-                ),
-            ),
+            401: GATEWAY_401,
             404: _chat_error(
                 "Unknown model string or provider slug.",
                 _error_example(404, "No integration with provider slug 'nobody'.", "provider_not_found"),
@@ -586,12 +582,7 @@ def _models_operation(path: str, operation_id: str, summary: str, description: s
         auth="gateway",
         responses={
             200: _json("Every model string the key's project can route.", ModelList, example),
-            401: _error(
-                "No gateway key, or an unknown or revoked one.",
-                _error_example(
-                    401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key"
-                ),
-            ),
+            401: _error(_NO_GATEWAY_KEY, _NO_GATEWAY_KEY_BODY),
         },
     )
 

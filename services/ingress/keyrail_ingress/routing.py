@@ -8,7 +8,9 @@ bytes, the activity row published off the request path.
 from __future__ import annotations
 
 import time
+from typing import Generic, TypeVar
 
+import msgspec
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from starlette.requests import Request
@@ -32,13 +34,17 @@ TIMEOUT_HEADER = "x-keyrail-timeout-ms"
 NO_ERROR = failure(FailureClass.WORKER_ERROR, "The gateway gave no result and no error.")
 
 
-class Accepted:
-    """A request that passed authentication and the size limit: its key and body."""
+H = TypeVar("H")
 
-    def __init__(self, key: ApiKeyIssued, body: bytes, timeout_s: float) -> None:
+
+class Accepted(Generic[H]):
+    """A request that passed authentication, the size limit and its body's decoding."""
+
+    def __init__(self, key: ApiKeyIssued, body: bytes, timeout_s: float, head: H) -> None:
         self.key = key
         self.body = body
         self.timeout_s = timeout_s
+        self.head = head  # the fields of the body the gateway reads
 
 
 def request_timeout_s(request: Request, default_s: float) -> float | ErrorInfo:
@@ -60,7 +66,9 @@ def request_timeout_s(request: Request, default_s: float) -> float | ErrorInfo:
     return min(millis / 1000, default_s)
 
 
-async def accept(request: Request, ctx: IngressContext, record: RequestRecord) -> Accepted | Response:
+async def accept(
+    request: Request, ctx: IngressContext, record: RequestRecord, head_decoder: msgspec.json.Decoder[H]
+) -> Accepted[H] | Response:
     key = api_key_for(ctx.projection.state, request)
     if key is None:
         return record.fail(
@@ -83,17 +91,21 @@ async def accept(request: Request, ctx: IngressContext, record: RequestRecord) -
                 code="request_too_large",
             )
         )
+    try:
+        head = head_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return record.bad_body(exc)
     timeout_s = request_timeout_s(request, ctx.settings.request_timeout_s)
     if isinstance(timeout_s, ErrorInfo):
         return record.fail(timeout_s)
-    return Accepted(key, body, timeout_s)
+    return Accepted(key, body, timeout_s, head)
 
 
 def route_request(
     ctx: IngressContext,
     request: Request,
     record: RequestRecord,
-    accepted: Accepted,
+    accepted: Accepted[H],
     model: str,
     metadata: dict[str, str] | None,
     operation: Operation,
