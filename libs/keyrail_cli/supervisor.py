@@ -165,7 +165,7 @@ class ManagedProcess:
             )
             exited = asyncio.create_task(self.process.wait())
             if self.after_start is not None:
-                await self._wait_ready(exited)
+                await self._wait_ready(exited, stopping)
             if not exited.done():
                 self.ready_once = True
                 self._settled = not stopping.is_set()
@@ -188,18 +188,21 @@ class ManagedProcess:
             except TimeoutError:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
 
-    async def _wait_ready(self, exited: asyncio.Task[int]) -> None:
-        """Run `after_start` unless the process exits first (then there is nothing to wait for)."""
+    async def _wait_ready(self, exited: asyncio.Task[int], stopping: asyncio.Event) -> None:
+        """Run `after_start` until it is done, the process exits, or Keyrail is stopping
+        (in the last two cases there is nothing left to wait for, and nothing to report)."""
         assert self.after_start is not None
         ready = asyncio.ensure_future(self.after_start())
-        await asyncio.wait([ready, exited], return_when=asyncio.FIRST_COMPLETED)
+        stop = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait([ready, exited, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
         if not ready.done():
             ready.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await ready
             return
         exc = ready.exception()
-        if exc is not None and not exited.done():
+        if exc is not None and not exited.done() and not stopping.is_set():
             self._report(f"{self.name} failed to become ready: {exc}")
 
     async def stop(self) -> None:
