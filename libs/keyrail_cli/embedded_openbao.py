@@ -48,6 +48,7 @@ def openbao_command(settings: Settings) -> list[str]:
 storage "raft" {{
   path    = "{base / "raft"}"
   node_id = "keyrail-embedded"
+  performance_multiplier = 1
 }}
 listener "tcp" {{
   address         = "127.0.0.1:{settings.vault_port}"
