@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,7 @@ def openbao_command(settings: Settings) -> list[str]:
 storage "raft" {{
   path    = "{base / "raft"}"
   node_id = "keyrail-embedded"
+  performance_multiplier = 1
 }}
 listener "tcp" {{
   address         = "127.0.0.1:{settings.vault_port}"
@@ -62,9 +64,13 @@ log_level     = "warn"
     return [bao_binary(), "server", f"-config={base / 'config.hcl'}"]
 
 
-def _wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+def _wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, give_up: threading.Event | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if give_up is not None and give_up.is_set():
+            raise TimeoutError(f"OpenBao: stopped waiting for {what}")
         try:
             if check():
                 return
@@ -74,11 +80,17 @@ def _wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise TimeoutError(f"OpenBao: {what} did not happen within {timeout_s:.0f}s")
 
 
-def prepare_openbao(settings: Settings, say: Callable[[str], None]) -> None:
-    """Initialise (first start), unseal, wait for the raft leader, and ensure the KV v2 mount."""
+def prepare_openbao(
+    settings: Settings, say: Callable[[str], None], give_up: threading.Event | None = None
+) -> None:
+    """Initialise (first start), unseal, wait for the raft leader, and ensure the KV v2 mount.
+
+    `give_up` set (the supervisor is stopping) ends any wait at once."""
     base = openbao_dir(settings)
     client = hvac.Client(url=settings.vault_addr, timeout=5)
-    _wait_until(lambda: client.sys.read_health_status(method="GET") is not None, 60, "listener start")
+    _wait_until(
+        lambda: client.sys.read_health_status(method="GET") is not None, 60, "listener start", give_up
+    )
     init_file = base / _INIT_FILE
     if not client.sys.is_initialized():
         say("initialising OpenBao (first start: raft storage, one unseal key; takes a few seconds)")
@@ -94,7 +106,7 @@ def prepare_openbao(settings: Settings, say: Callable[[str], None]) -> None:
         client.sys.submit_unseal_key(json.loads(init_file.read_text())["unseal_key"])
     client.token = Path(settings.vault_token_file).read_text().strip()
     say("waiting for the OpenBao raft node to become active")
-    _wait_until(lambda: client.sys.read_leader_status()["is_self"], 60, "raft leader election")
+    _wait_until(lambda: client.sys.read_leader_status()["is_self"], 60, "raft leader election", give_up)
     mounts = client.sys.list_mounted_secrets_engines()
     mounts = mounts.get("data", mounts)
     if f"{settings.vault_kv_mount}/" not in mounts:
@@ -106,9 +118,10 @@ def prepare_openbao(settings: Settings, say: Callable[[str], None]) -> None:
             ),
             30,
             "KV v2 mount",
+            give_up,
         )
     # A fresh KV v2 mount upgrades itself in the background; wait until it accepts reads.
-    _wait_until(lambda: _kv_ready(client, settings.vault_kv_mount), 30, "KV v2 ready")
+    _wait_until(lambda: _kv_ready(client, settings.vault_kv_mount), 30, "KV v2 ready", give_up)
 
 
 def _kv_ready(client: hvac.Client, mount: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -22,9 +22,6 @@ _ACTIVITY_DUPLICATE_WINDOW_S = 120.0
 async def connect(url: str, name: str, connect_timeout_s: float = 30.0) -> NATS:
     """Connect with unlimited reconnects: a restarted nats-server must not kill a service."""
 
-    async def on_disconnect() -> None:
-        log.warning("nats disconnected")
-
     async def on_reconnect() -> None:
         log.warning("nats reconnected")
 
@@ -34,21 +31,32 @@ async def connect(url: str, name: str, connect_timeout_s: float = 30.0) -> NATS:
 
     deadline = asyncio.get_running_loop().time() + connect_timeout_s
     while True:
+        nc = NATS()  # a fresh client per attempt: a failed connect leaves one closed
         try:
-            return await nats.connect(
+            await nc.connect(
                 url,
                 name=name,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                disconnected_cb=on_disconnect,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # annotated int, used as seconds
+                disconnected_cb=_disconnect_logger(nc),
                 reconnected_cb=on_reconnect,
                 error_cb=on_error,
                 pending_size=64 * 1024 * 1024,
             )
+            return nc
         except Exception:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+def _disconnect_logger(nc: NATS) -> Callable[[], Awaitable[None]]:
+    async def on_disconnect() -> None:
+        # nats-py calls this on our own close and drain too: only losing the server is news.
+        if not nc.is_closed:
+            log.warning("nats disconnected")
+
+    return on_disconnect
 
 
 async def ensure_streams(js: JetStreamContext) -> None:

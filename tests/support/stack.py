@@ -94,6 +94,34 @@ class KeyrailStack:
             self.stop()  # never leave a half-started stack behind a failed test session
             raise
 
+    def launch(self, *args: str) -> float:
+        """Start `keyrail up [args]` without waiting; returns `time.monotonic()` just before the
+        launch (the first-run tests time the ready line against it). `stop()` ends it."""
+        log = self.log_path.open("ab")
+        launched = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "keyrail_cli.main", "up", *args],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return launched
+
+    def wait_for_output(self, text: str, timeout_s: float, poll_s: float = 0.02) -> tuple[str, float]:
+        """The first line of the output containing `text`, and `time.monotonic()` when it was seen."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            output = self.log_path.read_text(errors="replace")
+            for line in output[: output.rfind("\n") + 1].splitlines():  # whole lines only
+                if text in line:
+                    return line, time.monotonic()
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"keyrail up exited with {self.process.returncode}; see {self.log_path}")
+            time.sleep(poll_s)
+        raise TimeoutError(f"no {text!r} in the output after {timeout_s}s; see {self.log_path}")
+
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         last = ""

@@ -15,7 +15,6 @@ import time
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -51,10 +50,12 @@ class ActivityConsumer:
         while not stop.is_set():
             try:
                 self._add(await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_S))
-            except NatsTimeout:
+            except TimeoutError:
+                # Nothing to fetch: the normal idle case. nats-py raises its own TimeoutError or
+                # asyncio's (the builtin) depending on where in the pull the wait ran out.
                 pass
             except Exception as exc:
-                log.warning("fetch failed: %s", type(exc).__name__)
+                log.warning("fetch failed: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(0.5)
             if self._messages and (
                 len(self._rows) >= MAX_ROWS or time.monotonic() - self._first_at >= MAX_WAIT_S
