@@ -264,10 +264,14 @@ def test_documented_headers_behave_as_the_readme_says(
     first_start: FirstStart, upstream: MockUpstream
 ) -> None:
     stack = first_start.stack
-    assert {*re.findall(r"^\| `((?:x-keyrail-|Authorization)[a-z-]*)", _section("Headers"), re.M)} == {
+    assert {
+        *re.findall(r"^\| `((?:x-keyrail-|Authorization|retry-after)[a-z-]*)", _section("Headers"), re.M)
+    } == {
         "Authorization",
         "x-keyrail-provider",
         "x-keyrail-tags",
+        "x-keyrail-timeout-ms",
+        "retry-after",
         "x-keyrail-request-id",
         "x-keyrail-provider-slug",
         "x-keyrail-model",
@@ -310,6 +314,18 @@ def test_documented_headers_behave_as_the_readme_says(
     upstream_failed = post({"model": tenant.model, "messages": hello, "mock": {"status": 503}})
     check(upstream_failed, 503, routed)
     assert tenant.slug in upstream_failed.json()["error"]["message"]
+    assert "retry-after" not in upstream_failed.headers
+    limited = post({"model": tenant.model, "messages": hello, "mock": {"status": 429, "retry_after": 3}})
+    check(limited, 429, routed)
+    assert limited.headers["retry-after"] == "3"
+    for bad in ("0", "soon"):
+        refused = post({"model": tenant.model, "messages": hello}, {"x-keyrail-timeout-ms": bad})
+        check(refused, 400, set())
+        assert refused.json()["error"]["param"] == "x-keyrail-timeout-ms"
+    slow = {"model": tenant.model, "messages": hello, "mock": {"delay_ms": 2000}}
+    late = post(slow, {"x-keyrail-timeout-ms": "100"})
+    check(late, 504, routed)
+    assert float(late.headers["x-keyrail-overhead-ms"]) < 1500
     with httpx.stream(
         "POST", url, json={"model": tenant.model, "messages": hello, "stream": True}, headers=auth
     ) as s:
@@ -324,7 +340,7 @@ def test_documented_headers_behave_as_the_readme_says(
     assert [row["tags"] for row in rows] == [["demo", "laptop", "x"]] * 2
 
 
-def test_what_works_today_claims(first_start: FirstStart) -> None:
+def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream) -> None:
     stack = first_start.stack
     for method, path in [
         ("GET", "/v1/models"),
@@ -335,15 +351,44 @@ def test_what_works_today_claims(first_start: FirstStart) -> None:
     ]:
         response = httpx.request(method, f"{stack.url}{path}", json={}, timeout=10)
         assert response.status_code == 404 and response.json()["error"]["message"].startswith("No route")
-    groq = stack.admin(
-        "POST",
-        "/admin/v1/integrations",
-        {"name": "g", "provider": "groq", "provider_slug": "groq-readme", "credentials": {"api_key": "k"}},
-    )
-    assert groq.status_code == 400 and groq.json()["error"]["param"] == "provider"
+    for path, content_type in (("/docs", "text/html"), ("/openapi.json", "application/json")):
+        served = httpx.get(f"{stack.url}{path}", timeout=10)
+        assert served.status_code == 200 and served.headers["content-type"].startswith(content_type)
+
+    tenant = _tenant(stack, upstream, "openai-claims-mock")
+    saved: dict[str, dict[str, Any]] = {
+        "anthropic-claims": {"provider": "anthropic", "credentials": {"api_key": "k"}},
+        "deepinfra-claims": {"provider": "deepinfra", "credentials": {"api_key": "k"}},
+        "groq-claims-mock": {
+            "provider": "groq",
+            "credentials": {"api_key": upstream.api_key},
+            "custom_host": upstream.url,
+            "allow_http": True,
+        },
+    }
+    for slug, fields in saved.items():
+        created = stack.admin(
+            "POST", "/admin/v1/integrations", {"name": slug, "provider_slug": slug, **fields}
+        )
+        assert created.status_code == 201, created.text
+
+    def chat(model: str) -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": "Hello"}]}
+        headers = {"Authorization": f"Bearer {tenant.api_key}"}
+        return httpx.post(f"{stack.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+
+    started = time.monotonic()
+    anthropic = chat("anthropic-claims/claude-haiku-4-5")
+    assert (anthropic.status_code, anthropic.json()["error"]["code"]) == (400, "provider_adapter_unavailable")
+    assert time.monotonic() - started < 5, "answered at once"
+    deepinfra = chat("deepinfra-claims/meta-llama/Llama-3.3-70B-Instruct")
+    assert (deepinfra.status_code, deepinfra.json()["error"]["code"]) == (404, "model_not_found")
+    groq = chat("groq-claims-mock/llama-3.3-70b-versatile")
+    assert groq.status_code == 200 and groq.headers["x-keyrail-provider-slug"] == "groq-claims-mock"
+
     health = httpx.get(f"{stack.url}/healthz", timeout=10).json()
     assert [c for c in health["components"] if c.startswith("worker.")] == ["worker.openai"]
-    anthropic = subprocess.run(
+    worker = subprocess.run(
         [sys.executable, "-m", "keyrail_cli.main", "worker", "--providers", "anthropic"],
         env=reader_env(stack.port),
         capture_output=True,
@@ -351,7 +396,7 @@ def test_what_works_today_claims(first_start: FirstStart) -> None:
         timeout=60,
         check=False,
     )
-    assert anthropic.returncode != 0 and "unsupported provider families" in anthropic.stderr
+    assert worker.returncode != 0 and "unavailable worker pools ['anthropic']" in worker.stderr
 
 
 def test_settings_table_names_every_setting_and_only_those() -> None:
@@ -373,8 +418,9 @@ def test_settings_table_names_every_setting_and_only_those() -> None:
     assert f"({defaults.vault_port};" in rows["KEYRAIL_VAULT_ADDR"]
     assert f"`{defaults.vault_kv_mount}`" in rows["KEYRAIL_VAULT_KV_MOUNT"]
     assert f"`{defaults.request_timeout_s:.0f}`" in rows["KEYRAIL_REQUEST_TIMEOUT_S"]
+    assert defaults.providers_override == "" and "| none |" in rows["KEYRAIL_PROVIDERS_OVERRIDE"]
     assert defaults.data_dir == Path("./.keyrail").resolve() and "`./.keyrail`" in rows["KEYRAIL_DATA_DIR"]
-    assert defaults.access_log and defaults.health_pools == ("openai",)
+    assert defaults.access_log and defaults.health_pools == ()  # () = every available pool
 
 
 def test_layout_table_paths_exist() -> None:
