@@ -344,7 +344,6 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     stack = first_start.stack
     for method, path in [
         ("GET", "/v1/models"),
-        ("POST", "/v1/embeddings"),
         ("POST", "/v1/responses"),
         ("POST", "/v1/completions"),
         ("POST", "/v1/messages"),
@@ -359,6 +358,12 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     saved: dict[str, dict[str, Any]] = {
         "anthropic-claims": {"provider": "anthropic", "credentials": {"api_key": "k"}},
         "deepinfra-claims": {"provider": "deepinfra", "credentials": {"api_key": "k"}},
+        "openai-embed-mock": {
+            "provider": "openai",
+            "credentials": {"api_key": upstream.api_key},
+            "custom_host": upstream.url,
+            "allow_http": True,
+        },
         "groq-claims-mock": {
             "provider": "groq",
             "credentials": {"api_key": upstream.api_key},
@@ -372,10 +377,12 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
         )
         assert created.status_code == 201, created.text
 
-    def chat(model: str) -> httpx.Response:
-        body = {"model": model, "messages": [{"role": "user", "content": "Hello"}]}
+    def call(path: str, body: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {tenant.api_key}"}
-        return httpx.post(f"{stack.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+        return httpx.post(f"{stack.url}/v1/{path}", json=body, headers=headers, timeout=30)
+
+    def chat(model: str) -> httpx.Response:
+        return call("chat/completions", {"model": model, "messages": [{"role": "user", "content": "Hello"}]})
 
     started = time.monotonic()
     anthropic = chat("anthropic-claims/claude-haiku-4-5")
@@ -385,6 +392,11 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     assert (deepinfra.status_code, deepinfra.json()["error"]["code"]) == (404, "model_not_found")
     groq = chat("groq-claims-mock/llama-3.3-70b-versatile")
     assert groq.status_code == 200 and groq.headers["x-keyrail-provider-slug"] == "groq-claims-mock"
+    embedded = call("embeddings", {"model": "openai-embed-mock/text-embedding-3-small", "input": "Hello"})
+    assert embedded.status_code == 200 and embedded.json()["data"][0]["embedding"], embedded.text
+    assert embedded.headers["x-keyrail-provider-slug"] == "openai-embed-mock"
+    wrong = call("embeddings", {"model": "openai-embed-mock/gpt-4o-mini", "input": "Hello"})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (400, "wrong_endpoint_for_model")
 
     health = httpx.get(f"{stack.url}/healthz", timeout=10).json()
     assert [c for c in health["components"] if c.startswith("worker.")] == ["worker.openai"]
