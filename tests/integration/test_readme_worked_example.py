@@ -343,7 +343,6 @@ def test_documented_headers_behave_as_the_readme_says(
 def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream) -> None:
     stack = first_start.stack
     for method, path in [
-        ("GET", "/v1/models"),
         ("POST", "/v1/responses"),
         ("POST", "/v1/completions"),
         ("POST", "/v1/messages"),
@@ -358,6 +357,7 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     saved: dict[str, dict[str, Any]] = {
         "anthropic-claims": {"provider": "anthropic", "credentials": {"api_key": "k"}},
         "deepinfra-claims": {"provider": "deepinfra", "credentials": {"api_key": "k"}},
+        "fal-claims": {"provider": "fal", "credentials": {"api_key": "k"}},
         "openai-embed-mock": {
             "provider": "openai",
             "credentials": {"api_key": upstream.api_key},
@@ -392,6 +392,12 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     assert (deepinfra.status_code, deepinfra.json()["error"]["code"]) == (404, "model_not_found")
     groq = chat("groq-claims-mock/llama-3.3-70b-versatile")
     assert groq.status_code == 200 and groq.headers["x-keyrail-provider-slug"] == "groq-claims-mock"
+    fal = chat("fal-claims/fast-sdxl")
+    assert (fal.status_code, fal.json()["error"]["code"]) == (400, "operation_not_supported")
+    bare = chat("gpt-4o-mini")  # every in-scope integration serving it, in slug order
+    assert bare.status_code == 200 and bare.headers["x-keyrail-provider-slug"] == "openai-claims-mock"
+    models = httpx.get(f"{stack.url}/v1/models", headers={"Authorization": f"Bearer {tenant.api_key}"})
+    assert "openai-claims-mock/gpt-4o-mini" in {m["id"] for m in models.json()["data"]}
     embedded = call("embeddings", {"model": "openai-embed-mock/text-embedding-3-small", "input": "Hello"})
     assert embedded.status_code == 200 and embedded.json()["data"][0]["embedding"], embedded.text
     assert embedded.headers["x-keyrail-provider-slug"] == "openai-embed-mock"
