@@ -14,7 +14,8 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from keyrail_ingress import admin_types
-from keyrail_ingress.openapi import ChatCompletion, ErrorResponse, HealthOk, build_document
+from keyrail_ingress.models import ModelList
+from keyrail_ingress.openapi import ChatCompletion, Embeddings, ErrorResponse, HealthOk, build_document
 from tests.integration.conftest import MODEL
 from tests.support.api_docs import documented_operations, pointer, response_schema_pointer, validate
 from tests.support.stack import OWNER_TOKEN, KeyrailStack, MockUpstream
@@ -163,6 +164,22 @@ def test_every_documented_operation_answers_as_documented(
     assert datas[-1] == "[DONE]" and len(datas) > 1
     for data in datas[:-1]:
         validate(document, pointer("components", "schemas", "ChatCompletionChunk"), json.loads(data))
+
+    embeddings_body = {"model": f"{SLUG}/text-embedding-3-small", "input": "hello"}
+    c.admin(
+        "PUT",
+        f"/admin/v1/integrations/{SLUG}/models",
+        "/admin/v1/integrations/{slug}/models",
+        admin_types.Integration,
+        {"enabled_models": [MODEL, "text-embedding-3-small"]},
+    )
+    for path in ("/v1/embeddings", "/api/v1/embeddings"):
+        answer = httpx.post(f"{stack.url}{path}", json=embeddings_body, headers=auth, timeout=30)
+        c.check(answer, "POST", path, Embeddings, exact=False)
+    gateway = {"Authorization": f"Bearer {key}"}
+    for path in ("/v1/models", "/api/v1/models"):
+        listed = c.check(httpx.get(f"{stack.url}{path}", headers=gateway, timeout=10), "GET", path, ModelList)
+        assert f"{SLUG}/{MODEL}" in [m["id"] for m in listed.json()["data"]]
 
     # --- activity and SQL ------------------------------------------------------------------------
     stack.activity_rows(request_id, expected=2)
