@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyrail_common.registry import load_registry
 from tests.integration.conftest import Tenant
 from tests.support.readme import (
     README,
@@ -404,17 +405,21 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     wrong = call("embeddings", {"model": "openai-embed-mock/gpt-4o-mini", "input": "Hello"})
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (400, "wrong_endpoint_for_model")
 
+    registry = load_registry()
     health = httpx.get(f"{stack.url}/healthz", timeout=10).json()
-    assert [c for c in health["components"] if c.startswith("worker.")] == ["worker.openai"]
-    worker = subprocess.run(
-        [sys.executable, "-m", "keyrail_cli.main", "worker", "--providers", "anthropic"],
-        env=reader_env(stack.port),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert worker.returncode != 0 and "unavailable worker pools ['anthropic']" in worker.stderr
+    assert [c for c in health["components"] if c.startswith("worker.")] == [
+        f"worker.{pool}" for pool in registry.pools()
+    ]
+    for pool in sorted(set(registry.pools(available_only=False)) - set(registry.pools())):
+        worker = subprocess.run(
+            [sys.executable, "-m", "keyrail_cli.main", "worker", "--providers", pool],
+            env=reader_env(stack.port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert worker.returncode != 0 and f"unknown worker pool '{pool}'" in worker.stderr
 
 
 def test_settings_table_names_every_setting_and_only_those() -> None:
