@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS keyrail.activity (
 PARTITION BY toYYYYMM(ts)
 ORDER BY (org_id, request_id, kind, attempt);
 
+-- Migration 2 (MIGRATIONS in libs/keyrail_common/clickhouse.py; the audit service applies every
+-- migration it finds missing at start and records it in keyrail.schema_migrations).
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
+    ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String);
+
 -- Least-privilege users (run as an admin; replace the placeholders). The audit service
 -- inserts and answers the admin API's activity/cost queries and `keyrail sql` (which it runs
 -- with readonly=1); analysts get a read-only user of their own.

@@ -14,6 +14,13 @@ from keyrail_common.failures import ErrorInfo
 from keyrail_common.messages import ActivityRow, ProviderCall, ProviderResult, StreamEnd, Timings, Usage
 
 
+def usage_source(usage: Usage | None, answered: bool) -> str:
+    """Whether a row's tokens are the upstream's word: never a silent zero for a missing usage."""
+    if usage is not None:
+        return "reported"
+    return "missing" if answered else ""
+
+
 class AttemptRecorder:
     def __init__(self, call: ProviderCall) -> None:
         self.call = call
@@ -112,6 +119,8 @@ class AttemptRecorder:
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            usage_source=usage_source(self._usage, self.error is None),
             cost_usd=self.cost_usd,
             tags=call.tags,
             fallback_position=call.fallback_position,

@@ -36,6 +36,9 @@ ACTIVITY_COLUMNS = (
     "tags",
     "fallback_position",
     "stream",
+    # added by migration 2
+    "cache_write_tokens",
+    "usage_source",
 )
 
 # ReplacingMergeTree on the natural key makes a redelivered batch harmless: queries read FINAL.
@@ -72,12 +75,51 @@ ORDER BY (org_id, request_id, kind, attempt)
 """
 
 
+# Versioned, idempotent schema changes, applied in order at start and recorded in
+# keyrail.schema_migrations; a table created by an older version gets the later columns too.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "the activity table", ACTIVITY_DDL),
+    (
+        2,
+        "cache-write tokens and where the usage came from",
+        """
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
+    ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String)
+""",
+    ),
+)
+
+MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS keyrail.schema_migrations (
+    version UInt32,
+    description String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+
 def open_client(url: str) -> Client:
     if url.startswith("chdb:"):
         Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
     return clickhouse_connect.get_client(dsn=url)
 
 
-def ensure_schema(client: Client) -> None:
+def ensure_schema(client: Client) -> list[int]:
+    """Apply the migrations this store lacks; returns the versions applied now."""
     client.command("CREATE DATABASE IF NOT EXISTS keyrail")
-    client.command(ACTIVITY_DDL)
+    client.command(MIGRATIONS_DDL)
+    done = {row[0] for row in client.query("SELECT version FROM keyrail.schema_migrations FINAL").result_rows}
+    applied = []
+    for version, description, statement in MIGRATIONS:
+        if version in done:
+            continue
+        client.command(statement)  # each is idempotent: a crash before the record is harmless
+        client.command(
+            "INSERT INTO keyrail.schema_migrations (version, description, applied_at) "
+            "VALUES ({version:UInt32}, {description:String}, now64(3))",
+            parameters={"version": version, "description": description},
+        )
+        applied.append(version)
+    return applied

@@ -203,6 +203,8 @@ class ActivityRow(msgspec.Struct, omit_defaults=True):
     tags: list[str] = []
     fallback_position: int = 0
     stream: bool = False
+    cache_write_tokens: int = 0
+    usage_source: str = ""  # "reported" by the upstream, "missing" on an answer without it, "" no answer
     v: int = 1
 
 

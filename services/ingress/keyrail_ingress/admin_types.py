@@ -199,6 +199,14 @@ class ActivityEntry(msgspec.Struct):
     tags: list[str]
     fallback_position: int
     stream: Annotated[int, Meta(description="1 for a streamed request, else 0.")]
+    cache_write_tokens: Annotated[int, Meta(description="Prompt tokens written to the provider's cache.")]
+    usage_source: Annotated[
+        str,
+        Meta(
+            description="`reported`: the tokens are the upstream's; `missing`: it answered without "
+            "usage (the zeros are unknown, not free); empty: no upstream answered."
+        ),
+    ]
 
 
 class ActivityList(msgspec.Struct):

@@ -272,6 +272,8 @@ EXAMPLE_ACTIVITY = ActivityEntry(
     tags=["batch-eval"],
     fallback_position=0,
     stream=0,
+    cache_write_tokens=0,
+    usage_source="reported",
 )
 EXAMPLE_CHAT_REQUEST = {
     "model": "openai-dev-mock/gpt-4o-mini",

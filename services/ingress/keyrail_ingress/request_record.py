@@ -8,6 +8,7 @@ import time
 import msgspec
 from starlette.responses import Response
 
+from keyrail_common.attempts import usage_source
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import ActivityRow, ProviderResult, Timings, Usage
 from keyrail_ingress.context import IngressContext
@@ -22,7 +23,10 @@ class RequestRecord:
         self.ctx = ctx
         self.started = time.perf_counter()
         self.received_ns = time.time_ns()
-        self.request_id = "req_" + os.urandom(12).hex()
+        # Time-ordered, like UUIDv7: 48 bits of milliseconds, then 48 random bits, so ids sort
+        # with time (and a ClickHouse ORDER BY on them keeps a day's requests together).
+        self.request_id = f"req_{self.received_ns // 1_000_000:012x}{os.urandom(6).hex()}"
+        self._usage: Usage | None = None
         self.row = ActivityRow(
             request_id=self.request_id, kind="request", attempt=0, ts_ms=self.received_ns // 1_000_000
         )
@@ -50,9 +54,11 @@ class RequestRecord:
         row = self.row
         row.provider, row.provider_slug, row.model, row.attempt = provider, slug, model or row.model, attempts
         row.cost_usd = cost_usd
+        self._usage = usage
         if usage is not None:
             row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
             row.cached_tokens, row.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
+            row.cache_write_tokens = usage.cache_write_tokens
 
     def finish(self, http_status: int, error: ErrorInfo | None = None, overhead_ms: float = 0.0) -> None:
         row = self.row
@@ -61,6 +67,8 @@ class RequestRecord:
         row.overhead_ms = overhead_ms
         if error is not None:
             row.status, row.error_class, row.error_message = "error", error.error_class, error.message
+        if row.provider_slug:  # an upstream answered (or failed): was its usage reported?
+            row.usage_source = usage_source(self._usage, error is None)
         self.ctx.activity.record(row)
         REQUESTS.labels(row.provider_slug or "-", str(http_status)).inc()
         OVERHEAD_SECONDS.observe(overhead_ms / 1000)

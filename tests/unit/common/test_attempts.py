@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from keyrail_common.attempts import AttemptRecorder
+from keyrail_common.attempts import AttemptRecorder, usage_source
 from keyrail_common.failures import FailureClass, failure
 from keyrail_common.messages import (
     ActivityRow,
@@ -212,3 +212,13 @@ def test_stream_end_with_an_error_marks_the_attempt_failed() -> None:
     assert end.usage == Usage(prompt_tokens=10, completion_tokens=3)  # what was used is still billed
     assert (row.status, row.http_status, row.error_class) == ("error", 502, "stream_cut")
     assert row.cost_usd == pytest.approx((10 * 2.0 + 3 * 8.0) / 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("usage", "answered", "source"),
+    [(Usage(prompt_tokens=1), True, "reported"), (None, True, "missing"), (None, False, "")],
+)
+def test_usage_source_never_passes_a_missing_usage_off_as_zero(
+    usage: Usage | None, answered: bool, source: str
+) -> None:
+    assert usage_source(usage, answered) == source
