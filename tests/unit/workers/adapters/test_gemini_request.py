@@ -24,7 +24,7 @@ GEMINI = FIXTURES / "gemini"
 BASE_URL = load_registry().get("gemini").base_url  # type: ignore[union-attr]
 API_KEY = "AIzaSyFIXTURE-gemini-request-test-0123456789"
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",

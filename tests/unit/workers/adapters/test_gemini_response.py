@@ -240,7 +240,11 @@ def test_a_candidate_cut_by_the_filter_has_no_content() -> None:
 
 
 def test_thought_summaries_are_not_the_answer_and_text_parts_concatenate() -> None:
-    parts = [{"text": "Let me think.", "thought": True}, {"text": "Hello"}, {"text": ", world"}]
+    parts: list[dict[str, Any]] = [
+        {"text": "Let me think.", "thought": True},
+        {"text": "Hello"},
+        {"text": ", world"},
+    ]
 
     assert (
         completion({"candidates": [candidate(parts)]})["choices"][0]["message"]["content"] == "Hello, world"
