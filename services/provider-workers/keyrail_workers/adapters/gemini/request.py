@@ -201,7 +201,7 @@ def _response_format(response_format: _ResponseFormat) -> dict[str, Any]:
 
 def _thinking(effort: str, model: str) -> dict[str, Any]:
     """Gemini 2.5 takes a token budget, Gemini 3 and later a level (§5.1)."""
-    table: dict[str, Any] = _BUDGETS if model.startswith("gemini-2") else _LEVELS
+    table: dict[str, Any] = _BUDGETS if model.removeprefix("models/").startswith("gemini-2") else _LEVELS
     if effort not in table:
         raise UntranslatableRequest(f"reasoning_effort must be one of {', '.join(table)}", "reasoning_effort")
     return {"thinkingBudget" if table is _BUDGETS else "thinkingLevel": table[effort]}

@@ -67,7 +67,7 @@ def tool_call(
     }
 
 
-def blocked_prompt(response: GenerateContentResponse) -> UpstreamError:
+def no_candidates(response: GenerateContentResponse) -> UpstreamError:
     """A 200 without candidates: a blocked prompt (content filter), else a broken answer."""
     feedback = response.prompt_feedback
     if feedback is None or not feedback.block_reason:
@@ -115,7 +115,7 @@ def parse_chat_response(body: bytes, model: str, created: int) -> ParsedResponse
         return ParsedResponse(body=b"", usage=None, error=error)
     usage = response.usage_metadata.to_usage() if response.usage_metadata else None
     if not response.candidates:
-        return ParsedResponse(body=b"", usage=usage, error=blocked_prompt(response))
+        return ParsedResponse(body=b"", usage=usage, error=no_candidates(response))
     response_id = completion_id(response)
     completion: dict[str, Any] = {
         "id": response_id,

@@ -25,9 +25,9 @@ from keyrail_workers.adapters.base import StreamStep, UpstreamError
 from keyrail_workers.adapters.gemini.errors import in_band_error
 from keyrail_workers.adapters.gemini.response import (
     answer_text,
-    blocked_prompt,
     completion_id,
     finish_reason,
+    no_candidates,
     tool_call,
 )
 from keyrail_workers.adapters.gemini.usage import openai_usage
@@ -69,7 +69,7 @@ class GeminiStreamTranslator:
         if not chunk.candidates:
             feedback = chunk.prompt_feedback
             if feedback is not None and feedback.block_reason:
-                return StreamStep(error=blocked_prompt(chunk))
+                return StreamStep(error=no_candidates(chunk))
             return _NOTHING  # e.g. usage only
         frames: list[bytes] = []
         content = False
