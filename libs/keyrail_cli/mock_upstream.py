@@ -38,6 +38,7 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
     chunk_delay_ms: int = 0  # sleep between stream events
     reply: str = ""  # override the reply text
     retry_after: int = 0  # with an error status: send `Retry-After: <seconds>`
+    blocked: str = ""  # formats with a prompt filter (Gemini): answer "prompt blocked" with this reason
 
     def __post_init__(self) -> None:
         if self.status != 0 and not 400 <= self.status <= 599:

@@ -16,6 +16,7 @@ from tests.support.stack import KeyrailStack, MockUpstream
 pytestmark = pytest.mark.integration
 
 PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
+GEMINI_KEY = "AIzaSy-upstream-" + secrets.token_hex(12)
 MODEL = "gpt-4o-mini"
 REGISTRY_ROUTED_PROVIDER = "groq"
 
@@ -45,11 +46,25 @@ def upstream(workdir: Path) -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="session")
-def stack(workdir: Path, upstream: MockUpstream) -> Iterator[KeyrailStack]:
+def gemini_upstream(workdir: Path) -> Iterator[MockUpstream]:
+    """Gemini's upstream: its own mock process, reached through the registry's Gemini base URL (a
+    custom host speaks only openai, anthropic or cohere, SPEC §2; production points the base URL at
+    an egress gateway the same way)."""
+    mock = MockUpstream(GEMINI_KEY, workdir / "mock-gemini.log")
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream) -> Iterator[KeyrailStack]:
     # The registry's default base URL of one provider points at the mock: an integration without a
     # custom host is then observed reaching "its provider" without any traffic leaving the machine.
     overrides = workdir / "provider-overrides.json"
-    overrides.write_text(json.dumps({REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url}}))
+    gemini_url = f"http://127.0.0.1:{gemini_upstream.port}/v1beta"
+    overrides.write_text(
+        json.dumps({REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url}, "gemini": {"base_url": gemini_url}})
+    )
     running = KeyrailStack(
         workdir / "data", workdir / "keyrail-up.log", extra_env={"KEYRAIL_PROVIDERS_OVERRIDE": str(overrides)}
     )

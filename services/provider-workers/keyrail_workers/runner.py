@@ -18,7 +18,7 @@ from keyrail_common.messages import ProviderCall, ProviderResult
 from keyrail_common.registry import ProviderRegistry, Quirks
 from keyrail_common.vault import CachedCredentials
 from keyrail_workers.adapters import ADAPTERS
-from keyrail_workers.adapters.base import Adapter, AdapterCall, Credential
+from keyrail_workers.adapters.base import Adapter, AdapterCall, Credential, UntranslatableRequest
 from keyrail_workers.http_client import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
 from keyrail_workers.metrics import UPSTREAM_SECONDS
 from keyrail_workers.relay import Publish, StreamRelay
@@ -100,8 +100,15 @@ class AttemptRunner:
         secrets = [
             v for v in (*credential.values(), *adapter_call.custom_headers.values()) if isinstance(v, str)
         ]
-        request = adapter.build_request(adapter_call, credential)
         slug = call.target.provider_slug
+        try:
+            request = adapter.build_request(adapter_call, credential)
+        except UntranslatableRequest as exc:
+            text = f"'{slug}' cannot take this request in the {adapter.name} format: {exc}"
+            await reply(
+                attempt.fail(failure(exc.failure_class, text, code="untranslatable_request", param=exc.param))
+            )
+            return
         relay: StreamRelay | None = None
         try:
             async with asyncio.timeout_at(loop_deadline(call.attempt_deadline_ns)) as deadline:
@@ -139,6 +146,9 @@ class AttemptRunner:
             return
         parsed = adapter.parse_response(adapter_call, body)
         attempt.usage = parsed.usage
+        if parsed.error is not None:
+            await reply(attempt.fail(upstream_failure(slug, parsed.error, secrets)))
+            return
         attempt.timings.done_ns = time.time_ns()
         await reply(attempt.succeed(parsed.body))
 

@@ -44,6 +44,7 @@ class UpstreamRequest(msgspec.Struct):
 class ParsedResponse(msgspec.Struct):
     body: bytes  # in the client's dialect
     usage: Usage | None
+    error: UpstreamError | None = None  # a 200 that is a failure (a blocked prompt): no body for the client
 
 
 class UpstreamError(msgspec.Struct):
@@ -54,6 +55,21 @@ class UpstreamError(msgspec.Struct):
     upstream_status: int = 0
     provider_code: str = ""
     retry_after_s: float = 0.0
+
+
+class UntranslatableRequest(Exception):
+    """Raised by `build_request`: the call cannot be said in the upstream's wire format.
+
+    CALLER_ERROR when the request itself is malformed (no target would take it), UNSUPPORTED when
+    only this format lacks the feature (another target may serve it). Messages name fields, never values.
+    """
+
+    def __init__(
+        self, message: str, param: str | None = None, failure_class: FailureClass = FailureClass.CALLER_ERROR
+    ) -> None:
+        super().__init__(message)
+        self.param = param
+        self.failure_class = failure_class
 
 
 class StreamStep(msgspec.Struct):
