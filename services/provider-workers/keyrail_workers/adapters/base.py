@@ -4,6 +4,10 @@ An adapter builds the upstream request from the call and the credential, parses 
 into the client's dialect with normalised usage, translates a stream event by event, and
 classifies an error response into the failure vocabulary. It does no I/O: the runner does the
 HTTP, the relay publishes frames, and so every adapter is tested from fixtures alone.
+
+Building and parsing may fail too, with an `UpstreamError` instead of their result: a call the
+integration's configuration cannot express is refused before any HTTP, and a 2xx body that
+reports a failed generation is a failure, not an answer.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class UpstreamRequest(msgspec.Struct):
     headers: dict[str, str]
     body: bytes
     client_wants_usage: bool = False  # false: usage was asked for by us, not forwarded to the client
+    # What this request addressed, as the integration's credentials chose it (Azure: the resource,
+    # the deployment and the model slug mapped to it). `classify_error` sees only the response, so
+    # the runner adds this to a MODEL_ACCESS failure: "not found" then says what was not found.
+    not_found_hint: str = ""
 
 
 class ParsedResponse(msgspec.Struct):
@@ -82,9 +90,14 @@ class Adapter(Protocol):
     dialects: frozenset[Dialect]  # client dialects it answers in
     operations: frozenset[Operation]
 
-    def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest: ...
+    def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest | UpstreamError:
+        """The upstream request, or why this call cannot be sent as the integration is configured
+        (e.g. no Azure deployment mapped for the model): then no HTTP request is made."""
+        ...
 
-    def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse: ...
+    def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse | UpstreamError:
+        """The client's answer, or the failure a 2xx body reports (Cohere's finish_reason ERROR)."""
+        ...
 
     def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> StreamTranslator: ...
 
