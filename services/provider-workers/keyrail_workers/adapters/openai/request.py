@@ -1,5 +1,8 @@
 """OpenAI chat-completions request: the client's body with the upstream model name and the
-provider's quirks applied (rejected parameters dropped), usage always requested on streams."""
+provider's quirks applied (rejected parameters dropped), usage always requested on streams.
+
+The payload and the headers are built apart so that Azure (OpenAI's body, its own URL and auth
+header) composes them."""
 
 from __future__ import annotations
 
@@ -7,13 +10,15 @@ from typing import Any
 
 import msgspec
 
+from keyrail_common.registry import Quirks
 from keyrail_workers.adapters.base import AdapterCall, Credential, UpstreamRequest
 
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.Encoder().encode
 
 
-def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
+def chat_payload(call: AdapterCall) -> tuple[dict[str, Any], bool]:
+    """The upstream body as a dict, and whether the client itself asked for stream usage."""
     quirks = call.quirks
     payload: dict[str, Any] = _json_decode(call.body)
     payload["model"] = call.model
@@ -30,16 +35,25 @@ def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamReq
         if quirks.stream_usage:
             # Always ask for usage so the activity log has token counts for every stream.
             payload["stream_options"] = {**options, "include_usage": True}
+    return payload, client_wants_usage
+
+
+def chat_headers(call: AdapterCall, credential: Credential, quirks: Quirks) -> dict[str, str]:
     headers = dict(call.custom_headers)
     api_key = credential.get("api_key")
     if isinstance(api_key, str) and api_key:
         headers[quirks.auth_header] = quirks.auth_scheme + api_key
     headers["Content-Type"] = "application/json"
     headers["Accept"] = "text/event-stream" if call.stream else "application/json"
+    return headers
+
+
+def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
+    payload, client_wants_usage = chat_payload(call)
     return UpstreamRequest(
         method="POST",
         url=call.base_url.rstrip("/") + "/chat/completions",
-        headers=headers,
+        headers=chat_headers(call, credential, call.quirks),
         body=_json_encode(payload),
         client_wants_usage=client_wants_usage,
     )
