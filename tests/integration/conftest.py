@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
 MODEL = "gpt-4o-mini"
 REGISTRY_ROUTED_PROVIDER = "groq"
+AZURE_PROVIDER = "azure"
 
 
 @dataclass
@@ -48,8 +49,17 @@ def upstream(workdir: Path) -> Iterator[MockUpstream]:
 def stack(workdir: Path, upstream: MockUpstream) -> Iterator[KeyrailStack]:
     # The registry's default base URL of one provider points at the mock: an integration without a
     # custom host is then observed reaching "its provider" without any traffic leaving the machine.
+    # Azure's is empty (the host is its resource's): pointing it at the mock's root stands in for
+    # https://<resource>.openai.azure.com, whose /openai/... routes the mock serves.
     overrides = workdir / "provider-overrides.json"
-    overrides.write_text(json.dumps({REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url}}))
+    overrides.write_text(
+        json.dumps(
+            {
+                REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url},
+                AZURE_PROVIDER: {"base_url": upstream.url.removesuffix("/v1")},
+            }
+        )
+    )
     running = KeyrailStack(
         workdir / "data", workdir / "keyrail-up.log", extra_env={"KEYRAIL_PROVIDERS_OVERRIDE": str(overrides)}
     )
