@@ -166,7 +166,7 @@ def _resolve_plan(defaults: FaultPlan, header: str | None, body_mock: dict[str, 
         raise ValueError(str(exc)) from exc
 
 
-def _close_connection(request: web.Request) -> web.Response:
+def close_connection(request: web.Request) -> web.Response:
     """Close the TCP connection. aiohttp's later write of the returned response hits the closed
     transport and is swallowed as a client disconnect, so nothing reaches the client and nothing is logged."""
     if request.transport is not None:
@@ -193,7 +193,7 @@ async def send_events(
     except ConnectionResetError:
         return response  # client went away; not worth a log line
     if plan.drop == "midstream":
-        _close_connection(request)  # no terminating event: an incomplete body
+        close_connection(request)  # no terminating event: an incomplete body
     return response
 
 
@@ -266,7 +266,7 @@ async def chat_answer(
     if plan.delay_ms:
         await asyncio.sleep(plan.delay_ms / 1000)
     if plan.drop == "before":
-        return _close_connection(request)
+        return close_connection(request)
     if plan.status:
         return _error(plan.status, _fault_body(plan.status), chat_id, plan.retry_after)
     if model:
