@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from keyrail_workers.adapters.azure import AzureAdapter
 from keyrail_workers.adapters.base import Adapter
+from keyrail_workers.adapters.cohere import CohereAdapter
 from keyrail_workers.adapters.openai import OpenAIAdapter
 
-ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in (OpenAIAdapter(), AzureAdapter())}
+ADAPTERS: dict[str, Adapter] = {
+    adapter.name: adapter for adapter in (OpenAIAdapter(), AzureAdapter(), CohereAdapter())
+}
