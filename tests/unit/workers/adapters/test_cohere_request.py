@@ -329,16 +329,8 @@ def test_the_base_url_may_end_with_a_slash() -> None:
             "'image_url'",
         ),
         ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "'function' role"),
-        (
-            {
-                "messages": [{"role": "user", "content": "hi"}],
-                "tools": [WEATHER_TOOL],
-                "tool_choice": {"type": "function", "function": {"name": "nope"}},
-            },
-            "'nope'",
-        ),
     ],
-    ids=["n", "audio", "file", "system-image", "function-role", "unknown-forced-function"],
+    ids=["n", "audio", "file", "system-image", "function-role"],
 )
 def test_what_cohere_cannot_do_is_refused_so_another_target_may_serve_it(
     body: dict[str, Any], said: str
@@ -349,8 +341,20 @@ def test_what_cohere_cannot_do_is_refused_so_another_target_may_serve_it(
     assert said in error.message
 
 
-def test_a_body_that_is_no_chat_request_is_the_callers_error() -> None:
-    error = refused({"messages": "hello"})
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": "hello"},
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "nope"}},
+        },
+    ],
+    ids=["not-a-chat-request", "forced-function-not-in-tools"],
+)
+def test_a_request_no_upstream_would_take_is_the_callers_error(body: dict[str, Any]) -> None:
+    error = refused(body)
 
     assert (error.failure_class, error.provider_code) == (FailureClass.CALLER_ERROR, "invalid_request")
 

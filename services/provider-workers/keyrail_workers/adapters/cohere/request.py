@@ -79,12 +79,16 @@ class _Unsupported(Exception):
     """A request Cohere v2 chat cannot express; the message says what (no secrets in it)."""
 
 
+class _Invalid(Exception):
+    """A request no upstream would take (the caller's error); the message says why."""
+
+
 def _text_parts(content: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
-    parts = []
+    parts: list[dict[str, Any]] = []
     for part in content:
         kind = part.get("type")
         if kind == "text":
-            parts.append({"type": "text", "text": part.get("text", "")})
+            parts.append({"type": "text", "text": str(part.get("text") or "")})
         elif kind == "image_url" and role == "user":
             parts.append({"type": "image_url", "image_url": part.get("image_url")})
         else:
@@ -140,7 +144,7 @@ def _tools(request: _ChatRequest, body: dict[str, Any]) -> None:
         name = (choice.get("function") or {}).get("name")
         tools = [t for t in tools if t.function.name == name]
         if not tools:
-            raise _Unsupported(f"tool_choice names the function '{name}', which is not in tools")
+            raise _Invalid(f"tool_choice names the function '{name}', which is not in tools")
         body["tool_choice"] = "REQUIRED"
     elif choice in ("required", "none"):
         body["tool_choice"] = choice.upper()
@@ -165,7 +169,7 @@ def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
 
 def cohere_body(call: AdapterCall) -> tuple[dict[str, Any], bool]:
     """The Cohere body, and whether the client asked for stream usage. Raises `_Unsupported`,
-    msgspec.DecodeError or msgspec.ValidationError."""
+    `_Invalid`, msgspec.DecodeError or msgspec.ValidationError."""
     request = _decode_request(call.body)
     if request.n is not None and request.n > 1:
         raise _Unsupported(f"Cohere v2 chat returns one choice; n={request.n} is not supported")
@@ -196,7 +200,7 @@ def build_cohere_request(call: AdapterCall, credential: Credential) -> UpstreamR
         body, client_wants_usage = cohere_body(call)
     except _Unsupported as exc:
         return UpstreamError(FailureClass.UNSUPPORTED, str(exc), provider_code="unsupported_for_cohere")
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, _Invalid) as exc:
         return UpstreamError(
             FailureClass.CALLER_ERROR,
             f"the body is not an OpenAI chat request Cohere can take: {exc}",
