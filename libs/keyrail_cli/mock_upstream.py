@@ -181,7 +181,7 @@ def _resolve_plan(defaults: FaultPlan, header: str | None, body_mock: dict[str, 
         raise ValueError(str(exc)) from exc
 
 
-def _close_connection(request: web.Request) -> web.Response:
+def close_connection(request: web.Request) -> web.Response:
     """Close the TCP connection. aiohttp's later write of the returned response hits the closed
     transport and is swallowed as a client disconnect, so nothing reaches the client and nothing is logged."""
     if request.transport is not None:
@@ -189,8 +189,31 @@ def _close_connection(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def send_events(
+    request: web.Request, plan: FaultPlan, events: list[bytes], request_id: str
+) -> web.StreamResponse:
+    """An SSE body, one write per event (so chunk timing is real on the wire), with the plan's
+    chunk delay; a ``midstream`` drop sends two events, then closes without the rest."""
+    if plan.drop == "midstream":
+        events = events[:2]
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id}
+    )
+    try:
+        await response.prepare(request)
+        for index, event in enumerate(events):
+            if index and plan.chunk_delay_ms:
+                await asyncio.sleep(plan.chunk_delay_ms / 1000)
+            await response.write(event)
+    except ConnectionResetError:
+        return response  # client went away; not worth a log line
+    if plan.drop == "midstream":
+        close_connection(request)  # no terminating event: an incomplete body
+    return response
+
+
 async def _stream(
-    request: web.Request, plan: FaultPlan, chat: _ChatRequest, reply: str, chat_id: str
+    request: web.Request, plan: FaultPlan, chat: _ChatRequest, reply: str, chat_id: str, preamble: bytes
 ) -> web.StreamResponse:
     include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
     head: dict[str, Any] = {
@@ -206,7 +229,8 @@ async def _stream(
     # Every chunk shares this prefix; only the delta and finish_reason differ, so encode it once.
     prefix = b"data: " + _encode(head)[:-1] + b',"choices":[{"index":0,"delta":'
     deltas, completion_tokens = _reply_deltas(reply)
-    events = [prefix + _ROLE_DELTA + _CHOICE_TAIL]
+    events = [preamble] if preamble else []
+    events.append(prefix + _ROLE_DELTA + _CHOICE_TAIL)
     events.extend(prefix + delta + _CHOICE_TAIL for delta in deltas)
     events.append(prefix + _STOP_EVENT_TAIL)
     if include_usage:
@@ -217,23 +241,7 @@ async def _stream(
         }
         events.append(b"data: " + _encode(usage_chunk) + b"\n\n")
     events.append(_DONE)
-    if plan.drop == "midstream":
-        events = events[:2]
-
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": chat_id}
-    )
-    try:
-        await response.prepare(request)
-        for index, event in enumerate(events):
-            if index and plan.chunk_delay_ms:
-                await asyncio.sleep(plan.chunk_delay_ms / 1000)
-            await response.write(event)  # one write per event so chunk timing is real on the wire
-    except ConnectionResetError:
-        return response  # client went away; not worth a log line
-    if plan.drop == "midstream":
-        _close_connection(request)  # no [DONE], no terminating chunk: an incomplete body
-    return response
+    return await send_events(request, plan, events, chat_id)
 
 
 class MockContext(msgspec.Struct, frozen=True):
@@ -248,9 +256,65 @@ class MockContext(msgspec.Struct, frozen=True):
         return _resolve_plan(self.defaults, header, body_mock)
 
 
+def _bad_request(message: str, code: str | None, param: str | None, request_id: str) -> web.Response:
+    return _error(400, _error_body(message, "invalid_request_error", code, param), request_id)
+
+
+async def chat_answer(
+    request: web.Request, mock: MockContext, body: bytes, chat_id: str, model: str = "", preamble: bytes = b""
+) -> web.StreamResponse:
+    """OpenAI's answer to a chat-completions body, faults applied: the OpenAI routes' and every
+    other format that speaks OpenAI's body (Azure). `model` replaces the body's in the answer (Azure
+    answers with the deployment's model); `preamble` is an SSE event sent before the first chunk."""
+    try:
+        chat = _decode_chat(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return _bad_request(f"Invalid request body: {exc}", None, None, chat_id)
+    if not chat.messages:
+        message = "Invalid 'messages': empty array. Expected an array with minimum length 1."
+        return _bad_request(message, "empty_array", "messages", chat_id)
+    try:
+        plan = mock.plan(request.headers.get("x-mock-fault"), chat.mock)
+    except ValueError as exc:
+        return _bad_request(f"Invalid mock fault: {exc}", "invalid_mock_fault", "mock", chat_id)
+
+    if plan.delay_ms:
+        await asyncio.sleep(plan.delay_ms / 1000)
+    if plan.drop == "before":
+        return close_connection(request)
+    if plan.status:
+        return _error(plan.status, _fault_body(plan.status), chat_id, plan.retry_after)
+    if model:
+        chat.model = model
+    text = plan.reply or mock.reply
+    if chat.stream:
+        return await _stream(request, plan, chat, text, chat_id, preamble)
+
+    prompt_tokens = _prompt_tokens(chat.messages)
+    answer = {
+        "id": chat_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": chat.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(prompt_tokens, _reply_deltas(text)[1]),
+        "service_tier": "default",
+        "system_fingerprint": "fp_mock",
+    }
+    return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": chat_id})
+
+
 def build_app(
     defaults: FaultPlan, require_key: str | None = None, reply: str = DEFAULT_REPLY
 ) -> web.Application:
+    mock = MockContext(defaults, require_key, reply)
     counter = itertools.count(1)
     boot = secrets.token_hex(3)  # keeps ids unique across several mock processes
     expected_auth = f"Bearer {require_key}".encode() if require_key is not None else None
@@ -273,55 +337,11 @@ def build_app(
             return _error(401, wrong_key, request_id)
         return None
 
-    def bad_request(message: str, code: str | None, param: str | None, request_id: str) -> web.Response:
-        return _error(400, _error_body(message, "invalid_request_error", code, param), request_id)
-
     async def chat_completions(request: web.Request) -> web.StreamResponse:
-        number = next(counter)
-        chat_id = f"chatcmpl-mock-{boot}-{number}"
+        chat_id = f"chatcmpl-mock-{boot}-{next(counter)}"
         if (denied := auth_error(request, chat_id)) is not None:
             return denied
-        try:
-            chat = _decode_chat(await request.read())
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return bad_request(f"Invalid request body: {exc}", None, None, chat_id)
-        if not chat.messages:
-            message = "Invalid 'messages': empty array. Expected an array with minimum length 1."
-            return bad_request(message, "empty_array", "messages", chat_id)
-        try:
-            plan = _resolve_plan(defaults, request.headers.get("x-mock-fault"), chat.mock)
-        except ValueError as exc:
-            return bad_request(f"Invalid mock fault: {exc}", "invalid_mock_fault", "mock", chat_id)
-
-        if plan.delay_ms:
-            await asyncio.sleep(plan.delay_ms / 1000)
-        if plan.drop == "before":
-            return _close_connection(request)
-        if plan.status:
-            return _error(plan.status, _fault_body(plan.status), chat_id, plan.retry_after)
-        text = plan.reply or reply
-        if chat.stream:
-            return await _stream(request, plan, chat, text, chat_id)
-
-        prompt_tokens = _prompt_tokens(chat.messages)
-        body = {
-            "id": chat_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": chat.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": _usage(prompt_tokens, _reply_deltas(text)[1]),
-            "service_tier": "default",
-            "system_fingerprint": "fp_mock",
-        }
-        return web.Response(body=_encode(body), headers={"Content-Type": _JSON, "x-request-id": chat_id})
+        return await chat_answer(request, mock, await request.read(), chat_id)
 
     async def embeddings(request: web.Request) -> web.Response:
         request_id = f"req_mock_{boot}_{next(counter)}"
@@ -331,7 +351,7 @@ def build_app(
             body = _decode_embeddings(await request.read())
             plan = _resolve_plan(defaults, request.headers.get("x-mock-fault"), body.mock)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            return bad_request(f"Invalid request body: {exc}", None, None, request_id)
+            return _bad_request(f"Invalid request body: {exc}", None, None, request_id)
         if plan.delay_ms:
             await asyncio.sleep(plan.delay_ms / 1000)
         if plan.status:
@@ -369,7 +389,7 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     from keyrail_cli.mock_formats import add_all_routes
 
-    add_all_routes(app, MockContext(defaults, require_key, reply))
+    add_all_routes(app, mock)
     return app
 
 

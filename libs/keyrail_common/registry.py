@@ -35,6 +35,9 @@ class CredentialField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kind: CredentialKind
     required: bool = True
     description: str = ""
+    # False for configuration that travels with the key but names no secret (Azure's resource and
+    # api-version): error messages may then say it instead of scrubbing it to "[redacted]".
+    secret: bool = True
 
 
 class Quirks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -19,6 +19,7 @@ PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
 GEMINI_KEY = "AIzaSy-upstream-" + secrets.token_hex(12)
 MODEL = "gpt-4o-mini"
 REGISTRY_ROUTED_PROVIDER = "groq"
+AZURE_PROVIDER = "azure"
 
 
 @dataclass
@@ -60,10 +61,18 @@ def gemini_upstream(workdir: Path) -> Iterator[MockUpstream]:
 def stack(workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream) -> Iterator[KeyrailStack]:
     # The registry's default base URL of one provider points at the mock: an integration without a
     # custom host is then observed reaching "its provider" without any traffic leaving the machine.
+    # Azure's is empty (the host is its resource's): pointing it at the mock's root stands in for
+    # https://<resource>.openai.azure.com, whose /openai/... routes the mock serves.
     overrides = workdir / "provider-overrides.json"
     gemini_url = f"http://127.0.0.1:{gemini_upstream.port}/v1beta"
     overrides.write_text(
-        json.dumps({REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url}, "gemini": {"base_url": gemini_url}})
+        json.dumps(
+            {
+                REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url},
+                AZURE_PROVIDER: {"base_url": upstream.url.removesuffix("/v1")},
+                "gemini": {"base_url": gemini_url},
+            }
+        )
     )
     running = KeyrailStack(
         workdir / "data", workdir / "keyrail-up.log", extra_env={"KEYRAIL_PROVIDERS_OVERRIDE": str(overrides)}

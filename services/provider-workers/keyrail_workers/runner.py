@@ -18,11 +18,16 @@ from keyrail_common.messages import ProviderCall, ProviderResult
 from keyrail_common.registry import ProviderRegistry, Quirks
 from keyrail_common.vault import CachedCredentials
 from keyrail_workers.adapters import ADAPTERS
-from keyrail_workers.adapters.base import Adapter, AdapterCall, Credential, UntranslatableRequest
+from keyrail_workers.adapters.base import Adapter, AdapterCall, Credential, UpstreamError
 from keyrail_workers.http_client import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
 from keyrail_workers.metrics import UPSTREAM_SECONDS
 from keyrail_workers.relay import Publish, StreamRelay
-from keyrail_workers.upstream_errors import connection_failure, timeout_failure, upstream_failure
+from keyrail_workers.upstream_errors import (
+    connection_failure,
+    refused_failure,
+    timeout_failure,
+    upstream_failure,
+)
 
 Reply = Callable[[ProviderResult], Awaitable[None]]
 
@@ -87,6 +92,14 @@ class AttemptRunner:
             custom_headers=headers if isinstance(headers, dict) else {},
         )
 
+    def _secrets(self, call: ProviderCall, credential: Credential, adapter_call: AdapterCall) -> list[str]:
+        """What error messages must never say: every credential value but the registry's non-secret
+        fields (a field the registry does not know is a secret), and the custom auth headers."""
+        provider = self._registry.get(call.target.provider)
+        public = {f.name for f in provider.credentials if not f.secret} if provider else set()
+        values = [v for name, v in credential.items() if name not in public]
+        return [v for v in (*values, *adapter_call.custom_headers.values()) if isinstance(v, str)]
+
     async def run(self, call: ProviderCall, attempt: AttemptRecorder, reply: Reply) -> None:
         adapter = self._adapter(call)
         if isinstance(adapter, ErrorInfo):
@@ -97,17 +110,11 @@ class AttemptRunner:
             await reply(attempt.fail(credential))
             return
         adapter_call = self._adapter_call(call, credential)
-        secrets = [
-            v for v in (*credential.values(), *adapter_call.custom_headers.values()) if isinstance(v, str)
-        ]
+        secrets = self._secrets(call, credential, adapter_call)
+        request = adapter.build_request(adapter_call, credential)
         slug = call.target.provider_slug
-        try:
-            request = adapter.build_request(adapter_call, credential)
-        except UntranslatableRequest as exc:
-            text = f"'{slug}' cannot take this request in the {adapter.name} format: {exc}"
-            await reply(
-                attempt.fail(failure(exc.failure_class, text, code="untranslatable_request", param=exc.param))
-            )
+        if isinstance(request, UpstreamError):
+            await reply(attempt.fail(refused_failure(slug, request, secrets)))
             return
         relay: StreamRelay | None = None
         try:
@@ -142,7 +149,7 @@ class AttemptRunner:
             return
         if response.status >= 300:
             classified = adapter.classify_error(response.status, response.headers, body)
-            await reply(attempt.fail(upstream_failure(slug, classified, secrets)))
+            await reply(attempt.fail(upstream_failure(slug, classified, secrets, request.not_found_hint)))
             return
         parsed = adapter.parse_response(adapter_call, body)
         attempt.usage = parsed.usage

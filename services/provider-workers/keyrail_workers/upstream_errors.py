@@ -25,14 +25,28 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return _KEYLIKE.sub("[redacted]", text)
 
 
-def upstream_failure(slug: str, error: UpstreamError, secrets: Iterable[str]) -> ErrorInfo:
-    """An upstream's error response (or in-band stream error), as the client will read it."""
+def _credentials_endpoint(slug: str) -> str:
+    return f"PUT /admin/v1/integrations/{slug}/credentials"
+
+
+def upstream_failure(
+    slug: str, error: UpstreamError, secrets: Iterable[str], not_found_hint: str = ""
+) -> ErrorInfo:
+    """An upstream's error response (or in-band stream error), as the client will read it.
+
+    `not_found_hint` (the request's, from its adapter) says what a MODEL_ACCESS failure did not find.
+    """
     message = scrub(error.message, secrets)[:_MESSAGE_LIMIT] or "no message"
     said = f"HTTP {error.upstream_status}: {message}" if error.upstream_status else message
     if error.failure_class is FailureClass.CREDENTIAL:
         text = (
             f"Upstream '{slug}' rejected the stored credential ({said}). Create a new key at the provider, "
-            f"then rotate it: PUT /admin/v1/integrations/{slug}/credentials."
+            f"then rotate it: {_credentials_endpoint(slug)}."
+        )
+    elif error.failure_class is FailureClass.MODEL_ACCESS and not_found_hint:
+        text = (
+            f"Upstream '{slug}' answered {said.rstrip('. ')}. {scrub(not_found_hint, secrets)} "
+            f"(the integration's credentials: {_credentials_endpoint(slug)})."
         )
     elif error.upstream_status:
         text = f"Upstream '{slug}' answered {said}"
@@ -47,6 +61,17 @@ def upstream_failure(slug: str, error: UpstreamError, secrets: Iterable[str]) ->
         provider_code=error.provider_code,
         retry_after_s=error.retry_after_s,
     )
+
+
+def refused_failure(slug: str, error: UpstreamError, secrets: Iterable[str]) -> ErrorInfo:
+    """A call the adapter would not send as the integration is configured: no HTTP request was made.
+
+    Nothing upstream spoke, so the error's `provider_code` is the adapter's own code for the refusal.
+    """
+    text = f"Integration '{slug}' cannot send this request: {scrub(error.message, secrets)}"
+    if error.failure_class in (FailureClass.CREDENTIAL, FailureClass.MODEL_ACCESS):
+        text += f" (the integration's credentials: {_credentials_endpoint(slug)})."
+    return failure(error.failure_class, text, code=error.provider_code or None, param=error.param)
 
 
 def connection_failure(slug: str, detail: str) -> ErrorInfo:

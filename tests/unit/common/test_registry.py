@@ -510,3 +510,11 @@ def test_a_blank_string_map_value_is_rejected_like_a_blank_string() -> None:
     error = credential_error(TEST_REGISTRY, "mixed", {**VALID, "routes": {"gpt-4o": "   "}})
 
     assert error.field == "credentials.routes"
+
+
+def test_only_configuration_fields_are_marked_non_secret() -> None:
+    # Error messages are scrubbed of every secret credential value; Azure's resource, api-version
+    # and deployment map are configuration that a helpful error must be able to name.
+    public = {(e.name, f.name) for e in REGISTRY.entries() for f in e.credentials if not f.secret}
+
+    assert public == {("azure", "resource_name"), ("azure", "api_version"), ("azure", "deployments")}

@@ -322,4 +322,4 @@ async def test_a_request_gemini_cannot_take_is_refused_before_any_call(upstream:
         "messages[0].tool_call_id",
     )
     assert result.error.code == "untranslatable_request"
-    assert "'gemini-prod' cannot take this request in the gemini format" in result.error.message
+    assert "Integration 'gemini-prod' cannot send this request" in result.error.message

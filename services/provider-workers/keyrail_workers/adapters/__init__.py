@@ -6,8 +6,12 @@ data (`keyrail_common/providers.json`); a test keeps this table and the registry
 
 from __future__ import annotations
 
+from keyrail_workers.adapters.azure import AzureAdapter
 from keyrail_workers.adapters.base import Adapter
+from keyrail_workers.adapters.cohere import CohereAdapter
 from keyrail_workers.adapters.gemini import GeminiAdapter
 from keyrail_workers.adapters.openai import OpenAIAdapter
 
-ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in (OpenAIAdapter(), GeminiAdapter())}
+ADAPTERS: dict[str, Adapter] = {
+    adapter.name: adapter for adapter in (OpenAIAdapter(), GeminiAdapter(), AzureAdapter(), CohereAdapter())
+}

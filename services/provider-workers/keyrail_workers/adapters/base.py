@@ -4,6 +4,10 @@ An adapter builds the upstream request from the call and the credential, parses 
 into the client's dialect with normalised usage, translates a stream event by event, and
 classifies an error response into the failure vocabulary. It does no I/O: the runner does the
 HTTP, the relay publishes frames, and so every adapter is tested from fixtures alone.
+
+Building and parsing may fail too, with an `UpstreamError` instead of their result: a call the
+integration's configuration cannot express is refused before any HTTP, and a 2xx body that
+reports a failed generation is a failure, not an answer.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class UpstreamRequest(msgspec.Struct):
     headers: dict[str, str]
     body: bytes
     client_wants_usage: bool = False  # false: usage was asked for by us, not forwarded to the client
+    # What this request addressed, as the integration's credentials chose it (Azure: the resource,
+    # the deployment and the model slug mapped to it). `classify_error` sees only the response, so
+    # the runner adds this to a MODEL_ACCESS failure: "not found" then says what was not found.
+    not_found_hint: str = ""
 
 
 class ParsedResponse(msgspec.Struct):
@@ -55,10 +63,12 @@ class UpstreamError(msgspec.Struct):
     upstream_status: int = 0
     provider_code: str = ""
     retry_after_s: float = 0.0
+    param: str | None = None  # the request field a refusal before any HTTP call is about
 
 
 class UntranslatableRequest(Exception):
-    """Raised by `build_request`: the call cannot be said in the upstream's wire format.
+    """Raised inside an adapter's translation: the call cannot be said in the upstream's wire format.
+    The adapter's `build_request` returns it as the UpstreamError of a refusal.
 
     CALLER_ERROR when the request itself is malformed (no target would take it), UNSUPPORTED when
     only this format lacks the feature (another target may serve it). Messages name fields, never values.
@@ -98,9 +108,15 @@ class Adapter(Protocol):
     dialects: frozenset[Dialect]  # client dialects it answers in
     operations: frozenset[Operation]
 
-    def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest: ...
+    def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest | UpstreamError:
+        """The upstream request, or why this call cannot be sent as the integration is configured
+        (e.g. no Azure deployment mapped for the model): then no HTTP request is made."""
+        ...
 
-    def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse: ...
+    def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse:
+        """The client's answer; its `error` is set when a 2xx body reports a failure (a blocked
+        prompt, Cohere's finish_reason ERROR), with the usage that was still spent."""
+        ...
 
     def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> StreamTranslator: ...
 

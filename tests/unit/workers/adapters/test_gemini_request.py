@@ -16,7 +16,7 @@ from keyrail_common.failures import FailureClass
 from keyrail_common.messages import Dialect
 from keyrail_common.registry import Operation, load_registry
 from keyrail_workers.adapters import ADAPTERS
-from keyrail_workers.adapters.base import AdapterCall, UntranslatableRequest, UpstreamRequest
+from keyrail_workers.adapters.base import AdapterCall, UpstreamError, UpstreamRequest
 from tests.support.contracts import FIXTURES
 
 ADAPTER = ADAPTERS["gemini"]
@@ -60,8 +60,13 @@ def call(
     )
 
 
+def request_of(built: UpstreamRequest | UpstreamError) -> UpstreamRequest:
+    assert isinstance(built, UpstreamRequest), f"refused: {built}"
+    return built
+
+
 def build(body: dict[str, Any], **kwargs: Any) -> UpstreamRequest:
-    return ADAPTER.build_request(call(body, **kwargs), {"api_key": API_KEY})
+    return request_of(ADAPTER.build_request(call(body, **kwargs), {"api_key": API_KEY}))
 
 
 def sent(body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -69,10 +74,12 @@ def sent(body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     return payload
 
 
-def refusal(body: dict[str, Any]) -> UntranslatableRequest:
-    with pytest.raises(UntranslatableRequest) as caught:
-        build(body)
-    return caught.value
+def refusal(body: dict[str, Any]) -> UpstreamError:
+    """What build_request returns instead of a request: no HTTP call is made."""
+    refused = ADAPTER.build_request(call(body), {"api_key": API_KEY})
+    assert isinstance(refused, UpstreamError), f"not refused: {refused}"
+    assert refused.provider_code == "untranslatable_request"
+    return refused
 
 
 def test_the_registry_base_url_is_the_references() -> None:
@@ -360,12 +367,14 @@ def test_reasoning_effort_is_a_budget_on_gemini_2_and_a_level_later(
 
 
 def test_custom_headers_are_sent_and_the_key_header_is_ours() -> None:
-    request = ADAPTER.build_request(
-        call(
-            {"messages": [{"role": "user", "content": "hi"}]},
-            custom_headers={"X-Org": "o-1", "x-goog-api-key": "x"},
-        ),
-        {"api_key": API_KEY},
+    request = request_of(
+        ADAPTER.build_request(
+            call(
+                {"messages": [{"role": "user", "content": "hi"}]},
+                custom_headers={"X-Org": "o-1", "x-goog-api-key": "x"},
+            ),
+            {"api_key": API_KEY},
+        )
     )
 
     assert request.headers["X-Org"] == "o-1"
@@ -373,17 +382,20 @@ def test_custom_headers_are_sent_and_the_key_header_is_ours() -> None:
 
 
 def test_without_a_key_no_auth_header_is_sent() -> None:
-    request = ADAPTER.build_request(call({"messages": [{"role": "user", "content": "hi"}]}), {})
+    request = request_of(ADAPTER.build_request(call({"messages": [{"role": "user", "content": "hi"}]}), {}))
 
     assert "x-goog-api-key" not in request.headers
 
 
 def test_a_model_id_with_the_models_prefix_is_not_doubled() -> None:
-    request = ADAPTER.build_request(
-        call(
-            {"messages": [{"role": "user", "content": "hi"}], "model": "x"}, model="models/gemini-2.5-flash"
-        ),
-        {},
+    request = request_of(
+        ADAPTER.build_request(
+            call(
+                {"messages": [{"role": "user", "content": "hi"}], "model": "x"},
+                model="models/gemini-2.5-flash",
+            ),
+            {},
+        )
     )
 
     assert request.url.endswith("/v1beta/models/gemini-2.5-flash:generateContent")
@@ -488,4 +500,4 @@ def test_untranslatable_requests_are_refused_naming_the_field(
     error = refusal(body)
 
     assert (error.param, error.failure_class) == (param, failure_class)
-    assert param.split("[")[0] in str(error)
+    assert param.split("[")[0] in error.message

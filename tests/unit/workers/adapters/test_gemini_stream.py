@@ -18,7 +18,7 @@ from keyrail_common.failures import FailureClass
 from keyrail_common.messages import Dialect, Usage
 from keyrail_common.registry import Operation
 from keyrail_workers.adapters import ADAPTERS
-from keyrail_workers.adapters.base import AdapterCall, StreamStep
+from keyrail_workers.adapters.base import AdapterCall, StreamStep, UpstreamRequest
 from keyrail_workers.adapters.gemini.stream import GeminiStreamTranslator
 from keyrail_workers.sse import sse_events
 from tests.support.contracts import FIXTURES
@@ -310,7 +310,9 @@ def test_the_adapter_builds_the_translator_from_its_request() -> None:
         True,
         "https://generativelanguage.googleapis.com/v1beta",
     )
-    reader = adapter.stream_translator(call, adapter.build_request(call, {"api_key": "k"}))
+    built = adapter.build_request(call, {"api_key": "k"})
+    assert isinstance(built, UpstreamRequest)
+    reader = adapter.stream_translator(call, built)
     usage = {"promptTokenCount": 1, "candidatesTokenCount": 1}
 
     one = reader.feed("", json.dumps(one_chunk([{"text": "a"}], "STOP", 0, usageMetadata=usage)).encode())

@@ -13,12 +13,12 @@ import pytest
 
 from keyrail_common.messages import Dialect
 from keyrail_common.registry import Operation, Quirks, load_registry
-from keyrail_workers.adapters import ADAPTERS
 from keyrail_workers.adapters.base import AdapterCall, UpstreamRequest
+from keyrail_workers.adapters.openai import OpenAIAdapter
 from tests.support.contracts import FIXTURES
 
 REGISTRY = load_registry()
-ADAPTER = ADAPTERS["openai"]
+ADAPTER = OpenAIAdapter()  # the concrete type: its build and parse never fail
 OPENAI = FIXTURES / "openai"
 API_KEY = "sk-test-0123456789abcdefghij"
 OPENAI_COMPATIBLE = sorted(e.name for e in REGISTRY.entries() if e.adapter == "openai")

@@ -10,12 +10,12 @@ import pytest
 
 from keyrail_common.messages import Dialect, Usage
 from keyrail_common.registry import Operation
-from keyrail_workers.adapters import ADAPTERS
 from keyrail_workers.adapters.base import AdapterCall
+from keyrail_workers.adapters.openai import OpenAIAdapter
 from keyrail_workers.adapters.openai.response import response_usage
 from tests.support.contracts import FIXTURES
 
-ADAPTER = ADAPTERS["openai"]
+ADAPTER = OpenAIAdapter()  # the concrete type: its build and parse never fail
 OPENAI = FIXTURES / "openai"
 COMPATIBLE = FIXTURES / "openai_compatible"
 RESPONSE_FIXTURES = sorted([*OPENAI.glob("*_response.json"), *COMPATIBLE.glob("*_response.json")])

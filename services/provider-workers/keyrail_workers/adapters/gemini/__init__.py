@@ -19,6 +19,7 @@ from keyrail_workers.adapters.base import (
     AdapterCall,
     Credential,
     ParsedResponse,
+    UntranslatableRequest,
     UpstreamError,
     UpstreamRequest,
 )
@@ -46,8 +47,13 @@ class GeminiAdapter:
         api_key = credential.get("api_key")
         return {"x-goog-api-key": api_key} if isinstance(api_key, str) and api_key else {}
 
-    def build_request(self, call: AdapterCall, credential: Credential) -> GeminiRequest:
-        chat = translate_chat(call.body, call.model)
+    def build_request(self, call: AdapterCall, credential: Credential) -> GeminiRequest | UpstreamError:
+        try:
+            chat = translate_chat(call.body, call.model)
+        except UntranslatableRequest as exc:
+            return UpstreamError(
+                exc.failure_class, str(exc), provider_code="untranslatable_request", param=exc.param
+            )
         headers = {**call.custom_headers, **self.auth_headers(credential)}
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "text/event-stream" if call.stream else "application/json"

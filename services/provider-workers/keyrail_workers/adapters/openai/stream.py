@@ -66,6 +66,10 @@ class OpenAIStreamTranslator:
             self.usage = probe.usage.to_usage()
             if not probe.choices and not self._client_wants_usage:
                 return _NOTHING
+        elif not probe.choices:
+            # Nothing for the client: Azure's first chunk carries only `prompt_filter_results`
+            # (and an empty id, model and object, which no OpenAI client expects).
+            return _NOTHING
         content = any(
             c.delta is not None and (bool(c.delta.content) or bool(c.delta.tool_calls)) for c in probe.choices
         )

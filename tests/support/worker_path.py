@@ -1,0 +1,154 @@
+"""The real worker path for adapter tests: `AttemptRunner` with a real `UpstreamPool` against a
+local aiohttp server that records exactly what Keyrail sent and answers what the test says.
+
+Only Vault is stood in for (the credential is the test's); the HTTP is real, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from keyrail_common.attempts import AttemptRecorder
+from keyrail_common.messages import (
+    ProviderCall,
+    ProviderResult,
+    StreamChunk,
+    StreamEnd,
+    Target,
+    stream_frame_decoder,
+)
+from keyrail_common.registry import load_registry
+from keyrail_common.vault import CachedCredentials, CredentialStore
+from keyrail_workers.http_client import UpstreamPool
+from keyrail_workers.runner import AttemptRunner
+
+
+@dataclass
+class Sent:
+    """One request as the local upstream received it."""
+
+    method: str
+    path_qs: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+
+
+@dataclass
+class LocalUpstream:
+    url: str
+    answer: Answer
+    sent: list[Sent] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def local_upstream(answer: Answer) -> AsyncIterator[LocalUpstream]:
+    upstream = LocalUpstream(url="", answer=answer)
+
+    async def handler(request: web.Request) -> web.Response:
+        upstream.sent.append(
+            Sent(
+                request.method,
+                request.path_qs,
+                {k.lower(): v for k, v in request.headers.items()},
+                await request.read(),
+            )
+        )
+        return web.Response(
+            status=upstream.answer.status, body=upstream.answer.body, headers=upstream.answer.headers
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    upstream.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield upstream
+    finally:
+        await runner.cleanup()
+
+
+class _Store(CredentialStore):
+    def __init__(self, secret: dict[str, object]) -> None:
+        self.secret = secret
+
+    async def read(self, path: str, version: int) -> dict[str, object]:
+        return dict(self.secret)
+
+
+def provider_call(
+    provider: str, adapter: str, model: str, body: dict[str, object], base_url: str, stream: bool = False
+) -> ProviderCall:
+    now = time.time_ns()
+    return ProviderCall(
+        request_id="req_worker_path",
+        org_id="org_1",
+        project_id="proj_1",
+        attempt=1,
+        fallback_position=0,
+        target=Target(
+            integration_id="int_1",
+            provider=provider,
+            provider_slug=f"{provider}-test",
+            adapter=adapter,
+            model=model,
+            catalog_id=f"{provider}/{model}",
+            base_url=base_url,
+            credential_ref=f"integrations/org_1/{provider}-test",
+            credential_version=1,
+        ),
+        body=json.dumps(body).encode(),
+        received_ns=now,
+        routed_ns=now,
+        deadline_ns=now + 10_000_000_000,
+        attempt_deadline_ns=now + 10_000_000_000,
+        stream=stream,
+        stream_inbox="_INBOX.test.stream" if stream else "",
+    )
+
+
+@dataclass
+class Outcome:
+    replies: list[ProviderResult]
+    chunks: list[bytes]
+    end: StreamEnd | None
+    attempt: AttemptRecorder
+
+
+async def run_attempt(call: ProviderCall, secret: dict[str, object]) -> Outcome:
+    replies: list[ProviderResult] = []
+    chunks: list[bytes] = []
+    ends: list[StreamEnd] = []
+
+    async def publish(subject: str, data: bytes) -> None:
+        frame = stream_frame_decoder.decode(data)
+        if isinstance(frame, StreamChunk):
+            chunks.append(frame.data)
+        else:
+            ends.append(frame)
+
+    async def reply(result: ProviderResult) -> None:
+        replies.append(result)
+
+    pool = UpstreamPool(connect_timeout_s=5.0)
+    try:
+        runner = AttemptRunner(load_registry(), CachedCredentials(_Store(secret)), pool, publish)
+        attempt = AttemptRecorder(call)
+        await runner.run(call, attempt, reply)
+    finally:
+        pool.close()
+    return Outcome(replies, chunks, ends[0] if ends else None, attempt)
