@@ -15,7 +15,7 @@ import msgspec
 from keyrail_common.failures import FailureClass
 from keyrail_workers.adapters.base import UpstreamError
 from keyrail_workers.adapters.status import class_for_status
-from keyrail_workers.retry_after import retry_after_s
+from keyrail_workers.retry_after import retry_after_for
 
 _BY_CODE = {
     "insufficient_quota": FailureClass.QUOTA,
@@ -69,14 +69,6 @@ def _refine(failure_class: FailureClass, code: str) -> FailureClass:
     return failure_class
 
 
-def _retry_after(failure_class: FailureClass, headers: Mapping[str, str]) -> float:
-    if failure_class is FailureClass.RATE_LIMIT:
-        return retry_after_s(headers)
-    if failure_class is FailureClass.OVERLOADED:
-        return retry_after_s(headers, rate_limit_resets=False)
-    return 0.0
-
-
 def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     message, code = _parts(body)
     failure_class = _refine(class_for_status(status), code)
@@ -85,7 +77,7 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> Upst
         message=message,
         upstream_status=status,
         provider_code=code,
-        retry_after_s=_retry_after(failure_class, headers),
+        retry_after_s=retry_after_for(failure_class, headers),
     )
 
 
