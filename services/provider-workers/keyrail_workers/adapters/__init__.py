@@ -6,7 +6,8 @@ data (`keyrail_common/providers.json`); a test keeps this table and the registry
 
 from __future__ import annotations
 
+from keyrail_workers.adapters.anthropic import AnthropicAdapter
 from keyrail_workers.adapters.base import Adapter
 from keyrail_workers.adapters.openai import OpenAIAdapter
 
-ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in (OpenAIAdapter(),)}
+ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in (OpenAIAdapter(), AnthropicAdapter())}
