@@ -21,6 +21,48 @@ OPENAI = FIXTURES / "openai"
 MODEL = "claude-sonnet-4-5"
 API_KEY = "sk-ant-api03-ADAPTERTEST0123456789abcdef"
 
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+ANT_URL = "https://upload.wikimedia.org/wikipedia/commons/a/a7/Camponotus_flavomarginatus_ant.jpg"
+OPENAI_MESSAGES_REQUEST: dict[str, Any] = {
+    "model": "anthropic/claude-sonnet-4-5",
+    "messages": [
+        {
+            "role": "system",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "You are a concise assistant.",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "image_url", "image_url": {"url": ANT_URL, "detail": "high"}},
+                {"type": "text", "text": "Compare these two images in one sentence."},
+            ],
+        },
+    ],
+    "max_tokens": 1024,
+    "temperature": 0.2,
+    "top_p": 0.9,
+    "stop": "\n\nHuman:",
+    "user": "7b1f5c0e-hashed-user-id",
+    # OpenAI parameters Anthropic does not have: dropped.
+    "n": 1,
+    "seed": 42,
+    "presence_penalty": 0.5,
+    "frequency_penalty": 0.1,
+    "logprobs": True,
+    "top_logprobs": 2,
+    "logit_bias": {"50256": -100},
+    "store": True,
+    "metadata": {"tags": "a,b"},
+}
+"""The OpenAI request that means what `anthropic/messages_request.json` says."""
+
 _PARAMS = pydantic.TypeAdapter(MessageCreateParamsNonStreaming)
 # The reference (§4.1) maps OpenAI's sampling parameters to these; the SDK snapshot installed here
 # no longer types them, so they are checked by the tests that set them, not by the SDK types.

@@ -23,13 +23,13 @@ from tests.unit.workers.adapters.anthropic_support import (
     API_KEY,
     MODEL,
     OPENAI,
+    OPENAI_MESSAGES_REQUEST,
+    PNG,
     assert_valid_anthropic_request,
     call,
     fixture,
 )
 
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-ANT_URL = "https://upload.wikimedia.org/wikipedia/commons/a/a7/Camponotus_flavomarginatus_ant.jpg"
 WEATHER_PARAMETERS = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
@@ -56,46 +56,8 @@ def translated(body: dict[str, Any], model: str = MODEL, stream: bool = False) -
 
 
 def test_system_with_cache_control_images_sampling_stop_and_user_become_the_messages_fixture() -> None:
-    body = {
-        "model": "anthropic/claude-sonnet-4-5",
-        "messages": [
-            {
-                "role": "system",
-                "content": [
-                    {
-                        "type": "text",
-                        "text": "You are a concise assistant.",
-                        "cache_control": {"type": "ephemeral"},
-                    }
-                ],
-            },
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-                    {"type": "image_url", "image_url": {"url": ANT_URL, "detail": "high"}},
-                    {"type": "text", "text": "Compare these two images in one sentence."},
-                ],
-            },
-        ],
-        "max_tokens": 1024,
-        "temperature": 0.2,
-        "top_p": 0.9,
-        "stop": "\n\nHuman:",
-        "user": "7b1f5c0e-hashed-user-id",
-        # OpenAI parameters Anthropic does not have: dropped.
-        "n": 1,
-        "seed": 42,
-        "presence_penalty": 0.5,
-        "frequency_penalty": 0.1,
-        "logprobs": True,
-        "top_logprobs": 2,
-        "logit_bias": {"50256": -100},
-        "store": True,
-        "metadata": {"tags": "a,b"},
-    }
-
-    assert translated(body) == fixture("messages_request.json")
+    # OPENAI_MESSAGES_REQUEST also carries the OpenAI parameters Anthropic lacks: they are dropped.
+    assert translated(OPENAI_MESSAGES_REQUEST) == fixture("messages_request.json")
 
 
 def test_tools_with_auto_choice_and_parallel_calls_become_the_tool_use_fixture() -> None:
