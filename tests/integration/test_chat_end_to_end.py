@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
+from keyrail_common.registry import load_registry
 from tests.integration.conftest import Tenant
 from tests.support.openai_schema import validate_component
 from tests.support.stack import KeyrailStack
@@ -112,7 +113,10 @@ def test_api_v1_alias_serves_the_same_endpoint(stack: KeyrailStack, tenant: Tena
 def test_healthz_and_metrics(stack: KeyrailStack) -> None:
     health = httpx.get(f"{stack.url}/healthz")
     assert health.status_code == 200
-    assert set(health.json()["components"]) == {"router", "audit", "worker.openai"}
+    # `keyrail up` starts a worker pool for every adapter the registry has available.
+    pools = {f"worker.{pool}" for pool in load_registry().pools()}
+    assert "worker.openai" in pools
+    assert set(health.json()["components"]) == {"router", "audit", *pools}
     metrics = httpx.get(f"{stack.url}/metrics").text
     assert "keyrail_ingress_requests_total" in metrics
     expected = (
