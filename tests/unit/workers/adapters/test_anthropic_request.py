@@ -276,12 +276,24 @@ def test_a_client_limit_too_small_for_the_minimum_budget_leaves_thinking_off() -
     assert "thinking" not in payload and payload["max_tokens"] == 2 * MIN_THINKING_BUDGET - 2
 
 
-def test_anthropics_own_thinking_parameter_is_kept() -> None:
-    thinking = {"type": "adaptive", "display": "summarized"}
+@pytest.mark.parametrize(
+    ("thinking", "max_tokens", "sampling"),
+    [
+        ({"type": "adaptive", "display": "summarized"}, DEFAULT_MAX_TOKENS, False),
+        ({"type": "enabled", "budget_tokens": 2048}, DEFAULT_MAX_TOKENS + 2048, False),
+        ({"type": "enabled", "budget_tokens": "lots"}, DEFAULT_MAX_TOKENS, False),  # Anthropic's 400 names it
+        ({"type": "disabled"}, DEFAULT_MAX_TOKENS, True),
+    ],
+)
+def test_anthropics_own_thinking_parameter_is_kept(
+    thinking: dict[str, Any], max_tokens: int, sampling: bool
+) -> None:
+    payload = translated(
+        {"messages": HI, "thinking": thinking, "reasoning_effort": "low", "temperature": 0.5}
+    )
 
-    payload = translated({"messages": HI, "thinking": thinking, "reasoning_effort": "low"})
-
-    assert payload["thinking"] == thinking
+    assert payload["thinking"] == thinking and payload["max_tokens"] == max_tokens
+    assert ("temperature" in payload) is sampling
 
 
 # --- messages ------------------------------------------------------------------------------------

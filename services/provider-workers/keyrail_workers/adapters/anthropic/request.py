@@ -73,17 +73,15 @@ def translate(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     system, messages = conversation(body.get("messages") or [])
     payload: dict[str, Any] = {"model": model, "messages": messages}
     requested = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
-    thinking = _thinking(body, requested)
-    payload["max_tokens"] = requested or DEFAULT_MAX_TOKENS + (thinking or {}).get("budget_tokens", 0)
-    if thinking is not None:
+    thinking = _thinking(body, requested) or {}
+    payload["max_tokens"] = requested or DEFAULT_MAX_TOKENS + (
+        _positive_int(thinking.get("budget_tokens")) or 0
+    )
+    if thinking:
         payload["thinking"] = thinking
-    elif not model.startswith(_NO_SAMPLING_PARAMS):
-        # With thinking on, Anthropic accepts no temperature, top_k, nor a low top_p: all are left out.
-        for name in _SAMPLING:
-            if body.get(name) is not None:
-                payload[name] = body[name]
-        if isinstance(payload.get("temperature"), int | float):
-            payload["temperature"] = min(max(payload["temperature"], 0.0), 1.0)  # OpenAI's is 0-2
+    # With thinking on, Anthropic accepts no temperature, top_k, nor a low top_p: all are left out.
+    if thinking.get("type", "disabled") == "disabled" and not model.startswith(_NO_SAMPLING_PARAMS):
+        _add_sampling(payload, body)
     stop = body.get("stop")
     if stop:
         payload["stop_sequences"] = [stop] if isinstance(stop, str) else stop
@@ -102,6 +100,14 @@ def translate(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
         payload["n"] = n
     payload["stream"] = stream
     return payload
+
+
+def _add_sampling(payload: dict[str, Any], body: dict[str, Any]) -> None:
+    for name in _SAMPLING:
+        if body.get(name) is not None:
+            payload[name] = body[name]
+    if isinstance(payload.get("temperature"), int | float):
+        payload["temperature"] = min(max(payload["temperature"], 0.0), 1.0)  # OpenAI's range is 0-2
 
 
 def _lookup(table: dict[str, T], key: Any) -> T | None:
