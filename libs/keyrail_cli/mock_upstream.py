@@ -27,6 +27,7 @@ from aiohttp import web
 DEFAULT_REPLY = "Hello from the Keyrail mock upstream"
 MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "gpt-5-mini")
 DROP_MODES = ("", "before", "midstream")
+INBAND_ERROR_MODES = ("", "before", "after")
 
 
 class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,6 +40,9 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
     reply: str = ""  # override the reply text
     retry_after: int = 0  # with an error status: send `Retry-After: <seconds>`
     blocked: str = ""  # formats with a prompt filter (Gemini): answer "prompt blocked" with this reason
+    # Formats with in-band stream errors (mock_formats/): an error event inside the 200 stream,
+    # "before" any content or "after" the first content delta.
+    inband_error: str = ""
 
     def __post_init__(self) -> None:
         if self.status != 0 and not 400 <= self.status <= 599:
@@ -47,6 +51,8 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("delays must be >= 0")
         if self.drop not in DROP_MODES:
             raise ValueError("drop must be one of '', 'before', 'midstream'")
+        if self.inband_error not in INBAND_ERROR_MODES:
+            raise ValueError("inband_error must be one of '', 'before', 'after'")
 
 
 # Only the request fields the mock reads; msgspec skips everything else without building objects.

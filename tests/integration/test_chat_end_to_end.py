@@ -113,7 +113,8 @@ def test_api_v1_alias_serves_the_same_endpoint(stack: KeyrailStack, tenant: Tena
 def test_healthz_and_metrics(stack: KeyrailStack) -> None:
     health = httpx.get(f"{stack.url}/healthz")
     assert health.status_code == 200
-    pools = {f"worker.{pool}" for pool in load_registry().pools()}  # every available adapter's pool
+    # `keyrail up` starts a worker pool for every adapter the registry has available.
+    pools = {f"worker.{pool}" for pool in load_registry().pools()}
     assert "worker.openai" in pools
     assert set(health.json()["components"]) == {"router", "audit", *pools}
     metrics = httpx.get(f"{stack.url}/metrics").text

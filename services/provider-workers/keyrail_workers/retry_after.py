@@ -14,6 +14,8 @@ import math
 import re
 from collections.abc import Mapping
 
+from keyrail_common.failures import FailureClass
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _RESET_HEADERS = (
@@ -99,3 +101,13 @@ def retry_after_s(
     if exhausted:
         return max(exhausted)
     return max(others, default=0.0)
+
+
+def retry_after_for(failure_class: FailureClass, headers: Mapping[str, str]) -> float:
+    """The delay an upstream's error response asks for, read as its failure class allows: a rate
+    limit also by its reset headers, an overload only by its explicit retry headers."""
+    if failure_class is FailureClass.RATE_LIMIT:
+        return retry_after_s(headers)
+    if failure_class is FailureClass.OVERLOADED:
+        return retry_after_s(headers, rate_limit_resets=False)
+    return 0.0

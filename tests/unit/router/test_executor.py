@@ -30,6 +30,7 @@ from keyrail_common.messages import (
 from keyrail_common.registry import load_registry
 from keyrail_router.executor import Executor
 from keyrail_router.resolve import Resolver
+from tests.support.registry import registry_lacking
 
 S = 1_000_000_000
 RESOLVER = Resolver(Catalog.load_default(), load_registry())
@@ -305,8 +306,14 @@ async def test_a_retry_that_does_not_fit_in_the_deadline_is_skipped() -> None:
 async def test_a_target_this_version_cannot_attempt_is_recorded_here_and_fallen_back_from() -> None:
     nc, activity = FakeNats(script={POOL: [ok("openai-b")]}), FakeActivity()
     claude = target("anthropic-a", provider="anthropic", adapter="anthropic")
+    lacking = Executor(
+        cast(NATS, nc),
+        Resolver(Catalog.load_default(), registry_lacking("anthropic")),
+        cast(ActivityPublisher, activity),
+        jitter=lambda: 0.0,
+    )
 
-    result = await executor(nc, activity).execute(request(), [claude, target("openai-b")], "_INBOX.ingress.1")
+    result = await lacking.execute(request(), [claude, target("openai-b")], "_INBOX.ingress.1")
 
     assert result is not None and result.ok and result.attempts == 2
     assert [s for s, _, _ in nc.requests] == [POOL]  # the anthropic pool was never asked

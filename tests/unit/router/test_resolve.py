@@ -23,6 +23,7 @@ from keyrail_common.messages import Prices, Target
 from keyrail_common.projection import ConfigState
 from keyrail_common.registry import Operation, load_registry
 from keyrail_router.resolve import Resolver, resolve_targets, unavailable
+from tests.support.registry import registry_lacking
 
 ORG = "org_test"
 PROJECT_A = "proj_a"
@@ -422,7 +423,7 @@ def test_an_available_adapter_and_an_offered_operation_can_be_attempted() -> Non
 def test_an_adapter_this_version_lacks_is_unsupported_and_falls_back(provider: str, model: str) -> None:
     target = target_of(provider, model)
 
-    error = unavailable(RESOLVER, target, Operation.CHAT)
+    error = unavailable(Resolver(CATALOG, registry_lacking(target.adapter)), target, Operation.CHAT)
 
     assert error is not None
     assert error.error_class is FailureClass.UNSUPPORTED
@@ -436,7 +437,7 @@ def test_a_custom_host_in_a_format_this_version_lacks_is_unsupported() -> None:
         "openai", "gpt-4o-mini", custom_host="https://claude-proxy.example", api_format="anthropic"
     )
 
-    error = unavailable(RESOLVER, target, Operation.CHAT)
+    error = unavailable(Resolver(CATALOG, registry_lacking("anthropic")), target, Operation.CHAT)
 
     assert error is not None and error.code == "provider_adapter_unavailable"
 

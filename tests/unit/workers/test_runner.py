@@ -29,6 +29,7 @@ from keyrail_common.messages import (
 )
 from keyrail_common.registry import load_registry
 from keyrail_common.vault import CachedCredentials, CredentialStore
+from keyrail_workers.adapters import ADAPTERS
 from keyrail_workers.http_client import UpstreamConnectionError, UpstreamPool
 from keyrail_workers.runner import AttemptRunner
 from tests.support.contracts import FIXTURES
@@ -231,7 +232,11 @@ async def test_a_credential_vault_cannot_read_fails_closed_without_detail() -> N
 
 
 @pytest.mark.parametrize("adapter", ["anthropic", "nosuchadapter"])
-async def test_an_adapter_this_worker_lacks_is_unsupported_before_any_call(adapter: str) -> None:
+async def test_an_adapter_this_worker_lacks_is_unsupported_before_any_call(
+    adapter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(ADAPTERS, adapter, raising=False)  # a worker of a version without it
+
     outcome = await run(call(adapter=adapter), FakeResponse(200, CHAT_RESPONSE))
 
     [result] = outcome.replies

@@ -6,6 +6,7 @@ data (`keyrail_common/providers.json`); a test keeps this table and the registry
 
 from __future__ import annotations
 
+from keyrail_workers.adapters.anthropic import AnthropicAdapter
 from keyrail_workers.adapters.azure import AzureAdapter
 from keyrail_workers.adapters.base import Adapter
 from keyrail_workers.adapters.cohere import CohereAdapter
@@ -13,5 +14,6 @@ from keyrail_workers.adapters.gemini import GeminiAdapter
 from keyrail_workers.adapters.openai import OpenAIAdapter
 
 ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter for adapter in (OpenAIAdapter(), GeminiAdapter(), AzureAdapter(), CohereAdapter())
+    adapter.name: adapter
+    for adapter in (OpenAIAdapter(), AnthropicAdapter(), GeminiAdapter(), AzureAdapter(), CohereAdapter())
 }

@@ -7,10 +7,7 @@ OpenAI 429 `insufficient_quota` is a quota failure, not a rate limit).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from keyrail_common.failures import FailureClass
-from keyrail_workers.retry_after import retry_after_s
 
 _BY_STATUS = {
     400: FailureClass.CALLER_ERROR,
@@ -37,13 +34,3 @@ def class_for_status(status: int) -> FailureClass:
     if 300 <= status < 400:  # no redirect is followed: the target's base URL is wrong
         return FailureClass.MODEL_ACCESS
     return FailureClass.UPSTREAM_5XX if status >= 500 else FailureClass.CALLER_ERROR
-
-
-def upstream_retry_after_s(failure_class: FailureClass, headers: Mapping[str, str]) -> float:
-    """The wait an upstream asked for, where it means something: a rate limit's (its reset headers
-    too) or an overload's (explicit retry headers only); none for any other failure."""
-    if failure_class is FailureClass.RATE_LIMIT:
-        return retry_after_s(headers)
-    if failure_class is FailureClass.OVERLOADED:
-        return retry_after_s(headers, rate_limit_resets=False)
-    return 0.0

@@ -13,7 +13,8 @@ import msgspec
 
 from keyrail_common.failures import FailureClass
 from keyrail_workers.adapters.base import UpstreamError
-from keyrail_workers.adapters.status import class_for_status, upstream_retry_after_s
+from keyrail_workers.adapters.status import class_for_status
+from keyrail_workers.retry_after import retry_after_for
 
 _BY_STATUS = {498: FailureClass.CALLER_ERROR}
 
@@ -39,5 +40,5 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> Upst
         failure_class=failure_class,
         message=_message(body),
         upstream_status=status,
-        retry_after_s=upstream_retry_after_s(failure_class, headers),
+        retry_after_s=retry_after_for(failure_class, headers),
     )

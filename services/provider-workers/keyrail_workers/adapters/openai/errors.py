@@ -14,7 +14,8 @@ import msgspec
 
 from keyrail_common.failures import FailureClass
 from keyrail_workers.adapters.base import UpstreamError
-from keyrail_workers.adapters.status import class_for_status, upstream_retry_after_s
+from keyrail_workers.adapters.status import class_for_status
+from keyrail_workers.retry_after import retry_after_for
 
 _BY_CODE = {
     "insufficient_quota": FailureClass.QUOTA,
@@ -76,7 +77,7 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> Upst
         message=message,
         upstream_status=status,
         provider_code=code,
-        retry_after_s=upstream_retry_after_s(failure_class, headers),
+        retry_after_s=retry_after_for(failure_class, headers),
     )
 
 
