@@ -24,6 +24,7 @@ from keyrail_cli.embedded_nats import nats_server_binary
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from keyrail_common import subjects
 from keyrail_common.bus import close_bus, connect, ensure_streams
+from keyrail_common.registry import load_registry
 from tests.integration.conftest import Tenant
 from tests.support.stack import KeyrailStack, free_port_block
 
@@ -130,7 +131,7 @@ def test_fresh_start_idle_and_ctrl_c_say_nothing_alarming_and_the_ready_line_is_
     # Keyrail's own service lines still reach the console...
     for expected in (
         "router INFO keyrail.router: router ready",
-        "worker INFO keyrail.worker: worker ready for openai",
+        f"worker INFO keyrail.worker: worker ready for {','.join(load_registry().pools())}",
         f"ingress INFO keyrail.ingress: ingress ready on http://127.0.0.1:{fresh.port}",
         "audit INFO keyrail.audit: audit ready",
         f"starting nats (log: {data_dir / 'logs' / 'nats.log'})",
