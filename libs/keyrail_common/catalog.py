@@ -56,6 +56,3 @@ class Catalog:
 
     def models_of(self, provider: str) -> list[CatalogModel]:
         return [m for m in self._by_id.values() if m.provider == provider]
-
-    def providers(self) -> set[str]:
-        return {m.provider for m in self._by_id.values()}
