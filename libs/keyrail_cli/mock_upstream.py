@@ -18,6 +18,7 @@ import hmac
 import itertools
 import re
 import secrets
+import ssl
 import time
 from typing import Any
 
@@ -399,13 +400,20 @@ def build_app(
     return app
 
 
-async def serve(host: str, port: int, defaults: FaultPlan, require_key: str | None = None) -> None:
+async def serve(
+    host: str,
+    port: int,
+    defaults: FaultPlan,
+    require_key: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     runner = web.AppRunner(build_app(defaults, require_key), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+        await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
         bound_port = runner.addresses[0][1] if runner.addresses else port  # resolves --port 0
-        print(f"mock-upstream listening on http://{host}:{bound_port}", flush=True)
+        scheme = "https" if ssl_context is not None else "http"
+        print(f"mock-upstream listening on {scheme}://{host}:{bound_port}", flush=True)
         await asyncio.Event().wait()  # run until cancelled (Ctrl-C / SIGTERM)
     finally:
         await runner.cleanup()
@@ -422,6 +430,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-delay-ms", type=int, default=0, help="delay between stream events")
     parser.add_argument("--reply", default="", help="reply text (default: a fixed greeting)")
     parser.add_argument("--require-key", default=None, help="require 'Authorization: Bearer <key>'")
+    parser.add_argument(
+        "--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain); needs --tls-key"
+    )
+    parser.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -432,7 +444,14 @@ def run(args: argparse.Namespace) -> None:
         chunk_delay_ms=args.chunk_delay_ms,
         reply=getattr(args, "reply", "") or "",
     )
-    coro = serve(args.host, args.port, defaults, args.require_key)
+    ssl_context = None
+    tls_cert, tls_key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise SystemExit("HTTPS needs both --tls-cert and --tls-key")
+        ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_context.load_cert_chain(tls_cert, tls_key)
+    coro = serve(args.host, args.port, defaults, args.require_key, ssl_context)
     try:
         try:
             import uvloop

@@ -34,6 +34,16 @@ def is_forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address)
     return address.is_link_local or str(address) in ("169.254.169.254", "fd00:ec2::254")
 
 
+def is_forbidden_host(host: str) -> bool:
+    """A cloud metadata name or a link-local literal in any spelling: what a worker refuses to send
+    to a proxy, which resolves the name itself where the worker's own resolver check cannot see."""
+    host = host.lower().rstrip(".")
+    if host in _METADATA_HOSTS:
+        return True
+    address = _literal_address(host)
+    return address is not None and is_forbidden_address(address)
+
+
 def validate_custom_host(url: str, allow_http: bool) -> str:
     """Return the normalised base URL (no trailing slash) or raise `HostRejected` saying why."""
     try:

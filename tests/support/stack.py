@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -182,11 +183,14 @@ class MockUpstream:
         log_path: Path | None = None,
         cpus: str | None = None,
         args: tuple[str, ...] = (),
+        tls: tuple[Path, Path, str] | None = None,
     ) -> None:
         self.api_key = api_key
         self.args = args  # more `keyrail mock-upstream` flags, e.g. ("--delay-ms", "600000")
+        self.tls = tls  # (certificate file, key file, the issuing CA's PEM): serve HTTPS
         self.port = free_port_block(1)
-        self.url = f"http://127.0.0.1:{self.port}/v1"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/v1"
         self.log_path = log_path
         self.cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
@@ -196,6 +200,8 @@ class MockUpstream:
         if self.api_key:
             command += ["--require-key", self.api_key]
         command += self.args
+        if self.tls:
+            command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.cpus:
             command = ["taskset", "-c", self.cpus, *command]
         self.process = subprocess.Popen(
@@ -204,10 +210,14 @@ class MockUpstream:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        verify = ssl.create_default_context(cadata=self.tls[2]) if self.tls else True
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.url.removesuffix("/v1") + "/healthz", timeout=1, verify=verify).status_code
+                    == 200
+                ):
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)

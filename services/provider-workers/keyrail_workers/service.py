@@ -27,7 +27,7 @@ from keyrail_common.runtime import (
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.vault import CachedCredentials, CredentialStore
 from keyrail_workers.handler import ProviderCallHandler
-from keyrail_workers.http_client import UpstreamPool
+from keyrail_workers.http_client import ProxySettings, UpstreamPool
 from keyrail_workers.runner import AttemptRunner
 
 log = logging.getLogger("keyrail.worker")
@@ -39,13 +39,18 @@ async def serve(settings: Settings, pools: list[str], stop: asyncio.Event) -> No
     unknown = [p for p in pools if p not in available]
     if unknown:
         raise SystemExit(f"unknown or unavailable worker pools {unknown}; this version serves {available}")
+    try:  # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read once here for the life of the worker
+        proxies = ProxySettings.from_environ()
+    except ValueError as exc:  # names the variable, never its value (it may hold a password)
+        raise SystemExit(f"cannot use the proxy settings: {exc}") from None
     nc: NATS = await connect(settings.nats_url, "keyrail-worker-" + "-".join(pools))
     js = nc.jetstream()
     await ensure_streams(js)
     access_log = AccessLog("worker", settings.access_log)
     access_log.start()
     activity = ActivityPublisher(js)
-    upstream = UpstreamPool()
+    upstream = UpstreamPool(proxies=proxies)
+    log.info("upstream proxies: %r", proxies)  # credentials are never part of the repr
     runner = AttemptRunner(registry, CachedCredentials(CredentialStore(settings)), upstream, nc.publish)
     handler = ProviderCallHandler(nc, runner, activity, access_log)
     calls = ConcurrentHandler(handler.on_call)

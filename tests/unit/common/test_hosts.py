@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyrail_common.hosts import HostRejected, validate_custom_host
+from keyrail_common.hosts import HostRejected, is_forbidden_host, validate_custom_host
 
 
 @pytest.mark.parametrize(
@@ -102,3 +102,27 @@ def test_garbage_is_refused_with_an_example_of_a_valid_url(url: str) -> None:
 def test_unbalanced_ipv6_brackets_are_rejected_not_crashed() -> None:
     with pytest.raises(HostRejected):
         validate_custom_host("https://[::1/v1", allow_http=False)
+
+
+@pytest.mark.parametrize(
+    ("host", "forbidden"),
+    [
+        ("169.254.169.254", True),
+        ("169.254.170.2", True),
+        ("2852039166", True),  # decimal spelling of 169.254.169.254
+        ("0xA9FEA9FE", True),
+        ("::ffff:169.254.169.254", True),
+        ("fe80::1", True),
+        ("fd00:ec2::254", True),
+        ("metadata.google.internal", True),
+        ("METADATA.google.internal.", True),
+        ("metadata", True),
+        ("api.openai.com", False),
+        ("10.0.0.5", False),
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("metadata.example.com", False),
+    ],
+)
+def test_is_forbidden_host_for_hosts_a_proxy_would_resolve(host: str, forbidden: bool) -> None:
+    assert is_forbidden_host(host) is forbidden
