@@ -42,7 +42,9 @@ class ActivityPublisher:
             subjects.ACTIVITY_REQUEST: [],
         }
         self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._task = self._loop.create_task(self._run())
         self._batch_prefix = secrets.token_hex(6)
         self._batch_counter = 0
         self.dropped = 0
@@ -56,15 +58,21 @@ class ActivityPublisher:
         buffer.append(row)
         if len(buffer) >= _MAX_BATCH:
             self._wake.set()
+        elif self._timer is None:
+            # The first row since the last flush starts the clock: an idle service never wakes up,
+            # a busy one flushes every interval (or at once when a batch is full).
+            self._timer = self._loop.call_later(_FLUSH_INTERVAL_S, self._wake.set)
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), _FLUSH_INTERVAL_S)
-            except TimeoutError:
-                pass
+            await self._wake.wait()
             self._wake.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             await self.flush()
+            if any(self._buffers.values()) and self._timer is None:  # a failed publish keeps rows
+                self._timer = self._loop.call_later(_FLUSH_INTERVAL_S, self._wake.set)
 
     async def flush(self) -> None:
         for subject, buffer in self._buffers.items():
@@ -89,6 +97,8 @@ class ActivityPublisher:
 
     async def close(self) -> None:
         self._task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         try:
             await self.flush()
         except Exception:

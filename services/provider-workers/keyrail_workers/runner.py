@@ -49,6 +49,7 @@ class AttemptRunner:
         self._credentials = credentials
         self._upstream = upstream
         self._publish = publish
+        self._secrets_by_credential: dict[tuple[str, int], list[str]] = {}
 
     def _adapter(self, call: ProviderCall) -> Adapter | ErrorInfo:
         adapter = ADAPTERS.get(call.target.adapter)
@@ -94,7 +95,17 @@ class AttemptRunner:
 
     def _secrets(self, call: ProviderCall, credential: Credential, adapter_call: AdapterCall) -> list[str]:
         """What error messages must never say: every credential value but the registry's non-secret
-        fields (a field the registry does not know is a secret), and the custom auth headers."""
+        fields (a field the registry does not know is a secret), and the custom auth headers.
+        Worked out once per credential version (they only change with a rotation)."""
+        key = (call.target.credential_ref, call.target.credential_version)
+        known = self._secrets_by_credential.get(key)
+        if known is None:
+            known = self._secrets_by_credential[key] = self._secret_values(call, credential, adapter_call)
+        return known
+
+    def _secret_values(
+        self, call: ProviderCall, credential: Credential, adapter_call: AdapterCall
+    ) -> list[str]:
         provider = self._registry.get(call.target.provider)
         public = {f.name for f in provider.credentials if not f.secret} if provider else set()
         values = [v for name, v in credential.items() if name not in public]
