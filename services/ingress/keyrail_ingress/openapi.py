@@ -24,8 +24,10 @@ import msgspec
 from msgspec import Meta
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from keyrail_ingress import rbac
 from keyrail_ingress.api_reference import render_html
-from keyrail_ingress.openapi_admin import ADMIN_OPERATIONS
+from keyrail_ingress.openapi_admin import PROJECT_OPERATIONS, USER_OPERATIONS
+from keyrail_ingress.openapi_admin_integrations import ACTIVITY_OPERATIONS, INTEGRATION_OPERATIONS
 from keyrail_ingress.openapi_data_plane import (
     DATA_PLANE_OPERATIONS,
     RESPONSE_HEADERS,
@@ -145,13 +147,18 @@ SERVICE_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
+ADMIN_OPERATIONS = PROJECT_OPERATIONS + INTEGRATION_OPERATIONS + USER_OPERATIONS + ACTIVITY_OPERATIONS
 OPERATIONS: tuple[Operation, ...] = DATA_PLANE_OPERATIONS + ADMIN_OPERATIONS + SERVICE_OPERATIONS
 
 TAGS = (
     {"name": "Chat", "description": "The data plane: OpenAI-compatible, authenticated with a gateway key."},
     {"name": "Projects", "description": "Projects and their gateway API keys."},
     {"name": "Integrations", "description": "Provider accounts and endpoints (credentials go to Vault)."},
-    {"name": "Activity", "description": "The activity log: one row per request and per attempt."},
+    {"name": "Users", "description": "Users, their roles, and their personal admin tokens."},
+    {
+        "name": "Activity",
+        "description": "The activity log (one row per request and per attempt) and the change history.",
+    },
     {"name": "Service", "description": "Health, metrics and this documentation; no authentication."},
 )
 
@@ -167,9 +174,10 @@ SECURITY_SCHEMES = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "kra-…",
-        "description": "An admin token, sent as `Authorization: Bearer <admin token>`: the owner's "
-        "token is printed once by `keyrail up` on first start (or set with "
-        "`KEYRAIL_BOOTSTRAP_TOKEN`).",
+        "description": "A personal admin token, sent as `Authorization: Bearer <admin token>`; it acts "
+        "with its user's roles. The first owner's token is printed once by `keyrail up` on first "
+        "start (or set with `KEYRAIL_BOOTSTRAP_TOKEN`); more come from "
+        "`POST /admin/v1/users/{user_id}/tokens`.",
     },
 }
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -191,7 +199,18 @@ provider accounts, with routing, fallback, project-scoped governance and an acti
 names the field or header at fault. An unknown path is a 404 (`not_found`) and a method a path
 does not take is a 405 (`method_not_allowed`), in the same shape.
 
-**Admin bodies** are decoded strictly: an unknown field is a 400 naming it."""
+**Admin bodies** are decoded strictly: an unknown field is a 400 naming it.
+
+**Roles.** `owner` holds for the whole organisation; `project_admin` and `developer` are held per
+project, and a user may hold different roles in different projects. Each admin operation says who
+may call it; the whole table (resource x action x role) is under Access control below and in
+`x-keyrail-rbac`. A caller without the role gets a 403 that names the role it would need. No
+operation returns a credential, to anyone.
+
+**Versions.** Every user, token, project, key and integration has a `version` (the stream
+sequence of its last change). A change names the version it was decided on (`If-Match: "42"` or
+`"version": 42`): without one it is a 428, and if something else changed the resource since, a
+409 and nothing is applied."""
 
 
 def api_version() -> str:
@@ -217,6 +236,8 @@ def _operation(op: Operation, schemas: Mapping[Any, Any]) -> dict[str, Any]:
     if op.external_docs:
         built["externalDocs"] = {"url": op.external_docs, "description": "OpenAI's API reference"}
     built["security"] = _SECURITY[op.auth]
+    if op.permission:
+        built["x-keyrail-permission"] = op.permission
     if op.parameters:
         built["parameters"] = [dict(p) for p in op.parameters]
     if op.request is not None:
@@ -262,6 +283,7 @@ def build_document(operations: tuple[Operation, ...] = OPERATIONS) -> dict[str, 
             "description": API_DESCRIPTION,
         },
         "tags": list(TAGS),
+        "x-keyrail-rbac": rbac.document_table(),
         "paths": paths,
         "components": {
             "schemas": dict(sorted(components.items())),

@@ -79,6 +79,7 @@ class Operation:
     request_description: str = ""
     external_docs: str = ""
     extra_types: tuple[Any, ...] = field(default=())  # schemas referenced only from prose
+    permission: str = ""  # the admin route's rule in the RBAC table (rbac.py)
 
 
 def error_example(status: int, message: str, code: str | None = None, param: str | None = None) -> Any:
@@ -120,25 +121,10 @@ def json_reply(description: str, kind: Any, example: Any) -> Reply:
     return Reply(description, (Content(msgspec.to_builtins(example), kind),))
 
 
-ADMIN_401 = error_reply(
-    "No admin token, or not a valid one.",
-    error_example(
-        401, "Invalid or missing admin token. Send 'Authorization: Bearer <admin token>'.", "invalid_token"
-    ),
-)
-ADMIN_403 = error_reply(
-    "The token's user is not an owner.",
-    error_example(403, "Role 'developer' may not do this; an owner can.", "forbidden"),
-)
 ERROR_500 = error_reply(
     "Keyrail itself failed; the error is logged.",
     error_example(500, "Keyrail failed to handle this request; the error is logged.", "internal_error"),
 )
-
-
-def admin_errors(**more: Reply) -> dict[int, Reply]:
-    replies = {int(status.removeprefix("e")): reply for status, reply in more.items()}
-    return dict(sorted({**replies, 401: ADMIN_401, 403: ADMIN_403, 500: ERROR_500}.items()))
 
 
 def query_parameter(

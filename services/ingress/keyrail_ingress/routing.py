@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyrail_common import subjects
-from keyrail_common.config_events import ApiKeyIssued
+from keyrail_common.config_state import ApiKeyRecord
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, provider_result_decoder
 from keyrail_common.registry import Operation
@@ -40,7 +40,7 @@ H = TypeVar("H")
 class Accepted(Generic[H]):
     """A request that passed authentication, the size limit and its body's decoding."""
 
-    def __init__(self, key: ApiKeyIssued, body: bytes, timeout_s: float, head: H) -> None:
+    def __init__(self, key: ApiKeyRecord, body: bytes, timeout_s: float, head: H) -> None:
         self.key = key
         self.body = body
         self.timeout_s = timeout_s
