@@ -6,8 +6,9 @@ whoever holds an earlier record (a target resolved before a rotation, the change
 "before") keeps seeing it as it was.
 
 The lookups the data plane uses stay one dictionary access: `api_keys_by_hash` holds only keys
-that may be used (not revoked, project not archived) and `admin_tokens_by_hash` only tokens of
-enabled users that were not revoked (expiry is checked when a token is presented).
+that may be used (not revoked, project not archived; the archived project's keys wait in
+`dormant_keys_by_hash`) and `admin_tokens_by_hash` only tokens of enabled users that were not
+revoked (expiry is checked when a token is presented).
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class ConfigState:
         self.projects: dict[str, ProjectRecord] = {}
         self.api_keys: dict[str, ApiKeyRecord] = {}  # revoked ones too (listed as such)
         self.api_keys_by_hash: dict[str, ApiKeyRecord] = {}  # usable ones only
+        # Keys refused only because their project is archived: the data plane says so (off the
+        # hot path: looked at only once a key was not found above).
+        self.dormant_keys_by_hash: dict[str, ApiKeyRecord] = {}
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
         # `<aggregate>.<id>` -> the stream sequence of its last event: the aggregate's version.
@@ -257,15 +261,21 @@ class ConfigState:
         project = self.projects.get(key.project_id)
         return not key.revoked and (project is None or not project.archived)
 
+    def _index_key(self, key: ApiKeyRecord) -> None:
+        """Put the key where the data plane will find it: usable, dormant (project archived) or
+        nowhere (revoked)."""
+        self.api_keys_by_hash.pop(key.key_hash, None)
+        self.dormant_keys_by_hash.pop(key.key_hash, None)
+        if self._usable(key):
+            self.api_keys_by_hash[key.key_hash] = key
+        elif not key.revoked:
+            self.dormant_keys_by_hash[key.key_hash] = key
+
     def _index_keys_of(self, project_id: str) -> None:
         """After an archive or a restore: the project's keys leave or rejoin the hot-path lookup."""
         for key in self.api_keys.values():
-            if key.project_id != project_id:
-                continue
-            if self._usable(key):
-                self.api_keys_by_hash[key.key_hash] = key
-            else:
-                self.api_keys_by_hash.pop(key.key_hash, None)
+            if key.project_id == project_id:
+                self._index_key(key)
 
     def _apply_key(self, event: ApiKeyIssued | ApiKeyRevoked, meta: EventMeta) -> None:
         match event:
@@ -281,13 +291,13 @@ class ConfigState:
                     created_by=meta.actor,
                 )
                 self.api_keys[key.key_id] = key
-                if self._usable(key):
-                    self.api_keys_by_hash[key.key_hash] = key
+                self._index_key(key)
             case ApiKeyRevoked():
                 current = self.api_keys.get(event.key_id)
                 if current is not None:
-                    self.api_keys[event.key_id] = msgspec.structs.replace(current, revoked=True)
-                    self.api_keys_by_hash.pop(current.key_hash, None)
+                    revoked = msgspec.structs.replace(current, revoked=True)
+                    self.api_keys[event.key_id] = revoked
+                    self._index_key(revoked)
 
     def _apply_integration(self, event: ConfigEvent) -> None:
         match event:

@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 
 from keyrail_common.config_state import AdminTokenRecord, ApiKeyRecord, ConfigState, UserRecord
+from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.security import lookup_by_hash
 
 INVALID_ADMIN_TOKEN = "Invalid or missing admin token. Send 'Authorization: Bearer <admin token>'."
@@ -22,6 +23,24 @@ def api_key_for(state: ConfigState, request: Request) -> ApiKeyRecord | None:
     """A usable key only: revoked keys and those of archived projects are not in the lookup."""
     token = bearer(request)
     return lookup_by_hash(state.api_keys_by_hash, token) if token else None
+
+
+def key_refusal(state: ConfigState, request: Request) -> ErrorInfo:
+    """Why a gateway key that `api_key_for` did not find is refused (only ever after a miss)."""
+    token = bearer(request)
+    dormant = lookup_by_hash(state.dormant_keys_by_hash, token) if token else None
+    if dormant is not None:
+        return failure(
+            FailureClass.SCOPE,
+            f"This API key's project '{dormant.project_id}' is archived. An owner can restore it "
+            f'(PATCH /admin/v1/projects/{dormant.project_id} with "archived": false).',
+            code="project_archived",
+        )
+    return failure(
+        FailureClass.UNAUTHENTICATED,
+        "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.",
+        code="invalid_api_key",
+    )
 
 
 def admin_user_for(state: ConfigState, request: Request) -> tuple[UserRecord, AdminTokenRecord] | str:

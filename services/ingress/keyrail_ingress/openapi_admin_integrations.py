@@ -265,7 +265,7 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
                 "A model that is not in the provider's catalog, or an invalid body.",
                 error_example(
                     400,
-                    "Not in the catalog for provider 'openai': gpt-unknown.",
+                    "enabled_models names models not in the catalog for provider 'openai': gpt-unknown.",
                     "invalid_value",
                     "enabled_models",
                 ),

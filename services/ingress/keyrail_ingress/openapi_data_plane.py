@@ -207,7 +207,9 @@ def _chat_operation(path: str, operation_id: str, summary: str, description: str
             ),
             401: GATEWAY_401,
             403: _chat_error(
-                "The model is in the catalog but no integration in the key's project scope serves it.",
+                "The model is in the catalog but no integration in the key's project scope serves it "
+                "(or the integration is out of scope, the model not enabled, the key's project "
+                "archived: `project_archived`).",
                 error_example(
                     403,
                     "'openai/gpt-4o-mini' is in the catalog, but no integration in this project's scope "
@@ -218,7 +220,8 @@ def _chat_operation(path: str, operation_id: str, summary: str, description: str
                 ),
             ),
             404: _chat_error(
-                "Unknown model string or provider slug; the message says how to register it.",
+                "Unknown model string or provider slug (the message says how to register it), or a "
+                "disabled integration (`integration_disabled`).",
                 error_example(
                     404,
                     "No integration with provider slug 'nobody'.",
@@ -356,6 +359,15 @@ def _models_operation(path: str, operation_id: str, summary: str, description: s
         responses={
             200: json_reply("Every model string the key's project can route.", ModelList, example),
             401: error_reply(_NO_GATEWAY_KEY, _NO_GATEWAY_KEY_BODY),
+            403: error_reply(
+                "The key's project is archived.",
+                error_example(
+                    403,
+                    "This API key's project 'proj_3f2a9c1d5e6b7a80' is archived. An owner can restore it "
+                    '(PATCH /admin/v1/projects/proj_3f2a9c1d5e6b7a80 with "archived": false).',
+                    "project_archived",
+                ),
+            ),
         },
     )
 

@@ -130,10 +130,13 @@ def test_archiving_a_project_refuses_its_keys_and_restoring_it_brings_back_the_u
     )
     usable = {k.key_id for k in state.api_keys_by_hash.values()}
     assert usable == {"key_3"} and state.projects["proj_a"].archived
+    # The data plane can still say why an archived project's key is refused; a revoked key: no.
+    assert {k.key_id for k in state.dormant_keys_by_hash.values()} == {"key_1", "key_4"}
 
     state.apply(ProjectUpdated(project_id="proj_a", name="A again", archived=False))
 
     assert {k.key_id for k in state.api_keys_by_hash.values()} == {"key_1", "key_3", "key_4"}
+    assert state.dormant_keys_by_hash == {}
     assert state.projects["proj_a"].name == "A again"
 
 

@@ -92,7 +92,9 @@ def check_models(
     unknown = [m for m in enabled if catalog.get(provider, m) is None]
     if unknown:
         return _invalid(
-            f"Not in the catalog for provider '{provider}': {', '.join(unknown)}.", "enabled_models"
+            f"enabled_models names models not in the catalog for provider '{provider}': "
+            f"{', '.join(unknown)}.",
+            "enabled_models",
         )
     return None
 
