@@ -195,7 +195,8 @@ async def update_integration(c: Command[IntegrationCreated, IntegrationPatch]) -
         allow_http=allow_http,
         credential_version=credential_version,
     )
-    await c.publish(event)
+    if any(getattr(current, f) != getattr(event, f) for f in event.__struct_fields__):
+        await c.publish(event)  # a change that changes nothing is no event (and no new version)
     return json_response(integration_view(c.state, c.state.integrations[current.provider_slug]))
 
 

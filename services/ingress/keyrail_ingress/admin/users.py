@@ -140,7 +140,9 @@ async def update_user(c: Command[UserRecord, UserPatch]) -> Response:
     )
     if user.owner and not event.owner and not _other_owner_can_sign_in(c.state, user.user_id):
         return _last_owner(f"Taking owner from '{user.user_id}'")
-    await c.publish(event)
+    unchanged = (user.name, user.email, user.owner, user.project_roles)
+    if (event.name, event.email, event.owner, event.project_roles) != unchanged:
+        await c.publish(event)  # a change that changes nothing is no event (and no new version)
     return json_response(user_view(c.state, c.state.users[user.user_id]))
 
 
