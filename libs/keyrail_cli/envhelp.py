@@ -82,7 +82,11 @@ _VARS = [
         "unset",
         "JSON file of per-provider registry overrides, e.g. base URLs",
     ),
-    EnvVar("KEYRAIL_ADMIN_TOKEN", "unset", "admin token, when --token is not given"),
+    EnvVar(
+        "KEYRAIL_ADMIN_TOKEN",
+        "unset",
+        "admin token (`keyrail sql` also takes --token; the admin commands read it only here)",
+    ),
 ]
 VARS = {var.name: var for var in _VARS}
 
@@ -145,6 +149,10 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
     ],
     "audit": ["KEYRAIL_DATA_DIR", *_NATS, "KEYRAIL_CLICKHOUSE_URL", *_METRICS],
     "sql": ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"],
+    **{
+        admin: ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"]
+        for admin in ("users", "projects", "keys", "integrations", "events")
+    },
     "mock-upstream": [],
 }
 

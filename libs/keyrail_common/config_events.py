@@ -3,6 +3,15 @@
 Each event is a tagged msgspec Struct inside a versioned envelope that carries the actor and
 the time. Events never hold secret material: API keys and admin tokens appear only as hashes,
 provider credentials only as a Vault reference and version.
+
+The stream is the system of record, so an event type is never changed incompatibly: a new shape
+is a new event with a versioned tag (`UserCreated.v2`), and the projection keeps applying the old
+one (stores written by earlier versions replay unchanged). New fields of an existing event get a
+default, so older events still decode.
+
+Each event belongs to one aggregate, whose subject is `keyrail.config.<aggregate>.<id>`
+(`AGGREGATE_OF` below): the aggregate's version is the stream sequence of its last event, and a
+write that names an expected version is refused by JetStream when the subject has moved on.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ import msgspec
 
 ENVELOPE_VERSION = 1
 
+ProjectRole = Literal["project_admin", "developer"]
+
 
 class OrgCreated(msgspec.Struct, tag="OrgCreated"):
     org_id: str
@@ -20,6 +31,13 @@ class OrgCreated(msgspec.Struct, tag="OrgCreated"):
 
 
 class UserCreated(msgspec.Struct, tag="UserCreated"):
+    """v1: a user with one organisation-wide role and its admin token in the same event.
+
+    Still written by the first start (bootstrap.py): creating the owner together with its token
+    is then one create-once append, so a crash cannot leave an owner nobody can log in as. The
+    projection applies it as a user plus the token `tok_<user_id>`.
+    """
+
     user_id: str
     org_id: str
     name: str
@@ -27,10 +45,61 @@ class UserCreated(msgspec.Struct, tag="UserCreated"):
     token_hash: str
 
 
+class UserCreatedV2(msgspec.Struct, tag="UserCreated.v2"):
+    """A user with its roles: `owner` organisation-wide and/or a role per project. Its admin
+    tokens are their own aggregate (AdminTokenIssued)."""
+
+    user_id: str
+    org_id: str
+    name: str
+    email: str = ""
+    owner: bool = False
+    project_roles: dict[str, ProjectRole] = msgspec.field(default_factory=dict)
+
+
+class UserUpdated(msgspec.Struct, tag="UserUpdated"):
+    """The user's mutable fields, all of them: replaying it needs no earlier state."""
+
+    user_id: str
+    name: str
+    email: str
+    owner: bool
+    project_roles: dict[str, ProjectRole]
+
+
+class UserDisabled(msgspec.Struct, tag="UserDisabled"):
+    """The user can no longer authenticate (every token of theirs stops working); kept for the
+    change history, which names them as the actor of what they did."""
+
+    user_id: str
+
+
+class AdminTokenIssued(msgspec.Struct, tag="AdminTokenIssued"):
+    token_id: str
+    user_id: str
+    name: str
+    token_hash: str
+    token_prefix: str
+    expires_at: float | None = None  # Unix time; None: until revoked
+
+
+class AdminTokenRevoked(msgspec.Struct, tag="AdminTokenRevoked"):
+    token_id: str
+    user_id: str
+
+
 class ProjectCreated(msgspec.Struct, tag="ProjectCreated"):
     project_id: str
     org_id: str
     name: str
+
+
+class ProjectUpdated(msgspec.Struct, tag="ProjectUpdated"):
+    """Rename and/or archive (or restore): an archived project's API keys are refused."""
+
+    project_id: str
+    name: str
+    archived: bool
 
 
 class ApiKeyIssued(msgspec.Struct, tag="ApiKeyIssued"):
@@ -72,16 +141,72 @@ class IntegrationModelsSet(msgspec.Struct, tag="IntegrationModelsSet"):
     enabled_models: Literal["all", "none"] | list[str]
 
 
+class IntegrationUpdated(msgspec.Struct, tag="IntegrationUpdated"):
+    """Every field of an integration that may change after creation (the provider and the slug
+    never do). A change of the custom auth headers is a new Vault version, hence the version."""
+
+    provider_slug: str
+    name: str
+    description: str
+    project_scope: Literal["all"] | list[str]
+    custom_host: str
+    api_format: str
+    allow_http: bool
+    credential_version: int
+
+
+class IntegrationDisabled(msgspec.Struct, tag="IntegrationDisabled"):
+    """Deleted through the API: no longer routed; its slug stays taken, so its activity rows
+    keep naming one integration."""
+
+    provider_slug: str
+
+
 ConfigEvent = (
     OrgCreated
     | UserCreated
+    | UserCreatedV2
+    | UserUpdated
+    | UserDisabled
+    | AdminTokenIssued
+    | AdminTokenRevoked
     | ProjectCreated
+    | ProjectUpdated
     | ApiKeyIssued
     | ApiKeyRevoked
     | IntegrationCreated
     | CredentialsRotated
     | IntegrationModelsSet
+    | IntegrationUpdated
+    | IntegrationDisabled
 )
+
+# The aggregate each event type is appended to, and the field that holds the aggregate's id: the
+# event goes to subject `keyrail.config.<aggregate>.<id>`.
+AGGREGATES: dict[type, tuple[str, str]] = {
+    OrgCreated: ("org", "org_id"),
+    UserCreated: ("user", "user_id"),
+    UserCreatedV2: ("user", "user_id"),
+    UserUpdated: ("user", "user_id"),
+    UserDisabled: ("user", "user_id"),
+    AdminTokenIssued: ("admintoken", "token_id"),
+    AdminTokenRevoked: ("admintoken", "token_id"),
+    ProjectCreated: ("project", "project_id"),
+    ProjectUpdated: ("project", "project_id"),
+    ApiKeyIssued: ("apikey", "key_id"),
+    ApiKeyRevoked: ("apikey", "key_id"),
+    IntegrationCreated: ("integration", "provider_slug"),
+    CredentialsRotated: ("integration", "provider_slug"),
+    IntegrationModelsSet: ("integration", "provider_slug"),
+    IntegrationUpdated: ("integration", "provider_slug"),
+    IntegrationDisabled: ("integration", "provider_slug"),
+}
+
+
+def aggregate_of(event: ConfigEvent) -> tuple[str, str]:
+    """(aggregate, id) of the event: where it is appended, and whose version it advances."""
+    aggregate, id_field = AGGREGATES[type(event)]
+    return aggregate, str(getattr(event, id_field))
 
 
 class ConfigEnvelope(msgspec.Struct):

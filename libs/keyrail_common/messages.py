@@ -214,6 +214,16 @@ class ActivityQuery(msgspec.Struct, omit_defaults=True):
     project_id: str = ""
     provider_slug: str = ""
     limit: int = 100
+    # When set, only these projects' rows (what a project role may read); empty: no such limit.
+    project_ids: list[str] = []
+
+
+class KeyUsageQuery(msgspec.Struct):
+    """When each of these API keys was last used: the newest request row of each (the activity
+    log already holds it, so the hot path writes nothing for "last used")."""
+
+    org_id: str
+    api_key_ids: list[str]
 
 
 class SqlQuery(msgspec.Struct):

@@ -1,9 +1,10 @@
 """In-memory projection of KEYRAIL_CONFIG, rebuilt by replaying the stream and followed live.
 
-Every service that needs configuration owns one `ConfigProjection`. Writers (the admin API)
-publish with optimistic concurrency through `ConfigPublisher` and then wait until their own
-projection has applied the new sequence, so a 201 means "visible to this ingress". Requests
-carry that sequence to the router, which waits for it too (read-your-writes across services).
+Every service that needs configuration owns one `ConfigProjection` (the state itself and its
+fold are in config_state.py). Writers (the admin API) publish with optimistic concurrency
+through `ConfigPublisher` and then wait until their own projection has applied the new
+sequence, so a 201 means "visible to this ingress". Requests carry that sequence to the router,
+which waits for it too (read-your-writes across services).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 from nats.js import JetStreamContext
@@ -19,70 +22,50 @@ from nats.js.errors import APIError
 
 from keyrail_common import subjects
 from keyrail_common.config_events import (
-    ApiKeyIssued,
-    ApiKeyRevoked,
     ConfigEnvelope,
     ConfigEvent,
-    CredentialsRotated,
-    IntegrationCreated,
-    IntegrationModelsSet,
-    OrgCreated,
-    ProjectCreated,
-    UserCreated,
+    aggregate_of,
     decode_envelope,
     encode_envelope,
 )
+from keyrail_common.config_state import ConfigState, EventMeta
+
+__all__ = [
+    "ConcurrencyConflict",
+    "ConfigProjection",
+    "ConfigPublisher",
+    "ConfigState",
+    "EventMeta",
+    "Observer",
+]
 
 log = logging.getLogger("keyrail.projection")
 
 
-class ConfigState:
-    """The current configuration, as plain dictionaries keyed for the hot path."""
+class Observer(Protocol):
+    """Sees every event as it is applied: `apply()` folds it into `state`, so the observer can look
+    at the state before and after (the ingress's change history does)."""
 
-    def __init__(self) -> None:
-        self.org: OrgCreated | None = None
-        self.users: dict[str, UserCreated] = {}
-        self.users_by_token_hash: dict[str, UserCreated] = {}
-        self.projects: dict[str, ProjectCreated] = {}
-        self.api_keys: dict[str, ApiKeyIssued] = {}
-        self.api_keys_by_hash: dict[str, ApiKeyIssued] = {}
-        self.integrations: dict[str, IntegrationCreated] = {}  # by provider slug
+    def __call__(
+        self, state: ConfigState, meta: EventMeta, envelope: ConfigEnvelope, apply: Callable[[], None]
+    ) -> None: ...
 
-    def apply(self, event: ConfigEvent) -> None:
-        match event:
-            case OrgCreated():
-                self.org = event
-            case UserCreated():
-                self.users[event.user_id] = event
-                self.users_by_token_hash[event.token_hash] = event
-            case ProjectCreated():
-                self.projects[event.project_id] = event
-            case ApiKeyIssued():
-                self.api_keys[event.key_id] = event
-                self.api_keys_by_hash[event.key_hash] = event
-            case ApiKeyRevoked():
-                issued = self.api_keys.pop(event.key_id, None)
-                if issued is not None:
-                    self.api_keys_by_hash.pop(issued.key_hash, None)
-            case IntegrationCreated():
-                self.integrations[event.provider_slug] = event
-            case CredentialsRotated():
-                current = self.integrations.get(event.provider_slug)
-                if current is not None:
-                    self.integrations[event.provider_slug] = msgspec.structs.replace(
-                        current, credential_version=event.credential_version
-                    )
-            case IntegrationModelsSet():
-                current = self.integrations.get(event.provider_slug)
-                if current is not None:
-                    self.integrations[event.provider_slug] = msgspec.structs.replace(
-                        current, enabled_models=event.enabled_models
-                    )
+
+def _apply_only(
+    state: ConfigState, meta: EventMeta, envelope: ConfigEnvelope, apply: Callable[[], None]
+) -> None:
+    apply()
+
+
+def aggregate_key(subject: str) -> str:
+    """`keyrail.config.integration.openai-prod` -> `integration.openai-prod`."""
+    return subject.removeprefix(subjects.CONFIG_PREFIX)
 
 
 class ConfigProjection:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, observer: Observer = _apply_only) -> None:
         self._js = js
+        self._observer = observer
         self.state = ConfigState()
         self.applied_seq = 0
         self._advanced = asyncio.Condition()
@@ -102,13 +85,18 @@ class ConfigProjection:
 
     async def _on_message(self, msg: object) -> None:
         metadata = msg.metadata  # type: ignore[attr-defined]
+        seq = metadata.sequence.stream
+        key = aggregate_key(msg.subject)  # type: ignore[attr-defined]
         try:
             envelope = decode_envelope(msg.data)  # type: ignore[attr-defined]
         except msgspec.DecodeError:
             # An event from a newer version or a corrupt write must not stop the projection.
-            log.error("skipping undecodable config event seq=%s", metadata.sequence.stream)
+            log.error("skipping undecodable config event seq=%s", seq)
+            self.state.record_version(EventMeta(seq=seq, aggregate_key=key))
         else:
-            self.state.apply(envelope.event)
+            meta = EventMeta(seq=seq, aggregate_key=key, actor=envelope.actor, ts=envelope.ts)
+            event = envelope.event
+            self._observer(self.state, meta, envelope, lambda: self.state.apply(event, meta))
         async with self._advanced:
             self.applied_seq = metadata.sequence.stream
             self._advanced.notify_all()
@@ -126,7 +114,7 @@ class ConfigProjection:
 
 
 class ConcurrencyConflict(Exception):
-    """The subject already moved on: someone else wrote this aggregate first."""
+    """The aggregate's subject moved on: someone else wrote it since the expected version."""
 
 
 class ConfigPublisher:
@@ -135,18 +123,31 @@ class ConfigPublisher:
         self._projection = projection
 
     async def publish(
-        self, aggregate: str, aggregate_id: str, event: ConfigEvent, actor: str, expect_new: bool = False
+        self, event: ConfigEvent, actor: str, expected_version: int | None = None, expect_new: bool = False
     ) -> int:
-        """Append one event; with `expect_new` the subject must not exist yet (create-once)."""
+        """Append one event to its aggregate's subject; returns its sequence (the new version).
+
+        `expected_version`: the aggregate's version the command was decided on (the stream
+        sequence of its last event; 0, as `expect_new`, for an aggregate that must not exist yet).
+        JetStream refuses the append when the subject has moved on since, so two writers that
+        decided on the same version cannot both succeed (ConcurrencyConflict for the second).
+        """
+        if expect_new:
+            expected_version = 0
+        aggregate, aggregate_id = aggregate_of(event)
         envelope = ConfigEnvelope(event=event, actor=actor, ts=time.time())
-        headers = {"Nats-Expected-Last-Subject-Sequence": "0"} if expect_new else None
+        headers = None
+        if expected_version is not None:
+            headers = {"Nats-Expected-Last-Subject-Sequence": str(expected_version)}
         try:
             ack = await self._js.publish(
                 subjects.config_subject(aggregate, aggregate_id), encode_envelope(envelope), headers=headers
             )
         except APIError as exc:
             if exc.err_code == 10071:  # wrong last sequence
-                raise ConcurrencyConflict(f"{aggregate} {aggregate_id} already exists") from exc
+                raise ConcurrencyConflict(
+                    f"{aggregate} {aggregate_id} changed since version {expected_version}"
+                ) from exc
             raise
         if not await self._projection.wait_for(ack.seq):
             # Stored (the write succeeded) but not yet visible here: say so rather than hide it.

@@ -6,7 +6,8 @@ STREAM_CANCEL = "keyrail.stream.cancel"
 ROUTER_QUEUE = "router"
 
 CONFIG_STREAM = "KEYRAIL_CONFIG"
-CONFIG_SUBJECTS = "keyrail.config.>"
+CONFIG_PREFIX = "keyrail.config."
+CONFIG_SUBJECTS = CONFIG_PREFIX + ">"
 
 ACTIVITY_STREAM = "KEYRAIL_ACTIVITY"
 ACTIVITY_SUBJECTS = "keyrail.activity.>"
@@ -16,6 +17,7 @@ AUDIT_DURABLE = "audit"
 
 AUDIT_ACTIVITY_QUERY = "keyrail.audit.activity"
 AUDIT_SQL = "keyrail.audit.sql"
+AUDIT_KEY_USAGE = "keyrail.audit.key_usage"
 AUDIT_QUEUE = "audit"
 
 
@@ -25,7 +27,8 @@ def provider_pool(pool: str) -> str:
 
 
 def config_subject(aggregate: str, aggregate_id: str) -> str:
-    return f"keyrail.config.{aggregate}.{aggregate_id}"
+    """One subject per aggregate: its last sequence is the aggregate's version."""
+    return f"{CONFIG_PREFIX}{aggregate}.{aggregate_id}"
 
 
 def health(component: str) -> str:

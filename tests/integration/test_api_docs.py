@@ -78,8 +78,10 @@ class Checker:
         struct: type | None,
         body: Any = None,
         token: str = OWNER_TOKEN,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        return self.check(self.stack.admin(method, path, body, token=token), method, template, struct)
+        response = self.stack.admin(method, path, body, token=token, headers=headers)
+        return self.check(response, method, template, struct)
 
 
 def test_openapi_json_and_docs_answer_on_the_stack(stack: KeyrailStack, document: dict[str, Any]) -> None:
@@ -101,15 +103,64 @@ def test_every_documented_operation_answers_as_documented(
     c = Checker(stack, document)
 
     # --- admin API: every success response, decoded with its Struct -----------------------------
-    project = c.admin(
-        "POST", "/admin/v1/projects", "/admin/v1/projects", admin_types.Project, {"name": "docs"}
-    )
+    t = admin_types
+    project = c.admin("POST", "/admin/v1/projects", "/admin/v1/projects", t.Project, {"name": "docs"})
     project_id = project.json()["id"]
-    listed = c.admin("GET", "/admin/v1/projects", "/admin/v1/projects", admin_types.ProjectList)
+    listed = c.admin("GET", "/admin/v1/projects", "/admin/v1/projects", t.ProjectList)
     assert project_id in [p["id"] for p in listed.json()["data"]]
+    one = "/admin/v1/projects/{project_id}"
+    c.admin("GET", f"/admin/v1/projects/{project_id}", one, t.Project)
+    renamed = c.admin(
+        "PATCH",
+        f"/admin/v1/projects/{project_id}",
+        one,
+        t.Project,
+        {"name": "docs renamed", "version": project.json()["version"]},
+    )
+    assert renamed.json()["name"] == "docs renamed"
     keys = f"/admin/v1/projects/{project_id}/keys"
     template = "/admin/v1/projects/{project_id}/keys"
-    key = c.admin("POST", keys, template, admin_types.ApiKeyCreated, {"name": "docs"}).json()["key"]
+    key = c.admin("POST", keys, template, t.ApiKeyCreated, {"name": "docs"}).json()["key"]
+    spare = c.admin("POST", keys, template, t.ApiKeyCreated, {"name": "spare"}).json()
+    assert key not in c.admin("GET", keys, template, t.ApiKeyList).text
+    spare_version = {"If-Match": str(stack.admin("GET", keys).json()["data"][1]["version"])}
+    revoked = c.admin(
+        "DELETE", f"{keys}/{spare['id']}", template + "/{key_id}", t.ApiKey, headers=spare_version
+    )
+    assert revoked.json()["revoked"] is True
+
+    user = c.admin(
+        "POST",
+        "/admin/v1/users",
+        "/admin/v1/users",
+        t.User,
+        {"name": "Docs dev", "project_roles": {project_id: "developer"}},
+    ).json()
+    c.admin("GET", "/admin/v1/users", "/admin/v1/users", t.UserList)
+    user_path, user_template = f"/admin/v1/users/{user['id']}", "/admin/v1/users/{user_id}"
+    c.admin("GET", user_path, user_template, t.User)
+    patched = c.admin(
+        "PATCH", user_path, user_template, t.User, {"email": "dev@example.com", "version": user["version"]}
+    )
+    token = c.admin(
+        "POST",
+        f"{user_path}/tokens",
+        user_template + "/tokens",
+        t.AdminTokenCreated,
+        {"name": "docs", "expires_at": "2099-01-01T00:00:00Z"},
+    ).json()
+    tokens = c.admin("GET", f"{user_path}/tokens", user_template + "/tokens", t.AdminTokenList)
+    assert token["token"] not in tokens.text
+    assert stack.admin("GET", f"/admin/v1/projects/{project_id}", token=token["token"]).status_code == 200
+    c.admin(
+        "DELETE",
+        f"{user_path}/tokens/{token['id']}",
+        user_template + "/tokens/{token_id}",
+        t.AdminToken,
+        headers={"If-Match": str(tokens.json()["data"][0]["version"])},
+    )
+    c.admin("DELETE", user_path, user_template, t.User, headers={"If-Match": str(patched.json()["version"])})
+
     integration = {
         "name": "Docs mock",
         "provider": "openai",
@@ -120,28 +171,42 @@ def test_every_documented_operation_answers_as_documented(
         "allow_http": True,
         "enabled_models": [MODEL],
     }
-    created = c.admin(
-        "POST", "/admin/v1/integrations", "/admin/v1/integrations", admin_types.Integration, integration
-    )
+    created = c.admin("POST", "/admin/v1/integrations", "/admin/v1/integrations", t.Integration, integration)
     assert created.json()["custom_host"] == upstream.url and "credentials" not in created.json()
-    c.admin("GET", "/admin/v1/integrations", "/admin/v1/integrations", admin_types.IntegrationList)
+    c.admin("GET", "/admin/v1/integrations", "/admin/v1/integrations", t.IntegrationList)
+    slug_path, slug_template = f"/admin/v1/integrations/{SLUG}", "/admin/v1/integrations/{slug}"
+    version = c.admin("GET", slug_path, slug_template, t.Integration).json()["version"]
+    patched_integration = c.admin(
+        "PATCH", slug_path, slug_template, t.Integration, {"description": "docs", "version": version}
+    )
+    version = patched_integration.json()["version"]
     models = c.admin(
         "PUT",
-        f"/admin/v1/integrations/{SLUG}/models",
-        "/admin/v1/integrations/{slug}/models",
-        admin_types.Integration,
-        {"enabled_models": [MODEL]},
+        f"{slug_path}/models",
+        slug_template + "/models",
+        t.Integration,
+        {"enabled_models": [MODEL], "version": version},
     )
     assert models.json()["enabled_models"] == [MODEL]
     rotated = c.admin(
         "PUT",
-        f"/admin/v1/integrations/{SLUG}/credentials",
-        "/admin/v1/integrations/{slug}/credentials",
-        admin_types.CredentialsSet,
-        {"credentials": {"api_key": upstream.api_key}},
+        f"{slug_path}/credentials",
+        slug_template + "/credentials",
+        t.CredentialsSet,
+        {"credentials": {"api_key": upstream.api_key}, "version": models.json()["version"]},
     )
     assert rotated.json()["version"] == created.json()["credential_version"] + 1
     assert upstream.api_key and upstream.api_key not in rotated.text
+    history = c.admin(
+        "GET", f"/admin/v1/events?aggregate=integration/{SLUG}", "/admin/v1/events", t.ChangeList
+    ).json()["data"]
+    assert [e["type"] for e in history] == [
+        "CredentialsRotated",
+        "IntegrationModelsSet",
+        "IntegrationUpdated",
+        "IntegrationCreated",
+    ]
+    assert upstream.api_key not in json.dumps(history)
 
     # --- the data plane, both paths, JSON and stream ---------------------------------------------
     chat_body = {"model": f"{SLUG}/{MODEL}", "messages": [{"role": "user", "content": "hello"}]}
@@ -166,12 +231,13 @@ def test_every_documented_operation_answers_as_documented(
         validate(document, pointer("components", "schemas", "ChatCompletionChunk"), json.loads(data))
 
     embeddings_body = {"model": f"{SLUG}/text-embedding-3-small", "input": "hello"}
-    c.admin(
+    c.check(
+        stack.change(
+            "PUT", f"{slug_path}/models", {"enabled_models": [MODEL, "text-embedding-3-small"]}, of=slug_path
+        ),
         "PUT",
-        f"/admin/v1/integrations/{SLUG}/models",
-        "/admin/v1/integrations/{slug}/models",
+        slug_template + "/models",
         admin_types.Integration,
-        {"enabled_models": [MODEL, "text-embedding-3-small"]},
     )
     for path in ("/v1/embeddings", "/api/v1/embeddings"):
         answer = httpx.post(f"{stack.url}{path}", json=embeddings_body, headers=auth, timeout=30)
@@ -194,6 +260,15 @@ def test_every_documented_operation_answers_as_documented(
     result = c.admin("POST", "/admin/v1/sql", "/admin/v1/sql", admin_types.SqlResult, sql).json()
     assert result["columns"] == ["kind", "attempt", "cost_usd", "ts"] and len(result["rows"]) == 2
 
+    # --- an integration disabled: requests naming it are refused, its activity stays -------------
+    disabled = c.check(
+        stack.change("DELETE", slug_path, of=slug_path), "DELETE", slug_template, admin_types.Integration
+    )
+    assert disabled.json()["disabled"] is True
+    refused = httpx.post(f"{stack.url}/v1/chat/completions", json=chat_body, headers=auth, timeout=30)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "integration_disabled"
+    assert stack.admin("GET", f"/admin/v1/activity?slug={SLUG}").json()["data"]
+
     # --- service routes --------------------------------------------------------------------------
     for path, struct in (
         ("/healthz", HealthOk),
@@ -208,6 +283,9 @@ def test_every_documented_operation_answers_as_documented(
     c.admin("POST", "/admin/v1/projects", "/admin/v1/projects", e, {"nmae": "typo"})
     c.admin("GET", "/admin/v1/projects", "/admin/v1/projects", e, token="kra-not-a-token")
     c.admin("POST", "/admin/v1/projects/proj_nope/keys", template, e, {"name": "x"})
+    c.admin("POST", "/admin/v1/users", "/admin/v1/users", e, {"name": "x"}, token=key)  # a gateway key
+    c.admin("PATCH", f"/admin/v1/projects/{project_id}", one, e, {"name": "no version"})  # 428
+    c.admin("PATCH", f"/admin/v1/projects/{project_id}", one, e, {"name": "stale", "version": 1})  # 409
     c.admin("POST", "/admin/v1/integrations", "/admin/v1/integrations", e, integration)  # slug taken: 409
     c.admin(
         "POST", "/admin/v1/integrations", "/admin/v1/integrations", e, {**integration, "provider_slug": "X"}
@@ -228,7 +306,7 @@ def test_every_documented_operation_answers_as_documented(
         "/v1/chat/completions",
         e,
     )
-    for status in (400, 401, 404, 409):
+    for status in (400, 401, 404, 409, 428):
         assert status in {s for m, p, s in c.seen if p.startswith("/admin/")}
 
     # Every operation of the document had its success answer checked on the real stack.

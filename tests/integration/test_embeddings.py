@@ -19,8 +19,11 @@ EMBEDDING_MODEL = "text-embedding-3-small"
 @pytest.fixture(scope="module")
 def embedder(stack: KeyrailStack, upstream: MockUpstream) -> tuple[openai.OpenAI, str]:
     tenant = provision(stack, upstream, "openai-embeddings")
-    models = stack.admin(
-        "PUT", f"/admin/v1/integrations/{tenant.slug}/models", {"enabled_models": [MODEL, EMBEDDING_MODEL]}
+    models = stack.change(
+        "PUT",
+        f"/admin/v1/integrations/{tenant.slug}/models",
+        {"enabled_models": [MODEL, EMBEDDING_MODEL]},
+        of=f"/admin/v1/integrations/{tenant.slug}",
     )
     assert models.status_code == 200, models.text
     client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=tenant.api_key, max_retries=0)

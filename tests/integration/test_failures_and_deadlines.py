@@ -79,8 +79,11 @@ def test_upstream_401_is_a_stale_credential_naming_the_slug_and_how_to_rotate_it
 ) -> None:
     tenant = provision(stack, upstream, "openai-stale-key")
     slug = "openai-stale-key"
-    rotated = stack.admin(
-        "PUT", f"/admin/v1/integrations/{slug}/credentials", {"credentials": {"api_key": "sk-revoked-0000"}}
+    rotated = stack.change(
+        "PUT",
+        f"/admin/v1/integrations/{slug}/credentials",
+        {"credentials": {"api_key": "sk-revoked-0000"}},
+        of=f"/admin/v1/integrations/{slug}",
     )
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["set"] is True and "sk-revoked" not in rotated.text
@@ -97,8 +100,11 @@ def test_upstream_401_is_a_stale_credential_naming_the_slug_and_how_to_rotate_it
     (attempt,) = [r for r in stack.activity_rows(request_id) if r["kind"] == "attempt"]
     assert attempt["error_class"] == "credential"
     # Rotating back to the key the upstream accepts fixes it from the very next request.
-    restored = stack.admin(
-        "PUT", f"/admin/v1/integrations/{slug}/credentials", {"credentials": {"api_key": upstream.api_key}}
+    restored = stack.change(
+        "PUT",
+        f"/admin/v1/integrations/{slug}/credentials",
+        {"credentials": {"api_key": upstream.api_key}},
+        of=f"/admin/v1/integrations/{slug}",
     )
     assert restored.status_code == 200 and restored.json()["version"] > rotated.json()["version"]
     reply = _client(stack, tenant).chat.completions.create(

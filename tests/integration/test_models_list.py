@@ -43,11 +43,21 @@ def test_models_list_is_the_projects_routable_models_and_nothing_else(
 def test_the_list_follows_the_enabled_models(stack: KeyrailStack, upstream: MockUpstream) -> None:
     tenant = provision(stack, upstream, "openai-models-toggle")
     client = openai.OpenAI(base_url=f"{stack.url}/api/v1", api_key=tenant.api_key, max_retries=0)
-    stack.admin("PUT", f"/admin/v1/integrations/{tenant.slug}/models", {"enabled_models": "all"})
+    stack.change(
+        "PUT",
+        f"/admin/v1/integrations/{tenant.slug}/models",
+        {"enabled_models": "all"},
+        of=f"/admin/v1/integrations/{tenant.slug}",
+    )
     everything = {m.id for m in client.models.list() if m.id.startswith(f"{tenant.slug}/")}
     catalog = {f"{tenant.slug}/{m.model}" for m in Catalog.load_default().models_of("openai")}
     assert everything == catalog
-    stack.admin("PUT", f"/admin/v1/integrations/{tenant.slug}/models", {"enabled_models": "none"})
+    stack.change(
+        "PUT",
+        f"/admin/v1/integrations/{tenant.slug}/models",
+        {"enabled_models": "none"},
+        of=f"/admin/v1/integrations/{tenant.slug}",
+    )
     assert not [m for m in client.models.list() if m.id.startswith(f"{tenant.slug}/")]
 
 

@@ -60,8 +60,15 @@ class FirstStartStack(KeyrailStack):
         env.pop("KEYRAIL_BOOTSTRAP_TOKEN")
         return env
 
-    def admin(self, method: str, path: str, json: Any = None, token: str = "") -> httpx.Response:
-        return super().admin(method, path, json, token=token or self.owner_token)
+    def admin(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        token: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return super().admin(method, path, json, token=token or self.owner_token, headers=headers)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""`keyrail up` stopped and started again keeps projects, keys, integrations and credentials;
-a service that dies is restarted by the supervisor."""
+"""`keyrail up` stopped and started again keeps users, tokens, projects, keys, integrations, the
+change history and the credentials (the projection rebuilt from the stream, the credentials read
+from Vault); a service that dies is restarted by the supervisor."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -14,6 +16,7 @@ import pytest
 
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from tests.integration.conftest import provision
+from tests.support.control_plane import api_key, integration, member, project
 from tests.support.stack import KeyrailStack, MockUpstream
 
 pytestmark = pytest.mark.integration
@@ -44,12 +47,66 @@ def _chat(stack: KeyrailStack, api_key: str, model: str) -> str:
     return completion.choices[0].message.content or ""
 
 
+def _control_plane(stack: KeyrailStack, upstream: MockUpstream, project_id: str) -> dict[str, str]:
+    """A change of every kind; returns tokens whose fate the restart must keep."""
+    kept = member(stack, "kept", {project_id: "project_admin"})
+    gone = member(stack, "gone", {project_id: "developer"})
+    (gone_token,) = stack.admin("GET", f"/admin/v1/users/{gone.user_id}/tokens").json()["data"]
+    tokens_path = f"/admin/v1/users/{gone.user_id}/tokens/{gone_token['id']}"
+    assert (
+        stack.admin("DELETE", tokens_path, headers={"If-Match": str(gone_token["version"])}).status_code
+        == 200
+    )
+    user_path = f"/admin/v1/users/{kept.user_id}"
+    assert stack.change("PATCH", user_path, {"email": "kept@example.com"}, of=user_path).status_code == 200
+    archived = project(stack, "archived before the restart")
+    archived_key = api_key(stack, archived)["key"]
+    path = f"/admin/v1/projects/{archived}"
+    assert stack.change("PATCH", path, {"archived": True, "name": "archived"}, of=path).status_code == 200
+    integration(stack, upstream, "openai-restart-gone", "all")
+    gone_path = "/admin/v1/integrations/openai-restart-gone"
+    assert stack.change("DELETE", gone_path, of=gone_path).status_code == 200
+    slug_path = "/admin/v1/integrations/openai-restart-mock"
+    headers = {"description": "patched", "custom_auth_headers": {"X-Kept": "hdr-kept-3e4f5a6b"}}
+    assert stack.change("PATCH", slug_path, headers, of=slug_path).status_code == 200
+    rotation = {"credentials": {"api_key": upstream.api_key}}
+    assert stack.change("PUT", f"{slug_path}/credentials", rotation, of=slug_path).status_code == 200
+    return {"kept": kept.token, "gone": gone.token, "archived key": archived_key}
+
+
+def _configuration(stack: KeyrailStack) -> dict[str, Any]:
+    """Everything the admin API shows of the projection (last_used_at is the activity log's)."""
+
+    def get(path: str) -> Any:
+        answer = stack.admin("GET", path)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["data"]
+
+    users = get("/admin/v1/users")
+    projects = get("/admin/v1/projects")
+    keys = {p["id"]: get(f"/admin/v1/projects/{p['id']}/keys") for p in projects}
+    for listed in keys.values():
+        for key in listed:
+            key.pop("last_used_at")
+    return {
+        "users": users,
+        "tokens": {u["id"]: get(f"/admin/v1/users/{u['id']}/tokens") for u in users},
+        "projects": projects,
+        "keys": keys,
+        "integrations": get("/admin/v1/integrations"),
+        "history": get("/admin/v1/events?limit=1000"),
+    }
+
+
 def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstream: MockUpstream) -> None:
     stack = KeyrailStack(tmp_path / "data", tmp_path / "keyrail-up.log")
     stack.start()
     try:
         tenant = provision(stack, upstream, "openai-restart-mock")
         assert _chat(stack, tenant.api_key, tenant.model) == DEFAULT_REPLY
+        tokens = _control_plane(stack, upstream, tenant.project_id)
+        before = _configuration(stack)
+        assert len(before["history"]) > 15
 
         # A router that dies is restarted with backoff, and the log says so.
         (router_pid,) = _service_pids(stack.data_dir, "router")
@@ -73,11 +130,21 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
     restarted = KeyrailStack(stack.data_dir, stack.log_path, base_port=stack.base_port)
     restarted.start()
     try:
+        # The projection, rebuilt from the stream alone, is the one before: every user, token,
+        # project, key, integration and change, field for field.
+        assert _configuration(restarted) == before
+        assert restarted.admin("GET", "/admin/v1/projects", token=tokens["kept"]).status_code == 200
+        assert restarted.admin("GET", "/admin/v1/projects", token=tokens["gone"]).status_code == 401
+        archived = httpx.get(
+            f"{restarted.url}/v1/models", headers={"Authorization": f"Bearer {tokens['archived key']}"}
+        )
+        assert archived.status_code == 403 and archived.json()["error"]["code"] == "project_archived"
         projects = restarted.admin("GET", "/admin/v1/projects").json()["data"]
         assert tenant.project_id in [p["id"] for p in projects]
         integrations = restarted.admin("GET", "/admin/v1/integrations").json()["data"]
         assert "openai-restart-mock" in [i["provider_slug"] for i in integrations]
-        # Same API key, and the credential is read back from OpenBao's raft storage.
+        # Same API key, and the credential (rotated, with the patched headers) is read back from
+        # OpenBao's raft storage.
         assert _chat(restarted, tenant.api_key, tenant.model) == DEFAULT_REPLY
         # Every request row survives the restart (three chats), once the audit has caught up.
         deadline = time.monotonic() + 30

@@ -8,6 +8,7 @@ credential only encrypted by its barrier).
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,8 @@ import pytest
 
 from keyrail_common import subjects
 from tests.integration.conftest import MODEL, PROVIDER_KEY, Tenant
-from tests.support.stack import KeyrailStack, MockUpstream
+from tests.support.control_plane import api_key, created, integration_body, member, project
+from tests.support.stack import OWNER_TOKEN, KeyrailStack, MockUpstream
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +120,79 @@ def test_no_secret_in_streams_logs_clickhouse_admin_responses_or_data_dir(
             for secret in secrets:
                 assert secret.encode() not in content, f"{secret[:6]}… found in {path}"
     assert scanned > 10
+
+
+def test_no_token_credential_or_header_value_in_admin_responses_or_the_change_history(
+    stack: KeyrailStack, upstream: MockUpstream
+) -> None:
+    """Every control-plane flow with a secret in it; then every admin read, as every role. A
+    secret is in the one response that creates it, and nowhere else: not in any other answer,
+    the change history, the config stream, the log or the data dir."""
+    project_id = project(stack, "secrets")
+    creations: list[tuple[str, str]] = []  # (the response, the secret it alone may show)
+    admin_token = created(stack.admin("POST", "/admin/v1/users/user_owner/tokens", {"name": "spare"}))
+    creations.append((json.dumps(admin_token), admin_token["token"]))
+    dev = member(stack, "secret keeper", {project_id: "developer"})
+    key = api_key(stack, project_id)
+    creations.append((json.dumps(key), key["key"]))
+    values = {
+        "provider key": "sk-secret-cp-" + "7c1d" * 6,
+        "header at creation": "hdr-created-0a9b8c7d6e",
+        "rotated key": "sk-rotated-cp-" + "4e2f" * 6,
+        "header at rotation": "hdr-rotated-1f2e3d4c5b",
+        "header by patch": "hdr-patched-6a5b4c3d2e",
+    }
+    texts = []
+    body = integration_body(upstream, "openai-secrets", [project_id])
+    body["credentials"] = {"api_key": values["provider key"]}
+    body["custom_auth_headers"] = {"X-Org-Token": values["header at creation"]}
+    texts.append(stack.admin("POST", "/admin/v1/integrations", body).text)
+    path = "/admin/v1/integrations/openai-secrets"
+    rotation = {
+        "credentials": {"api_key": values["rotated key"]},
+        "custom_auth_headers": {"X-Org-Token": values["header at rotation"]},
+    }
+    texts.append(stack.change("PUT", f"{path}/credentials", rotation, of=path).text)
+    patch = {"custom_auth_headers": {"X-Org-Token": values["header by patch"]}}
+    texts.append(stack.change("PATCH", path, patch, of=path).text)
+    refused = stack.change("PATCH", path, {"custom_host": "http://169.254.169.254/", **patch}, of=path)
+    assert refused.status_code == 400
+    texts.append(refused.text)
+    reads = [
+        "/admin/v1/users",
+        "/admin/v1/users/user_owner/tokens",
+        f"/admin/v1/users/{dev.user_id}",
+        f"/admin/v1/users/{dev.user_id}/tokens",
+        "/admin/v1/projects",
+        f"/admin/v1/projects/{project_id}",
+        f"/admin/v1/projects/{project_id}/keys",
+        "/admin/v1/integrations",
+        path,
+        "/admin/v1/events?limit=1000",
+        "/admin/v1/events?aggregate=integration/openai-secrets",
+        "/admin/v1/activity?limit=1000",
+    ]
+    for token in (OWNER_TOKEN, dev.token):
+        for read in reads:
+            answer = stack.admin("GET", read, token=token)
+            assert answer.status_code in (200, 403), answer.text
+            texts.append(answer.text)
+    history = stack.admin("GET", "/admin/v1/events?aggregate=integration/openai-secrets").json()["data"]
+    assert {"IntegrationCreated", "CredentialsRotated", "IntegrationUpdated"} <= {e["type"] for e in history}
+
+    secrets = [admin_token["token"], dev.token, key["key"], *values.values()]
+    assert all(len(s) > 15 for s in secrets)  # real values, not something found by chance
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+    for text, own in creations:
+        assert [s for s in secrets if s in text] == [own]
+    blob = b"\n".join(asyncio.run(_stream_messages(stack.nats_url)))
+    log = stack.log_path.read_bytes()
+    for secret in secrets:
+        assert secret.encode() not in blob and secret.encode() not in log
+    for stored in Path(stack.data_dir).rglob("*"):
+        if stored.is_file():
+            content = stored.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, f"{secret[:6]}… found in {stored}"

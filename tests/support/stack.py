@@ -152,10 +152,31 @@ class KeyrailStack:
             self.process.kill()
             raise
 
-    def admin(self, method: str, path: str, json: Any = None, token: str = OWNER_TOKEN) -> httpx.Response:
+    def admin(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        token: str = OWNER_TOKEN,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         return httpx.request(
-            method, f"{self.url}{path}", json=json, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            method,
+            f"{self.url}{path}",
+            json=json,
+            headers={"Authorization": f"Bearer {token}", **(headers or {})},
+            timeout=30,
         )
+
+    def change(
+        self, method: str, path: str, json: Any = None, *, of: str, token: str = OWNER_TOKEN
+    ) -> httpx.Response:
+        """A change of the aggregate whose GET path is `of`, naming the version read just before
+        (as a client does: read, then change with If-Match)."""
+        read = self.admin("GET", of, token=OWNER_TOKEN)
+        assert read.status_code == 200, read.text
+        version = read.json()["version"]
+        return self.admin(method, path, json, token=token, headers={"If-Match": f'"{version}"'})
 
     def activity_rows(
         self, request_id: str, expected: int = 2, timeout_s: float = 20.0

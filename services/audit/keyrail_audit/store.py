@@ -13,7 +13,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
-from keyrail_common.messages import ActivityQuery, ActivityRow, QueryResult
+from keyrail_common.messages import ActivityQuery, ActivityRow, KeyUsageQuery, QueryResult
 
 
 def row_values(row: ActivityRow) -> list[Any]:
@@ -85,10 +85,23 @@ class ActivityStore:
             if value:
                 filters.append(f"{field} = {{{field}:String}}")
                 parameters[field] = value
+        if query.project_ids:
+            filters.append("project_id IN {project_ids:Array(String)}")
+            parameters["project_ids"] = query.project_ids
         sql = (
             f"SELECT * FROM keyrail.activity FINAL WHERE {' AND '.join(filters)} "
             "ORDER BY ts DESC, kind, attempt LIMIT {limit:UInt32}"
         )
+        return await self._run(self._select, sql, parameters, {})
+
+    async def key_usage(self, query: KeyUsageQuery) -> QueryResult:
+        """(api_key_id, last_used_at as ISO 8601 UTC) of the keys that have request rows."""
+        sql = (
+            "SELECT api_key_id, formatDateTime(max(ts), '%Y-%m-%dT%H:%i:%SZ', 'UTC') AS last_used_at "
+            "FROM keyrail.activity WHERE org_id = {org_id:String} AND kind = 'request' "
+            "AND api_key_id IN {ids:Array(String)} GROUP BY api_key_id"
+        )
+        parameters = {"org_id": query.org_id, "ids": query.api_key_ids}
         return await self._run(self._select, sql, parameters, {})
 
     async def read_only_sql(self, sql: str) -> QueryResult:

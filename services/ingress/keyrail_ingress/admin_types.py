@@ -1,17 +1,22 @@
 """The admin API's request and response bodies (msgspec Structs).
 
-The handlers in admin.py decode requests with these types and encode exactly these types as
+The handlers in admin/ decode requests with these types and encode exactly these types as
 responses; the OpenAPI document (openapi.py) is generated from them, so the docs cannot drift
 from what the API accepts and returns. Request types forbid unknown fields: a typo is a 400
 naming the field. Response fields have no defaults, so every field is always present.
+
+Changes (`…Patch`) leave a field that is absent (UNSET) as it is. Each carries the `version`
+the client read (or the `If-Match` header does): a change decided on an older version is a 409.
+`REFUSED_FIELDS` lists fields a change may not carry, with the message that says what to do.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 ProjectScope = Annotated[
     Literal["all"] | list[str],
@@ -22,6 +27,28 @@ EnabledModels = Annotated[
     Meta(description="Catalog models this integration serves: `all`, `none` or a list of names."),
 ]
 NextCursor = Annotated[str | None, Meta(description="Always null: every list is returned whole.")]
+ProjectRole = Literal["project_admin", "developer"]
+ProjectRoles = Annotated[
+    dict[str, ProjectRole],
+    Meta(
+        description="Project id -> the user's role in it, `project_admin` or `developer`.",
+        examples=[{"proj_3f2a9c1d5e6b7a80": "project_admin", "proj_77aa1c2d3e4f5a6b": "developer"}],
+    ),
+]
+Version = Annotated[
+    int,
+    Meta(
+        ge=0,
+        description="The aggregate's version (the stream sequence of its last change). A change "
+        "names the version it was decided on, as `version` or `If-Match`.",
+        examples=[42],
+    ),
+]
+ExpectedVersion = Annotated[
+    Annotated[int, Meta(ge=0)] | None,
+    Meta(description="The `version` you read; or send it as the `If-Match` header."),
+]
+Timestamp = Annotated[str, Meta(description="ISO 8601, UTC.", examples=["2026-12-01T19:30:00Z"])]
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -33,10 +60,48 @@ class NewProject(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(description="Display name; must not be blank.", examples=["demo"])]
 
 
+class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Renames and/or archives a project. An archived project's API keys are refused at once;
+    `archived: false` restores them."""
+
+    name: Annotated[str, Meta(description="The new name; must not be blank.")] | UnsetType = UNSET
+    archived: bool | UnsetType = UNSET
+    version: ExpectedVersion = None
+
+
 class NewApiKey(msgspec.Struct, forbid_unknown_fields=True):
     """Issues a gateway API key (`kr-…`) for a project."""
 
     name: Annotated[str, Meta(description="A label for the key, e.g. where it is used.")] = "default"
+
+
+class NewUser(msgspec.Struct, forbid_unknown_fields=True):
+    """Creates a user. They authenticate with admin tokens (`POST …/users/{user_id}/tokens`)."""
+
+    name: Annotated[str, Meta(description="Display name; must not be blank.", examples=["Ada"])]
+    email: str = ""
+    owner: Annotated[bool, Meta(description="Owner of the whole organisation.")] = False
+    project_roles: ProjectRoles = msgspec.field(default_factory=dict)
+
+
+class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Changes a user. `project_roles` replaces the whole map (send `{}` to remove every role)."""
+
+    name: str | UnsetType = UNSET
+    email: str | UnsetType = UNSET
+    owner: bool | UnsetType = UNSET
+    project_roles: ProjectRoles | UnsetType = UNSET
+    version: ExpectedVersion = None
+
+
+class NewAdminToken(msgspec.Struct, forbid_unknown_fields=True):
+    """Issues a personal admin token (`kra-…`) for a user."""
+
+    name: Annotated[str, Meta(description="A label for the token, e.g. where it is used.")] = "default"
+    expires_at: Annotated[
+        Annotated[datetime, Meta(tz=True)] | None,
+        Meta(description="When the token stops working (ISO 8601 with a time zone); null: until revoked."),
+    ] = None
 
 
 class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
@@ -96,6 +161,47 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
 
+class IntegrationPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Changes what may change about an integration; an absent field stays as it is. The provider
+    and the slug never change, and the credentials and enabled models have their own calls."""
+
+    REFUSED_FIELDS: ClassVar[dict[str, str]] = {
+        "provider": "The provider of an integration cannot change: create a new integration with the "
+        "other provider (POST /admin/v1/integrations) and disable this one.",
+        "provider_slug": "An integration's provider_slug cannot change (model strings and the activity "
+        "log name it): create a new integration with the new slug and disable this one.",
+        "credentials": "Credentials are replaced with PUT /admin/v1/integrations/{slug}/credentials.",
+        "enabled_models": "Enabled models are set with PUT /admin/v1/integrations/{slug}/models.",
+    }
+
+    name: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    project_scope: ProjectScope | UnsetType = UNSET
+    custom_host: (
+        Annotated[
+            str,
+            Meta(
+                description="Base URL of the upstream API, validated as at creation; empty: the "
+                "provider's own host."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    api_format: str | UnsetType = UNSET
+    allow_http: bool | UnsetType = UNSET
+    custom_auth_headers: (
+        Annotated[
+            dict[str, str] | None,
+            Meta(
+                description="Replaces the extra upstream headers (in Vault: a new credential version); "
+                "null or {} removes them."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    version: ExpectedVersion = None
+
+
 class NewCredentials(msgspec.Struct, forbid_unknown_fields=True):
     """A replacement credential: a new Vault version, used from the next request on."""
 
@@ -103,12 +209,14 @@ class NewCredentials(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, Any], Meta(description="The provider's credential fields, as at creation.")
     ]
     custom_auth_headers: dict[str, str] | None = None
+    version: ExpectedVersion = None
 
 
 class NewEnabledModels(msgspec.Struct, forbid_unknown_fields=True):
     """Which catalog models of its provider an integration serves."""
 
     enabled_models: EnabledModels
+    version: ExpectedVersion = None
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -128,6 +236,8 @@ class Project(msgspec.Struct):
     id: Annotated[str, Meta(examples=["proj_3f2a9c1d5e6b7a80"])]
     name: str
     org_id: str
+    archived: Annotated[bool, Meta(description="Its API keys are refused while archived.")]
+    version: Version
 
 
 class ProjectList(msgspec.Struct):
@@ -147,6 +257,84 @@ class ApiKeyCreated(msgspec.Struct):
     key: Annotated[str, Meta(description="The secret: send it as `Authorization: Bearer kr-…`.")]
 
 
+class ApiKey(msgspec.Struct):
+    """A gateway API key as listed: never its secret."""
+
+    id: Annotated[str, Meta(examples=["key_9b8c7d6e5f4a3b2c"])]
+    name: str
+    project_id: str
+    prefix: Annotated[str, Meta(description="The key's first characters, to recognise it.")]
+    created_by: Annotated[str, Meta(description="The user id that created it.")]
+    created_at: Timestamp
+    last_used_at: Annotated[
+        str | None,
+        Meta(
+            description="The newest request made with it, from the activity log (so a few seconds "
+            "behind, and null when the audit service does not answer); null when never used."
+        ),
+    ]
+    revoked: bool
+    version: Version
+
+
+class ApiKeyList(msgspec.Struct):
+    """A project's API keys, revoked ones included."""
+
+    data: list[ApiKey]
+    next_cursor: NextCursor
+
+
+class User(msgspec.Struct):
+    """A user and their roles."""
+
+    id: Annotated[str, Meta(examples=["user_5e6f7a8b9c0d1e2f"])]
+    name: str
+    email: str
+    owner: bool
+    project_roles: ProjectRoles
+    disabled: Annotated[bool, Meta(description="A disabled user's tokens are refused.")]
+    created_at: Timestamp
+    version: Version
+
+
+class UserList(msgspec.Struct):
+    """Every user of the organisation, disabled ones included."""
+
+    data: list[User]
+    next_cursor: NextCursor
+
+
+class AdminTokenCreated(msgspec.Struct):
+    """A new admin token. `token` is shown only in this response: Keyrail stores its hash."""
+
+    id: Annotated[str, Meta(examples=["tok_0a1b2c3d4e5f6a7b"])]
+    user_id: str
+    name: str
+    prefix: str
+    expires_at: Annotated[str | None, Meta(description="null: until revoked.")]
+    token: Annotated[str, Meta(description="The secret: send it as `Authorization: Bearer kra-…`.")]
+
+
+class AdminToken(msgspec.Struct):
+    """An admin token as listed: never its secret."""
+
+    id: Annotated[str, Meta(examples=["tok_0a1b2c3d4e5f6a7b"])]
+    user_id: str
+    name: str
+    prefix: Annotated[str, Meta(description="The token's first characters (empty for the first owner's).")]
+    created_at: Timestamp
+    expires_at: str | None
+    revoked: bool
+    version: Version
+
+
+class AdminTokenList(msgspec.Struct):
+    """A user's admin tokens, revoked ones included."""
+
+    data: list[AdminToken]
+    next_cursor: NextCursor
+
+
 class Integration(msgspec.Struct):
     """An integration as the admin API shows it: everything except its credentials."""
 
@@ -161,10 +349,13 @@ class Integration(msgspec.Struct):
     api_format: str
     allow_http: bool
     credential_version: Annotated[int, Meta(description="Version of the credentials in Vault.")]
+    disabled: Annotated[bool, Meta(description="Deleted: no longer routed; its activity stays.")]
+    version: Version
 
 
 class IntegrationList(msgspec.Struct):
-    """Every integration of the organisation."""
+    """The integrations the caller may see: every one for an owner, those in scope of their
+    projects for anyone else; disabled ones included."""
 
     data: list[Integration]
     next_cursor: NextCursor
@@ -222,3 +413,37 @@ class SqlResult(msgspec.Struct):
     columns: list[str]
     rows: Annotated[list[list[Any]], Meta(description="One list of values per row, in `columns` order.")]
     elapsed_ms: Annotated[float, Meta(description="Time the query took, seen from the ingress.")]
+
+
+class FieldChange(msgspec.Struct):
+    """One field's value before and after a change (null before a creation)."""
+
+    before: Any
+    after: Any
+
+
+class ChangeEntry(msgspec.Struct):
+    """One change of the configuration: who, what, when, and the non-secret fields it changed.
+    Secrets never appear: the aggregates as the admin API shows them hold none."""
+
+    seq: Annotated[int, Meta(description="The change's stream sequence: the aggregate's new version.")]
+    ts: Timestamp
+    actor: Annotated[str, Meta(description="The user id that made the change, or `bootstrap`.")]
+    aggregate: Annotated[
+        str, Meta(description="`user`, `admintoken`, `project`, `apikey`, `integration` or `org`.")
+    ]
+    aggregate_id: str
+    type: Annotated[
+        str, Meta(description="The event, e.g. `IntegrationUpdated`.", examples=["ProjectUpdated"])
+    ]
+    changes: Annotated[
+        dict[str, FieldChange],
+        Meta(description="The fields whose value changed; `version` is left out (it always does)."),
+    ]
+
+
+class ChangeList(msgspec.Struct):
+    """Changes, oldest first."""
+
+    data: list[ChangeEntry]
+    next_cursor: NextCursor

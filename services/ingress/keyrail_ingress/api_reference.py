@@ -302,6 +302,30 @@ class _Renderer:
                     groups.setdefault(tag, []).append((path, method, item[method]))
         return {tag: ops for tag, ops in groups.items() if ops}
 
+    def access_table(self) -> str:
+        """The RBAC table (`x-keyrail-rbac`): one row per permission, a mark per role allowed."""
+        rows = self.doc.get("x-keyrail-rbac", [])
+        if not rows:
+            return ""
+        roles = ("owner", "project_admin", "developer", "self")
+        head = "".join(f"<th>{_e(role)}</th>" for role in roles)
+        body = "".join(
+            f"<tr><td><code>{_e(row['permission'])}</code></td><td>{_e(row['action'])}</td>"
+            + "".join(f"<td>{'✓' if row.get(role) else ''}</td>" for role in roles)
+            + f"<td>{_e(row['scope'])}</td></tr>"
+            for row in rows
+        )
+        return (
+            "<h2 class='tag' id='access-control'>Access control</h2>"
+            "<p>Who may call each admin operation. A project role counts in the project the target "
+            "belongs to (scope <code>project</code>), in a project of the integration's "
+            "<code>project_scope</code> (<code>integration</code>), or anywhere, for lists and queries "
+            "answered for the caller's own projects (<code>mine</code>); <code>org</code> is for owners; "
+            "<code>self</code> is the user named in the path.</p>"
+            f"<table><thead><tr><th>Permission</th><th>Action</th>{head}<th>Scope</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+
     # --- page ------------------------------------------------------------------------------------
 
     def page(self) -> str:
@@ -314,7 +338,13 @@ class _Renderer:
             "<nav><strong>Contents</strong>",
             "<h2>Overview</h2><ul>",
             "<li><a href='#overview'>Introduction</a></li>",
-            "<li><a href='#authentication'>Authentication</a></li></ul>",
+            "<li><a href='#authentication'>Authentication</a></li>",
+            *(
+                ["<li><a href='#access-control'>Access control</a></li>"]
+                if self.doc.get("x-keyrail-rbac")
+                else []
+            ),
+            "</ul>",
         ]
         for tag, ops in groups.items():
             nav.append(f"<h2>{_e(tag)}</h2><ul>")
@@ -345,6 +375,7 @@ class _Renderer:
                 f"<span class='muted'>{_e(scheme.get('type', ''))} {_e(scheme.get('scheme', ''))}</span></h4>"
                 f"{_prose(scheme.get('description', ''))}"
             )
+        main.append(self.access_table())
         for tag, ops in groups.items():
             main.append(
                 f"<h2 class='tag' id='{_anchor('tag', tag)}'>{_e(tag)}</h2>{_prose(tag_text.get(tag, ''))}"

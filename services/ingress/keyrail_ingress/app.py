@@ -21,7 +21,8 @@ from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from keyrail_common.registry import load_registry
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.vault import CredentialStore
-from keyrail_ingress import admin
+from keyrail_ingress.admin import routes as admin_routes
+from keyrail_ingress.admin.history import ChangeHistory
 from keyrail_ingress.api_reference import CONTENT_SECURITY_POLICY
 from keyrail_ingress.bootstrap import bootstrap
 from keyrail_ingress.chat import chat_completions
@@ -87,7 +88,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
         nc = await connect(settings.nats_url, "keyrail-ingress")
         js = nc.jetstream()
         await ensure_streams(js)
-        projection = ConfigProjection(js)
+        history = ChangeHistory()
+        projection = ConfigProjection(js, observer=history)
         await projection.start()
         publisher = ConfigPublisher(js, projection)
         await bootstrap(projection, publisher, settings.bootstrap_token)
@@ -107,6 +109,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
             stream_inboxes=stream_inboxes,
             registry=registry,
             catalog=Catalog.load_default(),
+            history=history,
         )
         log.info("ingress ready on http://%s:%d", settings.host, settings.port)
         yield
@@ -137,7 +140,7 @@ def build_api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
     app.add_api_route("/docs", api_reference, methods=["GET"])
     for prefix in ("/v1", "/api/v1"):
         app.add_api_route(f"{prefix}/models", list_models, methods=["GET"])
-    app.include_router(admin.router)
+    app.include_router(admin_routes.router)
     for path in DATA_PLANE:
         # Reached only for methods other than POST (the fast path takes POSTs): a clear 405. Not
         # an operation of the API, so not in any schema (it also gave FastAPI duplicate ids).

@@ -19,9 +19,10 @@ async def bootstrap(projection: ConfigProjection, publisher: ConfigPublisher, co
     try:
         if state.org is None:
             org = OrgCreated(org_id=BOOTSTRAP_ORG_ID, name="default")
-            await publisher.publish("org", org.org_id, org, actor="bootstrap", expect_new=True)
-        if not any(u.role == "owner" for u in state.users.values()):
+            await publisher.publish(org, actor="bootstrap", expect_new=True)
+        if not any(u.owner for u in state.users.values()):
             token = configured_token or new_admin_token()
+            # v1 on purpose: the owner and its token in one event, one create-once append.
             owner = UserCreated(
                 user_id="user_owner",
                 org_id=BOOTSTRAP_ORG_ID,
@@ -29,7 +30,7 @@ async def bootstrap(projection: ConfigProjection, publisher: ConfigPublisher, co
                 role="owner",
                 token_hash=hash_secret(token),
             )
-            await publisher.publish("user", owner.user_id, owner, actor="bootstrap", expect_new=True)
+            await publisher.publish(owner, actor="bootstrap", expect_new=True)
             if not configured_token:
                 # Printed once, on stdout only, and never logged: it is the only copy.
                 sys.stdout.write(f"\nKeyrail owner admin token (shown once, store it now): {token}\n\n")

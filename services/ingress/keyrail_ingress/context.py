@@ -14,6 +14,7 @@ from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from keyrail_common.registry import ProviderRegistry
 from keyrail_common.settings import Settings
 from keyrail_common.vault import CredentialStore
+from keyrail_ingress.admin.history import ChangeHistory
 from keyrail_ingress.stream_inbox import StreamInboxes
 
 
@@ -30,3 +31,4 @@ class IngressContext:
     stream_inboxes: StreamInboxes
     registry: ProviderRegistry
     catalog: Catalog
+    history: ChangeHistory

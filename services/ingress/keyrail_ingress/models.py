@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyrail_common.routable import routable_models
-from keyrail_ingress.auth import api_key_for
+from keyrail_ingress.auth import api_key_for, key_refusal
 from keyrail_ingress.context import IngressContext
-from keyrail_ingress.responses import error, json_response
+from keyrail_ingress.responses import error_response, json_response
 
 
 class Model(msgspec.Struct):
@@ -49,5 +49,5 @@ async def list_models(request: Request) -> Response:
     ctx: IngressContext = request.app.state.ctx
     key = api_key_for(ctx.projection.state, request)
     if key is None:
-        return error(401, "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.", "invalid_api_key")
+        return error_response(key_refusal(ctx.projection.state, request))
     return json_response(list_project_models(ctx, key.project_id))

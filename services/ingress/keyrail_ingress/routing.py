@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyrail_common import subjects
-from keyrail_common.config_events import ApiKeyIssued
+from keyrail_common.config_state import ApiKeyRecord
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, provider_result_decoder
 from keyrail_common.registry import Operation
 from keyrail_common.wire import decode_or_refuse
-from keyrail_ingress.auth import api_key_for
+from keyrail_ingress.auth import api_key_for, key_refusal
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.metrics import observe_hops
 from keyrail_ingress.request_record import RequestRecord, upstream_ms
@@ -40,7 +40,7 @@ H = TypeVar("H")
 class Accepted(Generic[H]):
     """A request that passed authentication, the size limit and its body's decoding."""
 
-    def __init__(self, key: ApiKeyIssued, body: bytes, timeout_s: float, head: H) -> None:
+    def __init__(self, key: ApiKeyRecord, body: bytes, timeout_s: float, head: H) -> None:
         self.key = key
         self.body = body
         self.timeout_s = timeout_s
@@ -71,13 +71,7 @@ async def accept(
 ) -> Accepted[H] | Response:
     key = api_key_for(ctx.projection.state, request)
     if key is None:
-        return record.fail(
-            failure(
-                FailureClass.UNAUTHENTICATED,
-                "Invalid or missing API key. Send 'Authorization: Bearer kr-…'.",
-                code="invalid_api_key",
-            )
-        )
+        return record.fail(key_refusal(ctx.projection.state, request))
     record.row.org_id, record.row.project_id, record.row.api_key_id = key.org_id, key.project_id, key.key_id
     body = await request.body()
     # The body crosses the bus whole; leave room for the envelope around it.

@@ -111,6 +111,16 @@ def _pinned(
     return [_target(integration, resolver, model)]
 
 
+def _disabled(slug: str, param: str = "model") -> ErrorInfo:
+    return failure(
+        FailureClass.NOT_FOUND,
+        f"Integration '{slug}' is disabled (an owner deleted it); use another integration. Its "
+        "activity stays readable in the activity log.",
+        code="integration_disabled",
+        param=param,
+    )
+
+
 def resolve_targets(
     resolver: Resolver,
     state: ConfigState,
@@ -122,6 +132,8 @@ def resolve_targets(
     """Ordered targets for a request, or the error the client should get."""
     if pinned_slug:
         integration = state.integrations.get(pinned_slug)
+        if pinned_slug in state.disabled_integrations:
+            return _disabled(pinned_slug, "x-keyrail-provider")
         if integration is None:
             return failure(
                 FailureClass.NOT_FOUND,
@@ -136,6 +148,8 @@ def resolve_targets(
         return _pinned(resolver, project_id, integration, model, operation)
 
     prefix, sep, model = model_string.partition("/")
+    if sep and prefix in state.disabled_integrations:
+        return _disabled(prefix)
     if sep and prefix in state.integrations:
         return _pinned(resolver, project_id, state.integrations[prefix], model, operation)
 

@@ -17,7 +17,8 @@ from keyrail_common.settings import load_settings
 from keyrail_workers.adapters import ADAPTERS
 
 REPO = Path(__file__).resolve().parents[3]
-COMMANDS = ["up", "ingress", "router", "worker", "audit", "sql", "mock-upstream"]
+ADMIN_COMMANDS = ["users", "projects", "keys", "integrations", "events"]
+COMMANDS = ["up", "ingress", "router", "worker", "audit", "sql", "mock-upstream", *ADMIN_COMMANDS]
 
 # What each command reads, worked out from the code (settings fields each service uses), written
 # here independently of keyrail_cli.envhelp so that a wrong table fails.
@@ -65,6 +66,7 @@ READS = {
     "audit": {"KEYRAIL_NATS_URL", "KEYRAIL_CLICKHOUSE_URL", "KEYRAIL_DATA_DIR", "KEYRAIL_METRICS_PORT"},
     "sql": {"KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"},
     "mock-upstream": set(),
+    **{command: {"KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"} for command in ADMIN_COMMANDS},
 }
 # ...and what it must not claim to read.
 IGNORES = {
@@ -75,6 +77,7 @@ IGNORES = {
     "audit": {"KEYRAIL_VAULT_ADDR", "KEYRAIL_PORT", "KEYRAIL_BOOTSTRAP_TOKEN"},
     "sql": {"KEYRAIL_NATS_URL", "KEYRAIL_VAULT_ADDR", "KEYRAIL_DATA_DIR"},
     "mock-upstream": {"KEYRAIL_PORT", "KEYRAIL_DATA_DIR"},
+    **{command: {"KEYRAIL_NATS_URL", "KEYRAIL_VAULT_ADDR", "KEYRAIL_DATA_DIR"} for command in ADMIN_COMMANDS},
 }
 
 

@@ -8,16 +8,27 @@ import msgspec
 import pytest
 
 from keyrail_common.config_events import (
+    AGGREGATES,
     ENVELOPE_VERSION,
+    AdminTokenIssued,
+    AdminTokenRevoked,
     ApiKeyIssued,
     ApiKeyRevoked,
     ConfigEnvelope,
     ConfigEvent,
     CredentialsRotated,
     IntegrationCreated,
+    IntegrationDisabled,
+    IntegrationModelsSet,
+    IntegrationUpdated,
     OrgCreated,
     ProjectCreated,
+    ProjectUpdated,
     UserCreated,
+    UserCreatedV2,
+    UserDisabled,
+    UserUpdated,
+    aggregate_of,
     decode_envelope,
     encode_envelope,
 )
@@ -55,6 +66,29 @@ EVENTS: list[ConfigEvent] = [
     INTEGRATION,
     msgspec.structs.replace(INTEGRATION, project_scope="all", enabled_models="none", custom_host=""),
     CredentialsRotated(provider_slug="anthropic-prod-classifier", credential_version=3),
+    IntegrationModelsSet(provider_slug="anthropic-prod-classifier", enabled_models="all"),
+    UserCreatedV2(user_id="user_2", org_id="org_1", name="Bo", project_roles={"proj_a": "developer"}),
+    UserUpdated(user_id="user_2", name="Bo", email="bo@x", owner=True, project_roles={}),
+    UserDisabled(user_id="user_2"),
+    AdminTokenIssued(
+        token_id="tok_1", user_id="user_2", name="ci", token_hash=hash_secret("kra-y"), token_prefix="kra-y"
+    ),
+    AdminTokenIssued(
+        token_id="tok_2", user_id="user_2", name="ci", token_hash="h", token_prefix="kra-z", expires_at=9e9
+    ),
+    AdminTokenRevoked(token_id="tok_1", user_id="user_2"),
+    ProjectUpdated(project_id="proj_a", name="A2", archived=True),
+    IntegrationUpdated(
+        provider_slug="anthropic-prod-classifier",
+        name="n",
+        description="d",
+        project_scope="all",
+        custom_host="",
+        api_format="anthropic",
+        allow_http=False,
+        credential_version=4,
+    ),
+    IntegrationDisabled(provider_slug="anthropic-prod-classifier"),
 ]
 
 
@@ -125,7 +159,16 @@ def test_credential_material_smuggled_into_an_integration_event_is_dropped_on_de
 @pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
 def test_no_config_event_has_a_raw_secret_field(event: ConfigEvent) -> None:
     # Hashes, prefixes and Vault references are fine; raw values are not.
-    allowed = {"token_hash", "key_hash", "key_prefix", "key_id", "credential_ref", "credential_version"}
+    allowed = {
+        "token_hash",
+        "token_id",
+        "token_prefix",
+        "key_hash",
+        "key_prefix",
+        "key_id",
+        "credential_ref",
+        "credential_version",
+    }
 
     suspicious = [
         f
@@ -134,3 +177,50 @@ def test_no_config_event_has_a_raw_secret_field(event: ConfigEvent) -> None:
     ]
 
     assert suspicious == []
+
+
+def test_every_event_type_names_its_aggregate_and_the_aggregate_id_field_exists() -> None:
+    assert set(AGGREGATES) == set(ConfigEvent.__args__)
+    for event in EVENTS:
+        aggregate, aggregate_id = aggregate_of(event)
+        assert aggregate in {"org", "user", "admintoken", "project", "apikey", "integration"}
+        assert aggregate_id and aggregate_id == getattr(event, AGGREGATES[type(event)][1])
+
+
+# The bytes the previous version of Keyrail wrote: they must still decode, and mean the same.
+OLD_STREAM = [
+    b'{"event":{"type":"OrgCreated","org_id":"org_default","name":"default"},"actor":"bootstrap","ts":1.0,"v":1}',
+    b'{"event":{"type":"UserCreated","user_id":"user_owner","org_id":"org_default","name":"owner",'
+    b'"role":"owner","token_hash":"ab"},"actor":"bootstrap","ts":1.0,"v":1}',
+    b'{"event":{"type":"ProjectCreated","project_id":"proj_1","org_id":"org_default","name":"demo"},'
+    b'"actor":"user_owner","ts":2.0,"v":1}',
+    b'{"event":{"type":"ApiKeyIssued","key_id":"key_1","org_id":"org_default","project_id":"proj_1",'
+    b'"name":"laptop","key_hash":"cd","key_prefix":"kr-abcd"},"actor":"user_owner","ts":3.0,"v":1}',
+    b'{"event":{"type":"IntegrationCreated","integration_id":"int_1","org_id":"org_default",'
+    b'"name":"Local mock","provider":"openai","provider_slug":"openai-dev-mock","project_scope":"all",'
+    b'"enabled_models":["gpt-4o-mini"],"credential_ref":"integrations/org_default/openai-dev-mock",'
+    b'"credential_version":1,"api_format":"openai","custom_host":"http://127.0.0.1:9900/v1",'
+    b'"allow_http":true,"description":""},"actor":"user_owner","ts":4.0,"v":1}',
+    b'{"event":{"type":"CredentialsRotated","provider_slug":"openai-dev-mock","credential_version":2},'
+    b'"actor":"user_owner","ts":5.0,"v":1}',
+    b'{"event":{"type":"IntegrationModelsSet","provider_slug":"openai-dev-mock","enabled_models":"all"},'
+    b'"actor":"user_owner","ts":6.0,"v":1}',
+    b'{"event":{"type":"ApiKeyRevoked","key_id":"key_1"},"actor":"user_owner","ts":7.0,"v":1}',
+]
+
+
+def test_events_written_by_the_previous_version_still_decode() -> None:
+    decoded = [decode_envelope(raw) for raw in OLD_STREAM]
+
+    assert [type(e.event).__name__ for e in decoded] == [
+        "OrgCreated",
+        "UserCreated",
+        "ProjectCreated",
+        "ApiKeyIssued",
+        "IntegrationCreated",
+        "CredentialsRotated",
+        "IntegrationModelsSet",
+        "ApiKeyRevoked",
+    ]
+    owner = decoded[1].event
+    assert isinstance(owner, UserCreated) and owner.role == "owner" and owner.token_hash == "ab"

@@ -18,6 +18,7 @@ from keyrail_common.config_events import (
     decode_envelope,
     encode_envelope,
 )
+from keyrail_common.config_state import legacy_token_id
 from keyrail_common.projection import ConfigState
 from keyrail_common.security import hash_secret, lookup_by_hash
 
@@ -62,11 +63,12 @@ def test_a_fresh_state_is_empty() -> None:
     state = ConfigState()
 
     assert state.org is None
-    assert state.users == state.users_by_token_hash == state.projects == {}
+    assert state.users == state.admin_tokens == state.admin_tokens_by_hash == state.projects == {}
     assert state.api_keys == state.api_keys_by_hash == state.integrations == {}
+    assert state.disabled_integrations == state.versions == {}
 
 
-def test_org_projects_and_users_are_indexed() -> None:
+def test_org_projects_and_a_v1_user_with_its_token_are_indexed() -> None:
     owner = UserCreated(
         user_id="usr_1", org_id=ORG, name="Ada", role="owner", token_hash=hash_secret("kra-x")
     )
@@ -77,9 +79,17 @@ def test_org_projects_and_users_are_indexed() -> None:
     )
 
     assert state.org == OrgCreated(org_id=ORG, name="Acme")
-    assert state.projects["proj_a"].name == "A"
-    assert state.users == {"usr_1": owner}
-    assert state.users_by_token_hash == {hash_secret("kra-x"): owner}
+    assert state.projects["proj_a"].name == "A" and not state.projects["proj_a"].archived
+    (user,) = state.users.values()
+    assert (user.user_id, user.name, user.owner, user.project_roles, user.disabled) == (
+        "usr_1",
+        "Ada",
+        True,
+        {},
+        False,
+    )
+    token = lookup_by_hash(state.admin_tokens_by_hash, "kra-x")
+    assert token is not None and token.token_id == legacy_token_id("usr_1") and token.user_id == "usr_1"
 
 
 def test_issued_key_is_found_by_id_and_by_hash() -> None:
@@ -87,17 +97,18 @@ def test_issued_key_is_found_by_id_and_by_hash() -> None:
 
     state = state_of(issued)
 
-    assert state.api_keys == {"key_1": issued}
-    assert state.api_keys_by_hash == {hash_secret("kr-secret-one"): issued}
-    assert lookup_by_hash(state.api_keys_by_hash, "kr-secret-one") is issued
+    key = state.api_keys["key_1"]
+    assert (key.key_id, key.project_id, key.key_prefix, key.revoked) == ("key_1", "proj_a", "kr-secr", False)
+    assert state.api_keys_by_hash == {hash_secret("kr-secret-one"): key}
+    assert lookup_by_hash(state.api_keys_by_hash, "kr-secret-one") is key
 
 
-def test_revoking_a_key_removes_it_from_both_lookups() -> None:
+def test_revoking_a_key_removes_it_from_the_lookup_and_keeps_it_listed_as_revoked() -> None:
     state = state_of(key_issued("key_1", "kr-secret-one"), key_issued("key_2", "kr-secret-two"))
 
     state.apply(ApiKeyRevoked(key_id="key_1"))
 
-    assert "key_1" not in state.api_keys
+    assert state.api_keys["key_1"].revoked
     assert hash_secret("kr-secret-one") not in state.api_keys_by_hash
     assert lookup_by_hash(state.api_keys_by_hash, "kr-secret-one") is None
     # The other key is untouched.
@@ -110,7 +121,8 @@ def test_revoking_an_unknown_or_already_revoked_key_is_a_no_op() -> None:
     state.apply(ApiKeyRevoked(key_id="key_1"))
     state.apply(ApiKeyRevoked(key_id="key_nope"))
 
-    assert state.api_keys == {} and state.api_keys_by_hash == {}
+    assert list(state.api_keys) == ["key_1"] and state.api_keys["key_1"].revoked
+    assert state.api_keys_by_hash == {}
 
 
 def test_integrations_are_keyed_by_provider_slug_and_a_later_event_wins() -> None:
@@ -174,7 +186,7 @@ def test_replaying_the_log_rebuilds_the_same_state(through_the_wire: bool) -> No
 
     state = state_of(*events)
 
-    assert list(state.api_keys) == ["key_2"]
+    assert [k for k, key in state.api_keys.items() if not key.revoked] == ["key_2"]
     assert list(state.api_keys_by_hash) == [hash_secret("kr-two")]
     assert state.integrations["openai-prod"].credential_version == 4
     assert state.org is not None and state.org.name == "Acme"

@@ -1,0 +1,52 @@
+"""`GET /admin/v1/events`: the change history (admin/history.py), filtered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.responses import Response
+
+from keyrail_ingress.admin.command import Command, admin_route
+from keyrail_ingress.admin.history import AGGREGATES
+from keyrail_ingress.admin_types import ChangeList
+from keyrail_ingress.responses import error, json_response
+
+MAX_LIMIT = 1000
+
+
+def parse_since(raw: str) -> float | None:
+    """Unix seconds, or ISO 8601 (UTC unless it names a zone)."""
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@admin_route("GET", "/events", "events.read")
+async def list_events(c: Command[None, None]) -> Response:
+    params = c.request.query_params
+    aggregate, _, aggregate_id = params.get("aggregate", "").partition("/")
+    if aggregate and aggregate not in AGGREGATES:
+        return error(
+            400,
+            f"'aggregate' must be one of {', '.join(AGGREGATES)}, optionally followed by /<id> "
+            f"(e.g. integration/openai-prod); got {aggregate!r}.",
+            "invalid_value",
+            "aggregate",
+        )
+    since = parse_since(params.get("since", "0"))
+    if since is None:
+        return error(
+            400, "'since' must be ISO 8601 (2026-12-01T19:30:00Z) or Unix seconds.", "invalid_value", "since"
+        )
+    try:
+        limit = min(max(int(params.get("limit", "100")), 1), MAX_LIMIT)
+    except ValueError:
+        return error(400, "'limit' must be an integer.", "invalid_value", "limit")
+    found = c.ctx.history.query(c.visible(), aggregate, aggregate_id, params.get("actor", ""), since, limit)
+    return json_response(ChangeList(data=found, next_cursor=None))

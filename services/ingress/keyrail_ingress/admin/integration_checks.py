@@ -1,0 +1,107 @@
+"""The checks an integration's settings pass, at creation and at every change alike.
+
+Each returns the 400 that names the field at fault (or the normalised value); none writes
+anything, so the handlers run them all before the first Vault write or event.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from starlette.responses import Response
+
+from keyrail_common.catalog import Catalog
+from keyrail_common.config_state import ConfigState
+from keyrail_common.hosts import HostRejected, validate_custom_host
+from keyrail_common.registry import CredentialError, ProviderEntry, ProviderRegistry
+from keyrail_ingress.responses import error
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def _invalid(message: str, param: str) -> Response:
+    return error(400, message, "invalid_value", param)
+
+
+def check_slug(slug: str) -> Response | None:
+    if SLUG_PATTERN.match(slug):
+        return None
+    return _invalid(
+        "provider_slug must match ^[a-z0-9][a-z0-9-]{1,62}$ (e.g. openai-prod-general).", "provider_slug"
+    )
+
+
+def check_provider(registry: ProviderRegistry, name: str) -> ProviderEntry | Response:
+    provider = registry.get(name)
+    if provider is not None:
+        return provider
+    return _invalid(
+        f"Unknown provider '{name}'. Known: {', '.join(registry.names())}; a self-hosted server is any "
+        "of them with a custom_host and its api_format.",
+        "provider",
+    )
+
+
+def check_endpoint(
+    registry: ProviderRegistry, provider: ProviderEntry, custom_host: str, api_format: str, allow_http: bool
+) -> tuple[str, str] | Response:
+    """The normalised (custom host, api format): a custom host speaks its declared format (by
+    default the provider's own when it can be self-hosted, else OpenAI's); without one, the
+    provider's host speaks the provider's format."""
+    if not custom_host:
+        if api_format and api_format != provider.adapter:
+            return _invalid(
+                f"api_format applies to custom hosts only; '{provider.name}' speaks '{provider.adapter}'.",
+                "api_format",
+            )
+        return "", provider.adapter
+    chosen = api_format or registry.default_api_format(provider.name)
+    if chosen not in registry.custom_host_formats:
+        return _invalid(f"api_format must be one of {', '.join(registry.custom_host_formats)}.", "api_format")
+    try:
+        return validate_custom_host(custom_host, allow_http), chosen
+    except HostRejected as exc:
+        return _invalid(str(exc), "custom_host")
+
+
+def check_credentials(
+    registry: ProviderRegistry, provider: str, credentials: dict[str, Any]
+) -> Response | None:
+    try:
+        registry.validate_credentials(provider, credentials)
+    except CredentialError as exc:
+        return _invalid(str(exc), exc.field)
+    return None
+
+
+def check_scope(state: ConfigState, scope: Literal["all"] | list[str]) -> Response | None:
+    if not isinstance(scope, list):
+        return None
+    unknown = [p for p in scope if p not in state.projects]
+    if unknown:
+        return _invalid(f"Unknown project ids in project_scope: {unknown}", "project_scope")
+    return None
+
+
+def check_models(
+    catalog: Catalog, provider: str, enabled: Literal["all", "none"] | list[str]
+) -> Response | None:
+    if not isinstance(enabled, list):
+        return None
+    unknown = [m for m in enabled if catalog.get(provider, m) is None]
+    if unknown:
+        return _invalid(
+            f"enabled_models names models not in the catalog for provider '{provider}': "
+            f"{', '.join(unknown)}.",
+            "enabled_models",
+        )
+    return None
+
+
+def vault_secret(credentials: dict[str, Any], custom_auth_headers: dict[str, str] | None) -> dict[str, Any]:
+    """What Vault stores for an integration: its credential fields and its custom auth headers."""
+    secret: dict[str, Any] = dict(credentials)
+    if custom_auth_headers:
+        secret["custom_auth_headers"] = custom_auth_headers
+    return secret

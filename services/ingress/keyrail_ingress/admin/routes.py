@@ -1,0 +1,10 @@
+"""Every admin route: importing the resource modules registers their routes on `router`."""
+
+from __future__ import annotations
+
+from keyrail_ingress.admin import activity, events, integrations, projects, users
+from keyrail_ingress.admin.command import ROUTES, router
+
+__all__ = ["MODULES", "ROUTES", "router"]
+
+MODULES = (users, projects, integrations, activity, events)
