@@ -80,6 +80,7 @@ def test_projects_keys_and_users_from_the_command_line(cli: Cli) -> None:
 def test_integrations_take_credentials_from_a_file_or_stdin_never_argv(
     cli: Cli, stack: KeyrailStack, upstream: MockUpstream, tmp_path: Path
 ) -> None:
+    home = cli.json("projects", "create", "cli integrations")["id"]
     provider_key = upstream.api_key or ""
     assert provider_key
     credentials = tmp_path / "credentials.json"
@@ -104,8 +105,11 @@ def test_integrations_take_credentials_from_a_file_or_stdin_never_argv(
         "--custom-host",
         upstream.url,
         "--allow-http",
+        "--scope",
+        home,  # not "all": other tests' `openai/<model>` requests would route through it too
     )
     assert created["enabled_models"] == ["gpt-4o-mini"] and created["credential_version"] == 1
+    assert created["project_scope"] == [home]
     out, _ = cli("integrations", "list")
     assert "openai-cli" in out and provider_key not in out
     updated = cli.json(

@@ -4,6 +4,7 @@ a second of the change made through the first."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -78,9 +79,16 @@ def test_a_revoked_key_is_refused_by_every_ingress_within_a_second(
     auth = {"Authorization": f"Bearer {key['key']}"}
     served = httpx.post(f"{second_ingress}/v1/chat/completions", json=chat, headers=auth, timeout=30)
     assert served.status_code == 200, served.text
+    # "Last used" comes from the activity log, once the audit service has written the request.
+    deadline = time.monotonic() + 20
+    while (listed := stack.admin("GET", f"/admin/v1/projects/{project_id}/keys").json()["data"])[0][
+        "last_used_at"
+    ] is None:
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.2)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed[0]["last_used_at"])
 
     path = f"/admin/v1/projects/{project_id}/keys/{key['id']}"
-    listed = stack.admin("GET", f"/admin/v1/projects/{project_id}/keys").json()["data"]
     started = time.monotonic()
     revoked = stack.admin("DELETE", path, headers={"If-Match": str(listed[0]["version"])})
     assert revoked.status_code == 200 and revoked.json()["revoked"] is True

@@ -30,8 +30,15 @@ HEADER_VALUE = "hdr-writes-5b0d7c1e"
 
 
 @pytest.fixture(scope="module")
-def slug(stack: KeyrailStack, upstream: MockUpstream) -> str:
-    integration(stack, upstream, SLUG, "all", custom_auth_headers={"X-Team": HEADER_VALUE})
+def home(stack: KeyrailStack) -> str:
+    """The project this module's integrations serve: scoped to it, they never take part in the
+    routing of the other tests' `openai/<model>` requests (which try every in-scope integration)."""
+    return project(stack, "writes")
+
+
+@pytest.fixture(scope="module")
+def slug(stack: KeyrailStack, upstream: MockUpstream, home: str) -> str:
+    integration(stack, upstream, SLUG, [home], custom_auth_headers={"X-Team": HEADER_VALUE})
     return SLUG
 
 
@@ -216,7 +223,7 @@ def test_bad_input_is_a_4xx_naming_the_field_and_leaves_no_event_and_no_vault_wr
 
 
 def test_patch_changes_what_may_change_and_custom_headers_go_to_vault_only(
-    stack: KeyrailStack, upstream: MockUpstream, slug: str
+    stack: KeyrailStack, upstream: MockUpstream, slug: str, home: str
 ) -> None:
     path = f"/admin/v1/integrations/{slug}"
     before = stack.admin("GET", path).json()
@@ -252,7 +259,7 @@ def test_patch_changes_what_may_change_and_custom_headers_go_to_vault_only(
         {
             "custom_host": upstream.url,
             "allow_http": True,
-            "project_scope": "all",
+            "project_scope": [home],
             "version": dropped.json()["version"],
         },
     )

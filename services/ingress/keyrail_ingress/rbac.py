@@ -1,9 +1,10 @@
 """Who may do what on the admin API: the one RBAC table, resource x action x role.
 
-Every admin route names exactly one `Rule` of `RULES` (admin/routes.py refuses a route without
-one, and a test compares the routes with this table); the preamble every handler goes through
-(admin/command.py) decides with `authorize` below, and the API reference renders the same table
-(openapi_admin.py). So the table is the policy: a role changes here or nowhere.
+Every admin route names exactly one `Rule` of `RULES`: `admin_route` (admin/command.py) takes
+the rule's permission, so a route cannot be declared without one, and a test compares the routes
+with this table. The preamble every handler goes through decides with `authorize` below, and the
+API reference renders the same table (openapi_admin.py, `x-keyrail-rbac`). So the table is the
+policy: a role changes here or nowhere.
 
 Roles: `owner` holds for the whole organisation; `project_admin` and `developer` are held per
 project (a user may be project_admin of one project and developer of another); `self` is the
