@@ -9,7 +9,7 @@ from __future__ import annotations
 from keyrail_common.catalog import Catalog, CatalogModel
 from keyrail_common.config_events import IntegrationCreated
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
-from keyrail_common.messages import Prices, Target
+from keyrail_common.messages import Target
 from keyrail_common.projection import ConfigState
 from keyrail_common.registry import Operation, ProviderRegistry
 from keyrail_common.routable import in_scope, model_enabled
@@ -23,8 +23,8 @@ class Resolver:
         self.registry = registry
 
 
-def _target(integration: IntegrationCreated, resolver: Resolver, model: str) -> Target:
-    entry = resolver.catalog.get(integration.provider, model)
+def _target(integration: IntegrationCreated, resolver: Resolver, entry: CatalogModel) -> Target:
+    model = entry.model
     provider = resolver.registry.get(integration.provider)
     return Target(
         integration_id=integration.integration_id,
@@ -34,24 +34,23 @@ def _target(integration: IntegrationCreated, resolver: Resolver, model: str) -> 
             integration.provider, integration.custom_host, integration.api_format
         ),
         model=model,
-        catalog_id=entry.id if entry else f"{integration.provider}/{model}",
+        catalog_id=entry.id,
         base_url=integration.custom_host or (provider.base_url if provider else ""),
         credential_ref=integration.credential_ref,
         credential_version=integration.credential_version,
-        prices=entry.prices if entry else Prices(),
+        prices=entry.prices,
     )
 
 
 _ENDPOINTS = {Operation.CHAT: "POST /v1/chat/completions", Operation.EMBEDDINGS: "POST /v1/embeddings"}
 
 
-def _wrong_endpoint(resolver: Resolver, provider: str, model: str, operation: Operation) -> ErrorInfo | None:
-    entry = resolver.catalog.get(provider, model)
-    if entry is None or entry.operation is operation:
+def _wrong_endpoint(entry: CatalogModel, operation: Operation) -> ErrorInfo | None:
+    if entry.operation is operation:
         return None
     return failure(
         FailureClass.BAD_REQUEST,
-        f"'{provider}/{model}' is a{'n' if entry.operation is Operation.EMBEDDINGS else ''} "
+        f"'{entry.id}' is a{'n' if entry.operation is Operation.EMBEDDINGS else ''} "
         f"{entry.operation.value} model: call {_ENDPOINTS.get(entry.operation, entry.operation.value)}.",
         code="wrong_endpoint_for_model",
         param="model",
@@ -88,7 +87,8 @@ def _pinned(
     not_offered = _not_offered(resolver, integration.provider, f"Integration '{slug}'", operation)
     if not_offered is not None:
         return not_offered
-    if resolver.catalog.get(integration.provider, model) is None:
+    entry = resolver.catalog.get(integration.provider, model)
+    if entry is None:
         return failure(
             FailureClass.NOT_FOUND,
             f"Model '{model}' is not in the catalog for provider '{integration.provider}'. Use one of its "
@@ -97,7 +97,7 @@ def _pinned(
             code="model_not_found",
             param="model",
         )
-    wrong_endpoint = _wrong_endpoint(resolver, integration.provider, model, operation)
+    wrong_endpoint = _wrong_endpoint(entry, operation)
     if wrong_endpoint is not None:
         return wrong_endpoint
     if not model_enabled(integration, model):
@@ -108,7 +108,7 @@ def _pinned(
             code="model_not_enabled",
             param="model",
         )
-    return [_target(integration, resolver, model)]
+    return [_target(integration, resolver, entry)]
 
 
 def _disabled(slug: str, param: str = "model") -> ErrorInfo:
@@ -180,12 +180,12 @@ def _through_catalog(
     operation: Operation,
 ) -> list[Target] | ErrorInfo:
     """Every in-scope integration that serves one of these catalog entries, in slug order."""
-    wrong_endpoint = _wrong_endpoint(resolver, entries[0].provider, entries[0].model, operation)
+    wrong_endpoint = _wrong_endpoint(entries[0], operation)
     if wrong_endpoint is not None:
         return wrong_endpoint
     by_provider = {e.provider: e for e in entries}
     candidates = [
-        (i, by_provider[i.provider].model)
+        (i, by_provider[i.provider])
         for i in state.integrations.values()
         if i.provider in by_provider
         and model_enabled(i, by_provider[i.provider].model)
@@ -201,7 +201,7 @@ def _through_catalog(
             code="no_integration_in_scope",
             param="model",
         )
-    return [_target(i, resolver, model) for i, model in sorted(candidates, key=lambda c: c[0].provider_slug)]
+    return [_target(i, resolver, entry) for i, entry in sorted(candidates, key=lambda c: c[0].provider_slug)]
 
 
 def unavailable(resolver: Resolver, target: Target, operation: Operation) -> ErrorInfo | None:
