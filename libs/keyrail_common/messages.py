@@ -44,18 +44,26 @@ class Usage(msgspec.Struct, omit_defaults=True):
 
 
 class Prices(msgspec.Struct, frozen=True, omit_defaults=True):
-    """USD per one million tokens."""
+    """USD per one million tokens. None is "no known price" (the cost is unpriced, never $0);
+    0 is a real price of nothing. `additional` prices further token kinds by name (for example
+    `reasoning` or `cache_write`, from a custom model's additional token pricing); `version` names
+    which price this is, so an activity row can say what it was costed with."""
 
-    input: float = 0.0
-    output: float = 0.0
-    cached_input: float = 0.0
+    input: float | None = None
+    output: float | None = None
+    cached_input: float | None = None
+    cache_write: float | None = None
+    additional: dict[str, float] = {}
+    version: str = ""
 
     def cost_usd(self, usage: Usage) -> float:
+        # Interim: unknown prices count as 0 until exact (decimal, unpriced-aware) costing lands.
         uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
         return (
-            uncached * self.input
-            + usage.cached_tokens * self.cached_input
-            + usage.completion_tokens * self.output
+            uncached * (self.input or 0.0)
+            + usage.cached_tokens
+            * (self.cached_input if self.cached_input is not None else self.input or 0.0)
+            + usage.completion_tokens * (self.output or 0.0)
         ) / 1_000_000
 
 
