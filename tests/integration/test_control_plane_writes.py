@@ -348,3 +348,27 @@ def test_an_owner_demotion_after_unrelated_changes_passes_once_the_ingress_has_a
     demoted = stack.admin("PATCH", path, {"owner": False}, headers={"If-Match": str(version)})
     assert demoted.status_code == 200 and demoted.json()["owner"] is False
     assert config_last_seq(stack) == before + 1
+
+
+def test_the_change_history_pages_with_next_cursor_and_refuses_a_cursor_it_never_gave(
+    stack: KeyrailStack,
+) -> None:
+    names = [f"paged {n}" for n in range(5)]
+    ids = [project(stack, name) for name in names]
+    seen: list[str] = []
+    seqs: list[int] = []
+    cursor = ""
+    for _ in range(10):
+        query = "/admin/v1/events?aggregate=project&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = stack.admin("GET", query).json()
+        seen += [e["aggregate_id"] for e in page["data"]]
+        seqs += [e["seq"] for e in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    mine = [i for i in seen if i in ids]
+    assert mine == ids[::-1]  # newest first, each once, across pages
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) == len(set(seqs))  # no repeat, no reorder
+    for bad in ("42", "seq-x", "seq-0"):
+        refused = stack.admin("GET", f"/admin/v1/events?cursor={bad}")
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "cursor"

@@ -443,7 +443,7 @@ class ChangeEntry(msgspec.Struct):
 
 
 class ChangeList(msgspec.Struct):
-    """Changes, oldest first."""
+    """Changes, newest first; `next_cursor` fetches the older ones (null on the last page)."""
 
     data: list[ChangeEntry]
     next_cursor: NextCursor

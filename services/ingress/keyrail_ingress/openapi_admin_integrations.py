@@ -400,6 +400,12 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
             query_parameter(
                 "limit", "At most this many (1 to 1000).", {"type": "integer", "default": 100}, 100
             ),
+            query_parameter(
+                "cursor",
+                "The `next_cursor` of the previous page: the changes older than it.",
+                {"type": "string"},
+                "seq-42",
+            ),
         ),
         errors={
             400: error_reply(

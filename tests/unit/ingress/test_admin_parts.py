@@ -187,3 +187,22 @@ def test_the_history_filters_by_actor_and_time_and_shows_a_project_role_its_proj
     assert ids(None, limit=2) == ["openai-b", "openai-everywhere"]
     assert ids(frozenset({"proj_a"})) == ["openai-everywhere", "proj_a"]  # no user, no other project
     assert ids(frozenset({"proj_b"})) == ["openai-b", "openai-everywhere", "proj_b"]
+
+
+def test_the_history_pages_older_changes_before_a_sequence_without_gaps_or_repeats() -> None:
+    replay = Replay()
+    for n in range(7):
+        replay(ProjectCreated(project_id=f"proj_{n}", org_id="org_1", name=f"P{n}"), ts=100.0 + n)
+    pages: list[list[str]] = []
+    before = 0
+    while True:
+        page = replay.history.query(None, limit=3, before_seq=before)
+        pages.append([e.aggregate_id for e in page])
+        if len(page) < 3:
+            break
+        before = page[-1].seq
+    assert pages == [["proj_6", "proj_5", "proj_4"], ["proj_3", "proj_2", "proj_1"], ["proj_0"]]
+    # The cursor combines with the filters: older than proj_3, projects, two at most.
+    proj_3 = replay.history.query(None, "project", "proj_3")[0].seq
+    older = replay.history.query(None, "project", limit=2, before_seq=proj_3)
+    assert [e.aggregate_id for e in older] == ["proj_2", "proj_1"]
