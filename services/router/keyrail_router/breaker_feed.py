@@ -21,8 +21,8 @@ from nats.js.kv import KeyValue
 
 from keyrail_common import subjects
 from keyrail_common.activity import batch_decoder
-from keyrail_common.messages import ActivityRow
-from keyrail_router.breaker import BreakerBoard
+from keyrail_common.messages import ActivityRow, CircuitReport, CircuitReports
+from keyrail_router.breaker import Breaker, BreakerBoard
 from keyrail_router.metrics import BREAKER_OPENED
 
 log = logging.getLogger("keyrail.router")
@@ -96,3 +96,20 @@ class BreakerFeed:
             log.warning("probe claim %s failed", key, exc_info=True)
             return False
         return True
+
+    def report(self, slug: str) -> CircuitReports:
+        now = time.time()
+        return CircuitReports(slug, [circuit_report(b, now) for b in self.board.of_slug(slug)])
+
+
+def circuit_report(breaker: Breaker, now: float) -> CircuitReport:
+    return CircuitReport(
+        model=breaker.model,
+        state=breaker.state(now).value,
+        failures=breaker.failures,
+        last_failure_class=breaker.last_failure_class,
+        last_failure_message=breaker.last_failure_message,
+        last_failure_at=breaker.last_failure_at,
+        opened_at=breaker.opened_at,
+        next_probe_at=breaker.next_probe_at,
+    )
