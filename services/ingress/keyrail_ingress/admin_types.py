@@ -231,6 +231,9 @@ class CredentialsSet(msgspec.Struct):
     set: bool
     version: Annotated[int, Meta(description="The new Vault version.")]
     updated_at: Annotated[str, Meta(examples=["2026-12-01T19:30:00Z"])]
+    fingerprint: Annotated[
+        str | None, Meta(description="`…` and the key's last four characters.", examples=["…3f9a"])
+    ]
 
 
 class Project(msgspec.Struct):
@@ -352,6 +355,14 @@ class Integration(msgspec.Struct):
     api_format: str
     allow_http: bool
     credential_version: Annotated[int, Meta(description="Version of the credentials in Vault.")]
+    credential_fingerprint: Annotated[
+        str | None,
+        Meta(
+            description="`…` and the last four characters of the stored key, to tell keys apart; "
+            "null when the key is too short to show any of it.",
+            examples=["…3f9a"],
+        ),
+    ]
     disabled: Annotated[bool, Meta(description="Deleted: no longer routed; its activity stays.")]
     version: Version
 

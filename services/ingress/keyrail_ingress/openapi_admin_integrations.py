@@ -57,6 +57,7 @@ EXAMPLE_INTEGRATION = Integration(
     api_format="openai",
     allow_http=True,
     credential_version=1,
+    credential_fingerprint="…3f9a",
     disabled=False,
     version=21,
 )
@@ -274,12 +275,12 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
             json_reply(
                 "The stored credential's new version.",
                 CredentialsSet,
-                CredentialsSet(set=True, version=2, updated_at=EXAMPLE_TS),
+                CredentialsSet(set=True, version=2, updated_at=EXAMPLE_TS, fingerprint="…7c2e"),
             ),
         ),
         description="Writes the replacement to Vault/OpenBao as a new version; workers use it from the "
         "next request on. Rotate at the provider first, then here, then send a request to verify. "
-        "The credential is never returned, only its version.",
+        "The credential is never returned, only its version and the key's last four characters.",
         parameters=(_SLUG,),
         request=request_body(NewCredentials(credentials={"api_key": "sk-my-new-upstream-key"}, version=21)),
         errors={

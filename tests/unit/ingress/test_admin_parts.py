@@ -25,9 +25,11 @@ from keyrail_common.config_events import (
     aggregate_of,
 )
 from keyrail_common.config_state import ConfigState, EventMeta
+from keyrail_common.registry import load_registry
 from keyrail_common.security import hash_secret
 from keyrail_ingress.admin.command import _expected_version
 from keyrail_ingress.admin.history import ChangeHistory
+from keyrail_ingress.admin.integration_checks import credential_fingerprint
 from keyrail_ingress.auth import INVALID_ADMIN_TOKEN, admin_user_for, key_refusal
 
 
@@ -206,3 +208,18 @@ def test_the_history_pages_older_changes_before_a_sequence_without_gaps_or_repea
     proj_3 = replay.history.query(None, "project", "proj_3")[0].seq
     older = replay.history.query(None, "project", limit=2, before_seq=proj_3)
     assert [e.aggregate_id for e in older] == ["proj_2", "proj_1"]
+
+
+def test_a_credential_fingerprint_shows_four_characters_of_a_long_key_only() -> None:
+    registry = load_registry()
+    openai_entry, vertex, azure = (registry.get(p) for p in ("openai", "vertex", "azure"))
+    assert openai_entry is not None and vertex is not None and azure is not None
+    key = "sk-proj-" + "x" * 40 + "3f9a"
+    assert credential_fingerprint(openai_entry, {"api_key": key}) == "…3f9a"
+    assert credential_fingerprint(openai_entry, {"api_key": "short-key"}) == ""  # would give half away
+    account = {"type": "service_account", "private_key_id": "0123456789abcdef0123", "private_key": "-----"}
+    assert (
+        credential_fingerprint(vertex, {"service_account_json": account, "region": "us-central1"}) == "…0123"
+    )
+    creds = {"api_key": "a" * 28 + "7c2e", "resource_name": "contoso", "api_version": "v1", "deployments": {}}
+    assert credential_fingerprint(azure, creds) == "…7c2e"
