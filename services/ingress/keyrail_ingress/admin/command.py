@@ -290,3 +290,31 @@ async def _check_version(
     if expected != current:
         return stale(aggregate[0], current, expected)
     return current
+
+
+def reenabling(patch: Any, disabled: bool, what: str, path: str) -> bool | Response:
+    """What a PATCH says about the record's `disabled` state: True to re-enable it (`"disabled":
+    false` on a disabled record, alone), False to change it as usual, or the refusal."""
+    wants = patch.disabled
+    if wants is True:
+        return error(400, f"Disable the {what} with DELETE {PREFIX}{path}.", "invalid_value", "disabled")
+    if not disabled:
+        return False  # `"disabled": false` on an enabled record: nothing to do
+    if wants is False:
+        others = [f for f in patch.__struct_fields__ if f not in ("disabled", "version")]
+        sent = [f for f in others if not isinstance(getattr(patch, f), UnsetType)]
+        if sent:
+            return error(
+                400,
+                f'Re-enable the {what} first (PATCH with only "disabled": false), then change '
+                f"{', '.join(sent)}.",
+                "invalid_value",
+                sent[0],
+            )
+        return True
+    return error(
+        409,
+        f"The {what} is disabled; it cannot change. Re-enable it first: PATCH {PREFIX}{path} with "
+        '{"disabled": false}.',
+        f"{what}_disabled",
+    )
