@@ -89,7 +89,7 @@ class RouterService:
         await msg.respond(encode(result))
 
     def _log(self, request: RouteRequest, slug: str, outcome: int | str, attempts: int) -> None:
-        ROUTED.labels(slug or "-", str(outcome)).inc()
+        ROUTED(slug or "-", outcome).inc()
         self._access_log.line(
             request_id=request.request_id,
             provider_slug=slug,
