@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import msgspec
 
+from keyrail_common.catalog import Catalog, CatalogModel, seed_models
 from keyrail_common.config_events import (
     AdminTokenIssued,
     AdminTokenRevoked,
     ApiKeyIssued,
     ApiKeyRevoked,
+    CatalogEntryRemoved,
+    CatalogEntrySet,
     ConfigEvent,
     CredentialsRotated,
+    CustomModelRegistered,
+    CustomModelRemoved,
     IntegrationCreated,
     IntegrationDisabled,
     IntegrationModelsSet,
@@ -35,6 +40,7 @@ from keyrail_common.config_events import (
     UserDisabled,
     UserUpdated,
 )
+from keyrail_common.custom_models import CustomModels
 
 
 class EventMeta(msgspec.Struct, frozen=True):
@@ -102,7 +108,7 @@ def legacy_token_id(user_id: str) -> str:
 class ConfigState:
     """The current configuration, as plain dictionaries keyed for the hot path."""
 
-    def __init__(self) -> None:
+    def __init__(self, catalog_seed: tuple[CatalogModel, ...] | None = None) -> None:
         self.org: OrgCreated | None = None
         self.users: dict[str, UserRecord] = {}
         self.admin_tokens: dict[str, AdminTokenRecord] = {}  # revoked ones too (listed as such)
@@ -115,6 +121,9 @@ class ConfigState:
         self.dormant_keys_by_hash: dict[str, ApiKeyRecord] = {}
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
+        # The shipped catalog with the owners' entries applied, and the integrations' custom models.
+        self.catalog = Catalog(seed_models() if catalog_seed is None else catalog_seed)
+        self.custom_models = CustomModels()
         # `<aggregate>.<id>` -> the stream sequence of its last event: the aggregate's version.
         self.versions: dict[str, int] = {}
 
@@ -152,6 +161,10 @@ class ConfigState:
                 self._apply_project(event, meta)
             case ApiKeyIssued() | ApiKeyRevoked():
                 self._apply_key(event, meta)
+            case CatalogEntrySet() | CatalogEntryRemoved():
+                self.catalog.apply(event, meta.seq)
+            case CustomModelRegistered() | CustomModelRemoved():  # CustomModelUpdated too
+                self.custom_models.apply(event, meta.seq, meta.ts, meta.actor)
             case _:
                 self._apply_integration(event)
 
