@@ -8,14 +8,16 @@ whoever holds an earlier record (a target resolved before a rotation, the change
 The lookups the data plane uses stay one dictionary access: `api_keys_by_hash` holds only keys
 that may be used (not revoked, project not archived; the archived project's keys wait in
 `dormant_keys_by_hash`) and `admin_tokens_by_hash` only tokens of enabled users that were not
-revoked (expiry is checked when a token is presented).
+revoked (expiry is checked when a token is presented). The catalog (the shipped seed plus the
+owners' entries, catalog.py) and the custom models (custom_models.py) are folded here too, so
+the router and the ingress route and price with the same ones.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from keyrail_common.catalog import Catalog, CatalogModel, seed_models
+from keyrail_common.catalog import Catalog, seed_models
 from keyrail_common.config_events import (
     AdminTokenIssued,
     AdminTokenRevoked,
@@ -108,7 +110,7 @@ def legacy_token_id(user_id: str) -> str:
 class ConfigState:
     """The current configuration, as plain dictionaries keyed for the hot path."""
 
-    def __init__(self, catalog_seed: tuple[CatalogModel, ...] | None = None) -> None:
+    def __init__(self) -> None:
         self.org: OrgCreated | None = None
         self.users: dict[str, UserRecord] = {}
         self.admin_tokens: dict[str, AdminTokenRecord] = {}  # revoked ones too (listed as such)
@@ -122,7 +124,7 @@ class ConfigState:
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
         # The shipped catalog with the owners' entries applied, and the integrations' custom models.
-        self.catalog = Catalog(seed_models() if catalog_seed is None else catalog_seed)
+        self.catalog = Catalog(seed_models())
         self.custom_models = CustomModels()
         # `<aggregate>.<id>` -> the stream sequence of its last event: the aggregate's version.
         self.versions: dict[str, int] = {}
