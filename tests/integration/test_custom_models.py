@@ -167,6 +167,8 @@ def test_a_catalog_override_is_the_price_of_the_next_request_and_removing_it_res
         and put.json()["prices"]["version"] == f"catalog@{put.json()['version']}"
     )
     _costed(stack, _chat(sdk, f"{SLUG}/gpt-4.1-nano"), Prices(input=3.0, output=7.0), "gpt-4.1-nano")
+    again = stack.admin("PUT", nano_override, entry, headers={"If-Match": str(put.json()["version"])})
+    assert again.json() == put.json()  # the same values again: no event, no new version
 
     listed = stack.admin("GET", "/admin/v1/catalog?provider=openai").json()["data"]
     assert [e["prices"]["input"] for e in listed if e["id"] == "openai/gpt-4.1-nano"] == [3.0]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+import msgspec
 from starlette.responses import Response
 
-from keyrail_common.catalog import CatalogModel
+from keyrail_common.catalog import CatalogModel, entry_of
 from keyrail_common.config_events import CatalogEntryRemoved, CatalogEntrySet, CatalogPrices
 from keyrail_common.config_state import ConfigState
 from keyrail_ingress.admin.command import Command, Loaded, admin_route, not_found
@@ -107,7 +108,14 @@ async def set_entry(c: Command[CatalogModel | None, CatalogEntryBody]) -> Respon
         operation=body.operation,
         source_date=body.source_date,
     )
-    await c.publish(event)
+    current = c.record
+    unchanged = (
+        current is not None
+        and c.state.catalog.overridden(current.id)
+        and msgspec.structs.replace(entry_of(event, 0), price_version=current.price_version) == current
+    )
+    if not unchanged:
+        await c.publish(event)  # a change that changes nothing is no event (and no new version)
     entry = c.state.catalog.by_id(event.catalog_id)
     assert entry is not None
     return json_response(catalog_view(c.state, entry))
