@@ -207,6 +207,11 @@ def test_an_owner_added_catalog_model_is_routable_and_cannot_be_removed_while_in
     assert (
         in_use.status_code == 409 and f"custom model {SLUG}/ft-on-added" in in_use.json()["error"]["message"]
     )
+    # Once nothing names it, it leaves the catalog (and the tests sharing this stack never see it).
+    assert stack.change("DELETE", f"{MODELS}/ft-on-added", of=f"{MODELS}/ft-on-added").status_code == 200
+    removed = stack.admin("DELETE", path, headers={"If-Match": str(added.json()["version"])})
+    assert removed.status_code == 200 and removed.json() == {"id": "openai/gpt-owner-added", "restored": None}
+    assert stack.admin("DELETE", path, headers={"If-Match": "0"}).status_code == 404
 
 
 def _refused(
