@@ -48,15 +48,13 @@ def _pricing(pairs: list[str]) -> dict[str, float]:
     """`--price KIND=PRICE` options: further token kinds and their prices."""
     pricing = {}
     for pair in pairs:
-        kind, sep, value = pair.partition("=")
+        kind, _, value = pair.partition("=")
         try:
             pricing[kind] = float(value)
         except ValueError:
-            sep = ""
-        if not sep:
             raise CommandError(
                 f"--price takes KIND=PRICE, e.g. cached_input=0.15 (got {pair!r})", USAGE_ERROR
-            )
+            ) from None
     return pricing
 
 
@@ -68,10 +66,13 @@ def _one_custom_model(a: argparse.Namespace) -> str:
     return f"{_custom_models(a)}/{a.model_slug}"
 
 
+UNGIVEN = ...  # a price option's default: absent (None is `none`, the price made unpriced)
+
+
 def _custom_model_body(a: argparse.Namespace) -> dict[str, Any]:
     body = _given(a, "base_model", "custom_host")
     for option, field in (("input_price", "input_price_per_mtok"), ("output_price", "output_price_per_mtok")):
-        if getattr(a, option) is not ...:
+        if getattr(a, option) is not UNGIVEN:
             body[field] = getattr(a, option)
     if a.price or getattr(a, "no_prices", False):
         body["additional_token_pricing"] = _pricing(a.price)
@@ -96,7 +97,7 @@ def _catalog(c: AdminClient, a: argparse.Namespace) -> Output:
     return Output(c.call("GET", f"{CATALOG_PATH}{query}"), CATALOG)
 
 
-def _catalog_version(c: AdminClient, a: argparse.Namespace, path: str) -> int | None:
+def _catalog_version(c: AdminClient, a: argparse.Namespace) -> int | None:
     """`--version`, or the entry's as listed now (None: a new id, which needs none)."""
     if a.version is not None:
         return int(a.version)
@@ -121,12 +122,12 @@ def _set_catalog_entry(c: AdminClient, a: argparse.Namespace) -> Output:
         **_given(a, "source_date"),
     }
     path = f"{CATALOG_PATH}/{a.provider}/{a.model}"
-    return Output(c.call("PUT", path, body, _catalog_version(c, a, path)), CATALOG)
+    return Output(c.call("PUT", path, body, _catalog_version(c, a)), CATALOG)
 
 
 def _remove_catalog_entry(c: AdminClient, a: argparse.Namespace) -> Output:
     path = f"{CATALOG_PATH}/{a.provider}/{a.model}"
-    removed = c.call("DELETE", path, version=_catalog_version(c, a, path))
+    removed = c.call("DELETE", path, version=_catalog_version(c, a))
     restored = removed.get("restored")
     return Output(restored or removed, CATALOG if restored else ("id",), "" if restored else "removed")
 
@@ -146,8 +147,8 @@ def _add_custom_models(models: _Actions) -> None:
         prices = "USD per 1M tokens, or none for unpriced (absent: unpriced" + (
             ")" if required else ", or unchanged)"
         )
-        parser.add_argument("--input-price", type=price, default=..., help=prices)
-        parser.add_argument("--output-price", type=price, default=..., help=prices)
+        parser.add_argument("--input-price", type=price, default=UNGIVEN, help=prices)
+        parser.add_argument("--output-price", type=price, default=UNGIVEN, help=prices)
         parser.add_argument(
             "--price",
             action="append",
