@@ -205,7 +205,7 @@ def test_the_history_shows_custom_models_and_catalog_entries_to_whom_may_read_th
         input_price_per_mtok=0.3,
     )
     replay(registered)
-    replay(CustomModelUpdated(provider_slug="openai-b", model_slug="ft-v3", base_model=base))
+    replay(CustomModelUpdated(provider_slug="openai-b", model_slug="ft-v3", base_model="openai/gpt-4o-mini"))
     override = CatalogEntrySet(
         catalog_id="openai/gpt-4o-mini",
         provider="openai",
