@@ -225,7 +225,9 @@ def resolve_targets(
     return failure(
         FailureClass.NOT_FOUND,
         f"Unknown model '{model_string}'. Use '<provider-slug>/<model>' to pin an integration, "
-        f"'<provider>/<model>' or a bare catalog model id (GET /v1/models lists what this key can route).",
+        f"'<provider>/<model>' or a bare catalog model id (GET /v1/models lists what this key can route). "
+        "A model outside the catalog is routed as '<provider-slug>/<model_slug>' once an owner registers "
+        "it with POST /admin/v1/integrations/{slug}/custom-models.",
         code="model_not_found",
         param="model",
     )

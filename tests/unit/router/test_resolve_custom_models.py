@@ -162,3 +162,10 @@ def test_an_owner_added_catalog_model_is_routable_through_an_integration_enablin
         "openai-prod",
         "catalog@5",
     )
+
+
+def test_an_unknown_model_says_how_to_register_one_outside_the_catalog() -> None:
+    error = as_error(resolve(state_with(integration("openai-prod")), "my-finetune-v2"))
+
+    assert error.http_status == 404 and error.code == "model_not_found"
+    assert "POST /admin/v1/integrations/{slug}/custom-models" in error.message
