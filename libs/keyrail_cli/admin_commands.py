@@ -1,4 +1,5 @@
-"""`keyrail users|projects|keys|integrations|events`: the admin API from the command line.
+"""`keyrail users|projects|keys|integrations|custom-models|catalog|events`: the admin API from the
+command line.
 
 Each command is one or two admin API calls (admin_client.py) and prints a table, or with
 `--json` the API's own JSON. The admin token comes from KEYRAIL_ADMIN_TOKEN only and credentials
@@ -247,6 +248,8 @@ COMMAND_HELP = {
     "keys": "a project's gateway API keys: list, create, revoke (admin API)",
     "integrations": "integrations: list, create, change, disable, rotate credentials, set models, "
     "circuit health (admin API)",
+    "custom-models": "an integration's custom models: list, add, update, remove (admin API)",
+    "catalog": "the model catalog: list (the default action), set or remove an owner's entry (admin API)",
     "events": "the change history: who changed what and when (admin API)",
 }
 ADMIN_COMMANDS = tuple(COMMAND_HELP)
@@ -396,7 +399,8 @@ def _add_integrations(integrations: _Actions) -> None:
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog)."""
+    """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog);
+    `custom-models` and `catalog` are model_commands.py's."""
     _add_users(_Actions(command("users", COMMAND_HELP["users"])))
     _add_projects(
         _Actions(command("projects", COMMAND_HELP["projects"])),

@@ -8,20 +8,27 @@ whoever holds an earlier record (a target resolved before a rotation, the change
 The lookups the data plane uses stay one dictionary access: `api_keys_by_hash` holds only keys
 that may be used (not revoked, project not archived; the archived project's keys wait in
 `dormant_keys_by_hash`) and `admin_tokens_by_hash` only tokens of enabled users that were not
-revoked (expiry is checked when a token is presented).
+revoked (expiry is checked when a token is presented). The catalog (the shipped seed plus the
+owners' entries, catalog.py) and the custom models (custom_models.py) are folded here too, so
+the router and the ingress route and price with the same ones.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from keyrail_common.catalog import Catalog, seed_models
 from keyrail_common.config_events import (
     AdminTokenIssued,
     AdminTokenRevoked,
     ApiKeyIssued,
     ApiKeyRevoked,
+    CatalogEntryRemoved,
+    CatalogEntrySet,
     ConfigEvent,
     CredentialsRotated,
+    CustomModelRegistered,
+    CustomModelRemoved,
     IntegrationCreated,
     IntegrationDisabled,
     IntegrationEnabled,
@@ -37,6 +44,7 @@ from keyrail_common.config_events import (
     UserEnabled,
     UserUpdated,
 )
+from keyrail_common.custom_models import CustomModels
 
 
 class EventMeta(msgspec.Struct, frozen=True):
@@ -117,6 +125,9 @@ class ConfigState:
         self.dormant_keys_by_hash: dict[str, ApiKeyRecord] = {}
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
+        # The shipped catalog with the owners' entries applied, and the integrations' custom models.
+        self.catalog = Catalog(seed_models())
+        self.custom_models = CustomModels()
         # `<aggregate>.<id>` -> the stream sequence of its last event: the aggregate's version.
         self.versions: dict[str, int] = {}
 
@@ -154,6 +165,10 @@ class ConfigState:
                 self._apply_project(event, meta)
             case ApiKeyIssued() | ApiKeyRevoked():
                 self._apply_key(event, meta)
+            case CatalogEntrySet() | CatalogEntryRemoved():
+                self.catalog.apply(event, meta.seq)
+            case CustomModelRegistered() | CustomModelRemoved():  # CustomModelUpdated too
+                self.custom_models.apply(event, meta.seq, meta.ts, meta.actor)
             case _:
                 self._apply_integration(event)
 

@@ -11,7 +11,8 @@ Routes are declared with `admin_route`, which names the route's rule of the RBAC
 4. `authorize` on that target (403 naming the role that would do);
 5. the body, strictly (400 naming the field; a refused field says what to do instead);
 6. for a change of an existing aggregate, the version the client read (`If-Match` or `version`):
-   missing is a 428, another than the current one a 409.
+   missing is a 428, another than the current one a 409 (a put that creates, whose loader found
+   nothing, needs none).
 
 Nothing is written before all of this passed, so a refused request leaves no event and no Vault
 write. The handler then publishes with the version it was decided on (`Command.publish`), and
@@ -188,7 +189,8 @@ def admin_route(
                 return stale(aggregate[0] if aggregate else "resource", current, command.version)
 
         router.add_api_route(path, endpoint, methods=[method], name=handler.__name__)
-        ROUTES[(method, PREFIX + path)] = rule
+        # `{model:path}` (a model name may hold `/`) is documented as `{model}`.
+        ROUTES[(method, PREFIX + path.replace(":path}", "}"))] = rule
         return handler
 
     return register
@@ -217,7 +219,12 @@ async def _prepare(
         if isinstance(body, Response):
             return body
     version = 0
-    if versioned:
+    if versioned and loaded.record is None:
+        # A put that creates (a loader found nothing to change): it expects the aggregate as it is,
+        # so two racing creations cannot both succeed.
+        assert loaded.aggregate is not None
+        version = state.version(*loaded.aggregate)
+    elif versioned:
         assert loaded.aggregate is not None
         checked = await _check_version(ctx, request, body, loaded.aggregate)
         if isinstance(checked, Response):

@@ -102,7 +102,7 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
     for refusal in (
         check_credentials(ctx.registry, body.provider, body.credentials),
         check_scope(c.state, body.project_scope),
-        check_models(ctx.catalog, body.provider, body.enabled_models),
+        check_models(c.state.catalog, body.provider, body.enabled_models),
     ):
         if refusal is not None:
             return refusal
@@ -253,7 +253,9 @@ async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> 
 )
 async def set_enabled_models(c: Command[IntegrationCreated, NewEnabledModels]) -> Response:
     """Which catalog models of the provider the integration serves: a list, "all" or "none"."""
-    refused = _disabled(c) or check_models(c.ctx.catalog, c.record.provider, c.body.enabled_models)
+    refused = _disabled(c) or check_models(
+        c.state.catalog, c.record.provider, c.body.enabled_models, c.record.provider_slug
+    )
     if refused is not None:
         return refused
     slug = c.record.provider_slug
