@@ -66,10 +66,10 @@ def check_endpoint(
 
 
 def check_credentials(
-    registry: ProviderRegistry, provider: str, credentials: dict[str, Any]
+    registry: ProviderRegistry, provider: str, credentials: dict[str, Any], allow_http: bool
 ) -> Response | None:
     try:
-        registry.validate_credentials(provider, credentials)
+        registry.validate_credentials(provider, credentials, allow_http)
     except CredentialError as exc:
         return _invalid(str(exc), exc.field)
     return None

@@ -97,7 +97,7 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
     if isinstance(endpoint, Response):
         return endpoint
     for refusal in (
-        check_credentials(ctx.registry, body.provider, body.credentials),
+        check_credentials(ctx.registry, body.provider, body.credentials, body.allow_http),
         check_scope(c.state, body.project_scope),
         check_models(ctx.catalog, body.provider, body.enabled_models),
     ):
@@ -219,7 +219,9 @@ async def disable_integration(c: Command[IntegrationCreated, None]) -> Response:
 )
 async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> Response:
     """Replace the stored credential (a new Vault version); workers use it from the next request."""
-    refused = _disabled(c) or check_credentials(c.ctx.registry, c.record.provider, c.body.credentials)
+    refused = _disabled(c) or check_credentials(
+        c.ctx.registry, c.record.provider, c.body.credentials, c.record.allow_http
+    )
     if refused is not None:
         return refused
     secret = vault_secret(c.body.credentials, c.body.custom_auth_headers)
