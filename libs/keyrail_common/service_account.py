@@ -47,7 +47,7 @@ def _text(value: dict[str, Any], name: str, field: str, example: str) -> str:
         raise ServiceAccountError(
             f"{field}.{name}", f"{field}.{name} is required: a non-empty string ({example})."
         )
-    return found.strip()
+    return found
 
 
 def load_rsa_key(pem: str, field: str) -> Any:

@@ -19,9 +19,13 @@ from tests.support.contracts import FIXTURES
 REGION = "us-central1"
 
 
-@functools.cache
 def rsa_key(label: str = "default") -> rsa.RSAPrivateKey:
     """One RSA-2048 key per label for the whole test process."""
+    return _generated(label)
+
+
+@functools.cache
+def _generated(label: str) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
