@@ -20,6 +20,7 @@ import re
 import secrets
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -257,6 +258,7 @@ class MockContext(msgspec.Struct, frozen=True):
     defaults: FaultPlan
     require_key: str | None
     reply: str
+    vertex_public_key: str = ""  # PEM: the Vertex token endpoint verifies assertions with it
 
     def plan(self, header: str | None, body_mock: dict[str, Any] | None) -> FaultPlan:
         """This request's faults (raises ValueError on a bad one)."""
@@ -319,9 +321,12 @@ async def chat_answer(
 
 
 def build_app(
-    defaults: FaultPlan, require_key: str | None = None, reply: str = DEFAULT_REPLY
+    defaults: FaultPlan,
+    require_key: str | None = None,
+    reply: str = DEFAULT_REPLY,
+    vertex_public_key: str = "",
 ) -> web.Application:
-    mock = MockContext(defaults, require_key, reply)
+    mock = MockContext(defaults, require_key, reply, vertex_public_key)
     counter = itertools.count(1)
     boot = secrets.token_hex(3)  # keeps ids unique across several mock processes
     expected_auth = f"Bearer {require_key}".encode() if require_key is not None else None
@@ -406,8 +411,10 @@ async def serve(
     defaults: FaultPlan,
     require_key: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    vertex_public_key: str = "",
 ) -> None:
-    runner = web.AppRunner(build_app(defaults, require_key), access_log=None)
+    app = build_app(defaults, require_key, vertex_public_key=vertex_public_key)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
@@ -434,6 +441,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain); needs --tls-key"
     )
     parser.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--vertex-public-key",
+        default=None,
+        help="PEM public key of the service account whose signed JWTs the Vertex token endpoint "
+        "(POST /token) accepts; without it the signature is not checked",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -451,7 +464,12 @@ def run(args: argparse.Namespace) -> None:
             raise SystemExit("HTTPS needs both --tls-cert and --tls-key")
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_context.load_cert_chain(tls_cert, tls_key)
-    coro = serve(args.host, args.port, defaults, args.require_key, ssl_context)
+    public_key_file = getattr(args, "vertex_public_key", None)
+    try:
+        public_key = Path(public_key_file).read_text() if public_key_file else ""
+    except OSError as exc:
+        raise SystemExit(f"cannot read --vertex-public-key: {exc.strerror}") from None
+    coro = serve(args.host, args.port, defaults, args.require_key, ssl_context, public_key)
     try:
         try:
             import uvloop
