@@ -19,9 +19,10 @@ class CatalogModel(msgspec.Struct, frozen=True):
     model: str
     schema: str
     context_window: int
-    input_price_per_mtok: float
-    cached_input_price_per_mtok: float
-    output_price_per_mtok: float
+    # USD per 1M tokens; None (null in the file) is "no known price": unpriced, never $0.
+    input_price_per_mtok: float | None = None
+    cached_input_price_per_mtok: float | None = None
+    output_price_per_mtok: float | None = None
     operation: Operation = Operation.CHAT  # what the model answers: chat, or embeddings
 
     @property
