@@ -11,6 +11,7 @@ the Gemini and Claude model endpoints behind it.
   `anthropic_version: vertex-2023-10-16`. Each needs `Authorization: Bearer <a token issued
   here and not revoked>`, else Google's 401 UNAUTHENTICATED (`ACCESS_TOKEN_EXPIRED`).
 - `GET /vertex/stats`: how many token exchanges and model calls (and refused tokens) it saw;
+  `GET /vertex/tokens`: every token it issued (a leak test searches for them);
   `POST /vertex/revoke`: every token issued so far is refused from now on (an expired token,
   on demand: the gateway must fetch a new one once).
 
@@ -137,6 +138,7 @@ class _Verifier:
 def add_routes(app: web.Application, mock: MockContext) -> None:
     verifier = _Verifier(mock.vertex_public_key)
     issued: set[str] = set()
+    ever_issued: list[str] = []
     stats = {"token_requests": 0, "model_requests": 0, "refused_tokens": 0}
     generate = generate_answer(mock)
     messages = messages_answer(mock)
@@ -154,6 +156,7 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
             return _invalid_grant(problem)
         access_token = f"ya29.mock-{secrets.token_urlsafe(24)}"
         issued.add(access_token)
+        ever_issued.append(access_token)
         return _json(
             200, {"access_token": access_token, "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"}
         )
@@ -193,6 +196,9 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
     async def show_stats(request: web.Request) -> web.Response:
         return _json(200, stats)
 
+    async def tokens(request: web.Request) -> web.Response:
+        return _json(200, {"tokens": ever_issued})
+
     async def revoke(request: web.Request) -> web.Response:
         issued.clear()
         return _json(200, {"revoked": True})
@@ -202,4 +208,5 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
     app.router.add_post(models + "/google/models/{model}:{method}", gemini)
     app.router.add_post(models + "/anthropic/models/{model}:{method}", claude)
     app.router.add_get("/vertex/stats", show_stats)
+    app.router.add_get("/vertex/tokens", tokens)
     app.router.add_post("/vertex/revoke", revoke)
