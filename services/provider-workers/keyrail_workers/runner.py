@@ -31,6 +31,8 @@ from keyrail_workers.adapters.base import (
 )
 from keyrail_workers.adapters.vertex.token_cache import TokenCache
 from keyrail_workers.http_client import (
+    TlsOptions,
+    TlsOptionsError,
     UpstreamConnectionError,
     UpstreamPool,
     UpstreamResponse,
@@ -74,6 +76,7 @@ class AttemptRunner:
         self._upstream = upstream
         self._publish = publish
         self._secrets_by_credential: dict[tuple[str, int], list[str]] = {}
+        self._tls_by_credential: dict[tuple[str, int], TlsOptions | None] = {}
         # Adapters whose upstream takes an exchanged token (Vertex), and those tokens.
         self._exchangers = {name: a for name, a in ADAPTERS.items() if isinstance(a, TokenExchanger)}
         self._tokens = TokenCache()
@@ -147,17 +150,31 @@ class AttemptRunner:
                 values.append(value)
         return [v for v in (*values, *adapter_call.custom_headers.values()) if isinstance(v, str)]
 
+    def _tls(self, call: ProviderCall, credential: Credential) -> TlsOptions | None:
+        """The integration's TLS options (stored with its credential), once per credential version."""
+        key = (call.target.credential_ref, call.target.credential_version)
+        if key not in self._tls_by_credential:
+            stored = credential.get("tls")
+            pems = {
+                name: value
+                for name, value in (stored.items() if isinstance(stored, dict) else ())
+                if name in TlsOptions.__struct_fields__ and isinstance(value, str) and value
+            }
+            self._tls_by_credential[key] = TlsOptions(**pems) if pems else None
+        return self._tls_by_credential[key]
+
     async def _token(
-        self, call: ProviderCall, exchanger: TokenExchanger, credential: Credential
+        self, call: ProviderCall, exchanger: TokenExchanger, credential: Credential, tls: TlsOptions | None
     ) -> AccessToken:
-        """The cached access token of this credential version, or one exchanged for it now."""
+        """The cached access token of this credential version, or one exchanged for it now (through
+        the integration's own TLS options, as its upstream calls)."""
 
         async def exchange() -> AccessToken:
             request = exchanger.token_request(credential, time.time())
             if isinstance(request, UpstreamError):
                 raise TokenRefused(request)
             response = await self._upstream.post(
-                request.url, request.headers, request.body, _remaining_s(call.attempt_deadline_ns)
+                request.url, request.headers, request.body, _remaining_s(call.attempt_deadline_ns), tls=tls
             )
             try:
                 body = await response.read()
@@ -182,17 +199,18 @@ class AttemptRunner:
         """Build and send the request. With a token-exchanging adapter, a 401 drops the token and
         the request is sent once more with a fresh one; a second 401 is the answer."""
         exchanger = self._exchangers.get(adapter.name)
+        tls = self._tls(call, credential)
         for refreshed in (False, True):
             token = None
             if exchanger is not None:
-                token = await self._token(call, exchanger, credential)
+                token = await self._token(call, exchanger, credential, tls)
                 secrets.append(token.value)
                 adapter_call = msgspec.structs.replace(adapter_call, access_token=token.value)
             request = adapter.build_request(adapter_call, credential)
             if isinstance(request, UpstreamError):
                 return request
             response = await self._upstream.post(
-                request.url, request.headers, request.body, _remaining_s(call.attempt_deadline_ns)
+                request.url, request.headers, request.body, _remaining_s(call.attempt_deadline_ns), tls=tls
             )
             if token is None or response.status != 401 or refreshed:
                 return adapter_call, request, response
@@ -243,6 +261,12 @@ class AttemptRunner:
                     response.release()
         except TokenRefused as exc:
             await reply(attempt.fail(upstream_failure(slug, exc.error, secrets)))
+            return
+        except TlsOptionsError as exc:  # stored before they were checked, or edited in Vault
+            refusal = UpstreamError(
+                FailureClass.CREDENTIAL, f"its {exc}", provider_code="invalid_tls_options"
+            )
+            await reply(attempt.fail(refused_failure(slug, refusal, secrets)))
             return
         except (UpstreamTimeout, TimeoutError):
             error = timeout_failure(slug, (time.perf_counter() - attempt.started))
