@@ -139,6 +139,35 @@ def test_a_stream_through_the_sdk(vertex: Vertex, model: str) -> None:
     check_rows(vertex.rows(raw.headers["x-keyrail-request-id"]), "vertex-e2e", model, stream=True)
 
 
+@pytest.mark.parametrize("model", [GEMINI, CLAUDE])
+def test_a_tool_call_through_the_sdk(vertex: Vertex, model: str) -> None:
+    tools: list[Any] = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
+    raw = vertex.client.chat.completions.with_raw_response.create(
+        model=f"vertex-e2e/{model}", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools
+    )
+    completion = raw.parse()
+
+    validate_component("CreateChatCompletionResponse", json.loads(raw.http_response.text))
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls or []
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "mock"}
+    REQUEST_IDS.append(raw.headers["x-keyrail-request-id"])
+
+
 def test_many_concurrent_first_requests_make_one_token_exchange(vertex: Vertex) -> None:
     slug = vertex.integration("vertex-e2e-concurrent")
     before = vertex.stats()

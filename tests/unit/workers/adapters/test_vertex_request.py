@@ -158,6 +158,15 @@ def test_a_base_url_from_the_registry_or_an_override_replaces_the_google_host() 
     )
 
 
+def test_a_not_found_names_the_model_the_project_and_the_location_addressed() -> None:
+    request = build(call(CLAUDE_CHAT, "claude-opus-4-1@20250805"), region="europe-west1")
+
+    assert request.not_found_hint.startswith(
+        f"The request addressed anthropic model 'claude-opus-4-1@20250805' of project '{PROJECT}' "
+        "in location europe-west1 (the service account's project_id and credentials.region)"
+    )
+
+
 def test_custom_headers_are_sent_but_cannot_replace_the_bearer_token() -> None:
     headers = {"X-Org-Token": "org-1", "authorization": "Bearer not-ours"}
     for model in ("gemini-2.5-flash", "claude-sonnet-4-5@20250929"):

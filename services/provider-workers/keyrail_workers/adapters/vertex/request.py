@@ -46,8 +46,14 @@ def _refused(
     return UpstreamError(failure_class, message, provider_code=code)
 
 
-def publisher_base(call: AdapterCall, credential: Credential, publisher: str) -> str | UpstreamError:
-    """`{base}/projects/{project}/locations/{location}/publishers/{publisher}`."""
+class Address(msgspec.Struct, frozen=True):
+    project: str
+    location: str
+    base: str  # `{api base}/projects/{project}/locations/{location}/publishers/{publisher}`
+
+
+def publisher_base(call: AdapterCall, credential: Credential, publisher: str) -> Address | UpstreamError:
+    """Where the publisher's models of this project and location are."""
     account = credential.get("service_account_json")
     project = account.get("project_id") if isinstance(account, Mapping) else None
     if not isinstance(project, str) or not project:
@@ -60,8 +66,9 @@ def publisher_base(call: AdapterCall, credential: Credential, publisher: str) ->
         location = check_location(credential.get("region"), "credentials.region")
     except ServiceAccountError as exc:
         return _refused(str(exc), "invalid_region")
-    base = call.base_url.rstrip("/") or vertex_base_url(location)
-    return f"{base}/projects/{quote(project, safe=':')}/locations/{location}/publishers/{publisher}"
+    root = call.base_url.rstrip("/") or vertex_base_url(location)
+    base = f"{root}/projects/{quote(project, safe=':')}/locations/{location}/publishers/{publisher}"
+    return Address(project, location, base)
 
 
 def _bearer(call: AdapterCall) -> dict[str, str]:
@@ -110,9 +117,19 @@ def build_vertex_request(call: AdapterCall, credential: Credential) -> UpstreamR
             "unsupported_publisher",
             FailureClass.UNSUPPORTED,
         )
-    base = publisher_base(call, credential, publisher)
-    if isinstance(base, UpstreamError):
-        return base
+    address = publisher_base(call, credential, publisher)
+    if isinstance(address, UpstreamError):
+        return address
     if publisher == ANTHROPIC:
-        return claude_request(call, base, model)
-    return gemini_request(msgspec.structs.replace(call, model=model), base)
+        request = claude_request(call, address.base, model)
+    else:
+        built = gemini_request(msgspec.structs.replace(call, model=model), address.base)
+        if isinstance(built, UpstreamError):
+            return built
+        request = built
+    request.not_found_hint = (
+        f"The request addressed {publisher} model '{model}' of project '{address.project}' in location "
+        f"{address.location} (the service account's project_id and credentials.region): check that the "
+        "model is offered there and enabled for the project"
+    )
+    return request
