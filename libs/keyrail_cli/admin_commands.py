@@ -39,6 +39,7 @@ INTEGRATION = (
     "disabled",
     "version",
 )
+CIRCUIT = ("model", "state", "failures", "last_failure_class", "opened_at", "next_probe_at")
 EVENT = ("seq", "ts", "actor", "aggregate", "aggregate_id", "type", "changes")
 
 
@@ -244,7 +245,8 @@ COMMAND_HELP = {
     "users": "users, their roles and their admin tokens (admin API)",
     "projects": "projects: list, create, rename, archive, restore (admin API)",
     "keys": "a project's gateway API keys: list, create, revoke (admin API)",
-    "integrations": "integrations: list, create, change, disable, rotate credentials, set models (admin API)",
+    "integrations": "integrations: list, create, change, disable, rotate credentials, set models, "
+    "circuit health (admin API)",
     "events": "the change history: who changed what and when (admin API)",
 }
 ADMIN_COMMANDS = tuple(COMMAND_HELP)
@@ -387,6 +389,8 @@ def _add_integrations(integrations: _Actions) -> None:
         "--credentials-file", required=True, metavar="FILE", help=f"the credentials: {json_file}"
     )
     rotate.add_argument("--headers-file", metavar="FILE", help=f"custom auth headers: {json_file}")
+    health = _get(lambda a: f"{one(a)}/health", CIRCUIT)
+    integrations.add("health", "the circuit breakers of its models", health, "slug")
     models = integrations.add("models", "set the enabled models", _set_models, "slug", version=True)
     models.add_argument("models", help="all, none, or comma-separated catalog models")
 

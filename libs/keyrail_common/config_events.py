@@ -74,6 +74,13 @@ class UserDisabled(msgspec.Struct, tag="UserDisabled"):
     user_id: str
 
 
+class UserEnabled(msgspec.Struct, tag="UserEnabled"):
+    """A disabled user may sign in again, with new tokens: the tokens they held when disabled
+    stay revoked (whoever was cut off by the disabling stays cut off)."""
+
+    user_id: str
+
+
 class AdminTokenIssued(msgspec.Struct, tag="AdminTokenIssued"):
     token_id: str
     user_id: str
@@ -129,11 +136,13 @@ class IntegrationCreated(msgspec.Struct, tag="IntegrationCreated"):
     custom_host: str = ""
     allow_http: bool = False
     description: str = ""
+    credential_fingerprint: str = ""  # "…" + the key's last four characters (not a secret)
 
 
 class CredentialsRotated(msgspec.Struct, tag="CredentialsRotated"):
     provider_slug: str
     credential_version: int
+    credential_fingerprint: str = ""
 
 
 class IntegrationModelsSet(msgspec.Struct, tag="IntegrationModelsSet"):
@@ -162,12 +171,19 @@ class IntegrationDisabled(msgspec.Struct, tag="IntegrationDisabled"):
     provider_slug: str
 
 
+class IntegrationEnabled(msgspec.Struct, tag="IntegrationEnabled"):
+    """A disabled integration routed again, as it was (same credential version and settings)."""
+
+    provider_slug: str
+
+
 ConfigEvent = (
     OrgCreated
     | UserCreated
     | UserCreatedV2
     | UserUpdated
     | UserDisabled
+    | UserEnabled
     | AdminTokenIssued
     | AdminTokenRevoked
     | ProjectCreated
@@ -179,6 +195,7 @@ ConfigEvent = (
     | IntegrationModelsSet
     | IntegrationUpdated
     | IntegrationDisabled
+    | IntegrationEnabled
 )
 
 # The aggregate each event type is appended to, and the field that holds the aggregate's id: the
@@ -189,6 +206,7 @@ AGGREGATES: dict[type, tuple[str, str]] = {
     UserCreatedV2: ("user", "user_id"),
     UserUpdated: ("user", "user_id"),
     UserDisabled: ("user", "user_id"),
+    UserEnabled: ("user", "user_id"),
     AdminTokenIssued: ("admintoken", "token_id"),
     AdminTokenRevoked: ("admintoken", "token_id"),
     ProjectCreated: ("project", "project_id"),
@@ -200,6 +218,7 @@ AGGREGATES: dict[type, tuple[str, str]] = {
     IntegrationModelsSet: ("integration", "provider_slug"),
     IntegrationUpdated: ("integration", "provider_slug"),
     IntegrationDisabled: ("integration", "provider_slug"),
+    IntegrationEnabled: ("integration", "provider_slug"),
 }
 
 

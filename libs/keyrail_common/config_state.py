@@ -24,6 +24,7 @@ from keyrail_common.config_events import (
     CredentialsRotated,
     IntegrationCreated,
     IntegrationDisabled,
+    IntegrationEnabled,
     IntegrationModelsSet,
     IntegrationUpdated,
     OrgCreated,
@@ -33,6 +34,7 @@ from keyrail_common.config_events import (
     UserCreated,
     UserCreatedV2,
     UserDisabled,
+    UserEnabled,
     UserUpdated,
 )
 
@@ -144,7 +146,7 @@ class ConfigState:
         match event:
             case OrgCreated():
                 self.org = event
-            case UserCreated() | UserCreatedV2() | UserUpdated() | UserDisabled():
+            case UserCreated() | UserCreatedV2() | UserUpdated() | UserDisabled() | UserEnabled():
                 self._apply_user(event, meta)
             case AdminTokenIssued() | AdminTokenRevoked():
                 self._apply_token(event, meta)
@@ -156,7 +158,7 @@ class ConfigState:
                 self._apply_integration(event)
 
     def _apply_user(
-        self, event: UserCreated | UserCreatedV2 | UserUpdated | UserDisabled, meta: EventMeta
+        self, event: UserCreated | UserCreatedV2 | UserUpdated | UserDisabled | UserEnabled, meta: EventMeta
     ) -> None:
         match event:
             case UserCreated():
@@ -208,9 +210,15 @@ class ConfigState:
                 current = self.users.get(event.user_id)
                 if current is not None:
                     self.users[event.user_id] = msgspec.structs.replace(current, disabled=True)
-                    for token in self.admin_tokens.values():
+                    # Their tokens die with the disabling, for good: re-enabled, they get new ones.
+                    for token in list(self.admin_tokens.values()):
                         if token.user_id == event.user_id:
+                            self.admin_tokens[token.token_id] = msgspec.structs.replace(token, revoked=True)
                             self.admin_tokens_by_hash.pop(token.token_hash, None)
+            case UserEnabled():
+                current = self.users.get(event.user_id)
+                if current is not None:
+                    self.users[event.user_id] = msgspec.structs.replace(current, disabled=False)
 
     def _apply_token(self, event: AdminTokenIssued | AdminTokenRevoked, meta: EventMeta) -> None:
         match event:
@@ -304,7 +312,11 @@ class ConfigState:
             case IntegrationCreated():
                 self.integrations[event.provider_slug] = event
             case CredentialsRotated():
-                self._replace_integration(event.provider_slug, credential_version=event.credential_version)
+                self._replace_integration(
+                    event.provider_slug,
+                    credential_version=event.credential_version,
+                    credential_fingerprint=event.credential_fingerprint,
+                )
             case IntegrationModelsSet():
                 self._replace_integration(event.provider_slug, enabled_models=event.enabled_models)
             case IntegrationUpdated():
@@ -322,6 +334,10 @@ class ConfigState:
                 current = self.integrations.pop(event.provider_slug, None)
                 if current is not None:
                     self.disabled_integrations[event.provider_slug] = current
+            case IntegrationEnabled():
+                current = self.disabled_integrations.pop(event.provider_slug, None)
+                if current is not None:
+                    self.integrations[event.provider_slug] = current
 
     def _replace_integration(self, slug: str, **changes: object) -> None:
         for table in (self.integrations, self.disabled_integrations):

@@ -114,8 +114,8 @@ def _pinned(
 def _disabled(slug: str, param: str = "model") -> ErrorInfo:
     return failure(
         FailureClass.NOT_FOUND,
-        f"Integration '{slug}' is disabled (an owner deleted it); use another integration. Its "
-        "activity stays readable in the activity log.",
+        f"Integration '{slug}' is disabled (an owner deleted it, and can re-enable it); use another "
+        "integration. Its activity stays readable in the activity log.",
         code="integration_disabled",
         param=param,
     )
