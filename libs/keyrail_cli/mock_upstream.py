@@ -20,6 +20,7 @@ import re
 import secrets
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -257,6 +258,7 @@ class MockContext(msgspec.Struct, frozen=True):
     defaults: FaultPlan
     require_key: str | None
     reply: str
+    vertex_public_key: str = ""  # PEM: the Vertex token endpoint verifies assertions with it
 
     def plan(self, header: str | None, body_mock: dict[str, Any] | None) -> FaultPlan:
         """This request's faults (raises ValueError on a bad one)."""
@@ -318,10 +320,25 @@ async def chat_answer(
     return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": chat_id})
 
 
+@web.middleware
+async def _client_certificate_required(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With --tls-client-ca (only then is this installed): no client certificate, no answer."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if request.path != "/healthz" and (ssl_object is None or not ssl_object.getpeercert()):
+        body = _error_body("This mock requires a client certificate (mutual TLS).", "permission_error", None)
+        return _error(403, body, "req_mock_no_client_certificate")
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
 def build_app(
-    defaults: FaultPlan, require_key: str | None = None, reply: str = DEFAULT_REPLY
+    defaults: FaultPlan,
+    require_key: str | None = None,
+    reply: str = DEFAULT_REPLY,
+    vertex_public_key: str = "",
+    client_certificates: bool = False,
 ) -> web.Application:
-    mock = MockContext(defaults, require_key, reply)
+    mock = MockContext(defaults, require_key, reply, vertex_public_key)
     counter = itertools.count(1)
     boot = secrets.token_hex(3)  # keeps ids unique across several mock processes
     expected_auth = f"Bearer {require_key}".encode() if require_key is not None else None
@@ -386,7 +403,10 @@ def build_app(
         return web.Response(text="ok")
 
     # Large client_max_size: long-context benchmark prompts must not hit aiohttp's 1 MiB default.
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(
+        client_max_size=64 * 1024 * 1024,
+        middlewares=[_client_certificate_required] if client_certificates else [],
+    )
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
@@ -406,8 +426,13 @@ async def serve(
     defaults: FaultPlan,
     require_key: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    vertex_public_key: str = "",
+    client_certificates: bool = False,
 ) -> None:
-    runner = web.AppRunner(build_app(defaults, require_key), access_log=None)
+    app = build_app(
+        defaults, require_key, vertex_public_key=vertex_public_key, client_certificates=client_certificates
+    )
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
@@ -434,6 +459,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain); needs --tls-key"
     )
     parser.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        default=None,
+        help="with --tls-cert: ask for a client certificate issued by this PEM CA (mutual TLS); a "
+        "request without one is answered 403 (except /healthz), one from another CA fails the handshake",
+    )
+    parser.add_argument(
+        "--vertex-public-key",
+        default=None,
+        help="PEM public key of the service account whose signed JWTs the Vertex token endpoint "
+        "(POST /token) accepts; without it the signature is not checked",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -451,7 +488,26 @@ def run(args: argparse.Namespace) -> None:
             raise SystemExit("HTTPS needs both --tls-cert and --tls-key")
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_context.load_cert_chain(tls_cert, tls_key)
-    coro = serve(args.host, args.port, defaults, args.require_key, ssl_context)
+        client_ca = getattr(args, "tls_client_ca", None)
+        if client_ca:
+            ssl_context.load_verify_locations(client_ca)
+            ssl_context.verify_mode = ssl.CERT_OPTIONAL  # so /healthz answers without one
+    elif getattr(args, "tls_client_ca", None):
+        raise SystemExit("--tls-client-ca needs --tls-cert and --tls-key")
+    public_key_file = getattr(args, "vertex_public_key", None)
+    try:
+        public_key = Path(public_key_file).read_text() if public_key_file else ""
+    except OSError as exc:
+        raise SystemExit(f"cannot read --vertex-public-key: {exc.strerror}") from None
+    coro = serve(
+        args.host,
+        args.port,
+        defaults,
+        args.require_key,
+        ssl_context,
+        public_key,
+        client_certificates=bool(getattr(args, "tls_client_ca", None)),
+    )
     try:
         try:
             import uvloop

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.support.stack import KeyrailStack, MockUpstream
+from tests.support.vertex import public_pem, rsa_key
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,22 @@ def gemini_upstream(workdir: Path) -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="session")
-def stack(workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream) -> Iterator[KeyrailStack]:
+def vertex_upstream(workdir: Path) -> Iterator[MockUpstream]:
+    """Vertex AI's upstream: the mock's token endpoint verifies JWTs with the public half of the
+    tests' service-account key (tests/support/vertex.py); the registry's Vertex base URL points
+    at its model endpoints, the key file's token_uri at its /token."""
+    public_key = workdir / "vertex-public-key.pem"
+    public_key.write_text(public_pem(rsa_key()))
+    mock = MockUpstream(log_path=workdir / "mock-vertex.log", args=("--vertex-public-key", str(public_key)))
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream, vertex_upstream: MockUpstream
+) -> Iterator[KeyrailStack]:
     # The registry's default base URL of one provider points at the mock: an integration without a
     # custom host is then observed reaching "its provider" without any traffic leaving the machine.
     # Azure's is empty (the host is its resource's): pointing it at the mock's root stands in for
@@ -71,6 +87,7 @@ def stack(workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream) 
                 REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url},
                 AZURE_PROVIDER: {"base_url": upstream.url.removesuffix("/v1")},
                 "gemini": {"base_url": gemini_url},
+                "vertex": {"base_url": vertex_upstream.url},
             }
         )
     )

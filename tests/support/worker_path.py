@@ -129,26 +129,43 @@ class Outcome:
     attempt: AttemptRecorder
 
 
-async def run_attempt(call: ProviderCall, secret: dict[str, object]) -> Outcome:
-    replies: list[ProviderResult] = []
-    chunks: list[bytes] = []
-    ends: list[StreamEnd] = []
+class WorkerPath:
+    """One runner with its pool and caches (credentials, tokens) for many calls, as in a worker."""
 
-    async def publish(subject: str, data: bytes) -> None:
+    def __init__(self, secret: dict[str, object]) -> None:
+        self.secret = secret
+        self.pool = UpstreamPool(connect_timeout_s=5.0)
+        self.runner = AttemptRunner(
+            load_registry(), CachedCredentials(_Store(secret)), self.pool, self._publish
+        )
+        self._frames: dict[str, tuple[list[bytes], list[StreamEnd]]] = {}
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        chunks, ends = self._frames.setdefault(subject, ([], []))
         frame = stream_frame_decoder.decode(data)
         if isinstance(frame, StreamChunk):
             chunks.append(frame.data)
         else:
             ends.append(frame)
 
-    async def reply(result: ProviderResult) -> None:
-        replies.append(result)
+    async def run(self, call: ProviderCall) -> Outcome:
+        replies: list[ProviderResult] = []
 
-    pool = UpstreamPool(connect_timeout_s=5.0)
-    try:
-        runner = AttemptRunner(load_registry(), CachedCredentials(_Store(secret)), pool, publish)
+        async def reply(result: ProviderResult) -> None:
+            replies.append(result)
+
         attempt = AttemptRecorder(call)
-        await runner.run(call, attempt, reply)
+        await self.runner.run(call, attempt, reply)
+        chunks, ends = self._frames.pop(call.stream_inbox, ([], []))
+        return Outcome(replies, chunks, ends[0] if ends else None, attempt)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+async def run_attempt(call: ProviderCall, secret: dict[str, object]) -> Outcome:
+    worker = WorkerPath(secret)
+    try:
+        return await worker.run(call)
     finally:
-        pool.close()
-    return Outcome(replies, chunks, ends[0] if ends else None, attempt)
+        worker.close()

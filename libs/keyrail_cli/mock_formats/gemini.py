@@ -18,6 +18,7 @@ import hmac
 import itertools
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -246,26 +247,16 @@ async def _stream(request: web.Request, plan: FaultPlan, events: list[dict[str, 
     return response
 
 
-def add_routes(app: web.Application, mock: MockContext) -> None:
+GenerateAnswer = Callable[[web.Request, bool], Awaitable[web.StreamResponse]]
+
+
+def generate_answer(mock: MockContext) -> GenerateAnswer:
+    """The answer to an (authorised) generateContent request, streamed or whole: AI Studio's and
+    Vertex's (same bodies, §6.1)."""
     counter = itertools.count(1)
     boot = secrets.token_hex(3)
-    expected = mock.require_key.encode() if mock.require_key is not None else None
-
-    def denied(request: web.Request) -> web.Response | None:
-        if "key" in request.query:
-            return _error(400, _KEY_IN_URL)
-        if expected is None:
-            return None
-        presented = request.headers.get("x-goog-api-key")
-        if not presented:
-            return _error(403, _NO_KEY)
-        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
-            return _error(400, _WRONG_KEY)
-        return None
 
     async def generate(request: web.Request, stream: bool) -> web.StreamResponse:
-        if (refusal := denied(request)) is not None:
-            return refusal
         try:
             body = _decode(await request.read())
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -297,16 +288,35 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         else:
             chunks = _answers(body, plan.reply or mock.reply, model, response_id)
         if stream:
+            if request.query.get("alt") != "sse":  # without alt=sse Gemini streams one JSON array
+                return _error(400, _status_body(400, "The Keyrail mock streams only with alt=sse."))
             return await _stream(request, plan, chunks)
         return web.Response(body=_encode(_whole(chunks)), headers={"Content-Type": _JSON})
 
+    return generate
+
+
+def add_routes(app: web.Application, mock: MockContext) -> None:
+    expected = mock.require_key.encode() if mock.require_key is not None else None
+    generate = generate_answer(mock)
+
+    def denied(request: web.Request) -> web.Response | None:
+        if "key" in request.query:
+            return _error(400, _KEY_IN_URL)
+        if expected is None:
+            return None
+        presented = request.headers.get("x-goog-api-key")
+        if not presented:
+            return _error(403, _NO_KEY)
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
+            return _error(400, _WRONG_KEY)
+        return None
+
     async def generate_content(request: web.Request) -> web.StreamResponse:
-        return await generate(request, stream=False)
+        return denied(request) or await generate(request, False)
 
     async def stream_generate_content(request: web.Request) -> web.StreamResponse:
-        if request.query.get("alt") != "sse":  # without alt=sse Gemini streams one JSON array
-            return _error(400, _status_body(400, "The Keyrail mock streams only with alt=sse."))
-        return await generate(request, stream=True)
+        return denied(request) or await generate(request, True)
 
     app.router.add_post("/v1beta/models/{model}:generateContent", generate_content)
     app.router.add_post("/v1beta/models/{model}:streamGenerateContent", stream_generate_content)
