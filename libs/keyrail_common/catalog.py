@@ -18,10 +18,11 @@ class CatalogModel(msgspec.Struct, frozen=True):
     provider: str
     model: str
     schema: str
-    context_window: int
-    input_price_per_mtok: float
-    cached_input_price_per_mtok: float
-    output_price_per_mtok: float
+    # None where the reference names the model without a price: its cost is unpriced, never $0.
+    input_price_per_mtok: float | None
+    cached_input_price_per_mtok: float | None
+    output_price_per_mtok: float | None
+    context_window: int | None = None  # None: the reference does not give it
     operation: Operation = Operation.CHAT  # what the model answers: chat, or embeddings
 
     @property

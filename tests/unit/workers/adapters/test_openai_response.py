@@ -92,6 +92,17 @@ def test_response_usage_reads_cached_and_reasoning_tokens() -> None:
     )
 
 
+def test_perplexitys_reasoning_tokens_beside_the_completion_tokens_are_read_and_citations_kept() -> None:
+    body = json.loads((COMPATIBLE / "perplexity_chat_response.json").read_bytes())
+    body["usage"] |= {"completion_tokens": 400, "reasoning_tokens": 320, "citation_tokens": 900}
+    raw = json.dumps(body).encode()
+
+    parsed = ADAPTER.parse_response(CALL, raw)
+
+    assert parsed.usage == Usage(prompt_tokens=9, completion_tokens=400, reasoning_tokens=320)
+    assert json.loads(parsed.body)["citations"] == body["citations"]
+
+
 @pytest.mark.parametrize(
     "body",
     [

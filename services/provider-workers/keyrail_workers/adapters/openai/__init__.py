@@ -37,7 +37,7 @@ class OpenAIAdapter:
         return parse_chat_response(call, body)
 
     def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> OpenAIStreamTranslator:
-        return OpenAIStreamTranslator(request.client_wants_usage)
+        return OpenAIStreamTranslator(request.client_wants_usage, call.quirks.usage_envelope)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_error(status, headers, body)
