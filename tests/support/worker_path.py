@@ -23,7 +23,7 @@ from keyrail_common.messages import (
     Target,
     stream_frame_decoder,
 )
-from keyrail_common.registry import load_registry
+from keyrail_common.registry import Operation, load_registry
 from keyrail_common.vault import CachedCredentials, CredentialStore
 from keyrail_workers.http_client import UpstreamPool
 from keyrail_workers.runner import AttemptRunner
@@ -91,7 +91,13 @@ class _Store(CredentialStore):
 
 
 def provider_call(
-    provider: str, adapter: str, model: str, body: dict[str, object], base_url: str, stream: bool = False
+    provider: str,
+    adapter: str,
+    model: str,
+    body: dict[str, object],
+    base_url: str,
+    stream: bool = False,
+    operation: Operation = Operation.CHAT,
 ) -> ProviderCall:
     now = time.time_ns()
     return ProviderCall(
@@ -118,6 +124,7 @@ def provider_call(
         attempt_deadline_ns=now + 10_000_000_000,
         stream=stream,
         stream_inbox="_INBOX.test.stream" if stream else "",
+        operation=operation,
     )
 
 

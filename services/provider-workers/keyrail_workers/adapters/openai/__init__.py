@@ -17,8 +17,9 @@ from keyrail_workers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
 )
+from keyrail_workers.adapters.openai.embeddings import build_embeddings_request
 from keyrail_workers.adapters.openai.errors import classify_error
-from keyrail_workers.adapters.openai.request import build_chat_request, build_embeddings_request
+from keyrail_workers.adapters.openai.request import build_chat_request
 from keyrail_workers.adapters.openai.response import parse_chat_response
 from keyrail_workers.adapters.openai.stream import OpenAIStreamTranslator
 

@@ -71,15 +71,3 @@ def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamReq
         body=_json_encode(payload),
         client_wants_usage=client_wants_usage,
     )
-
-
-def build_embeddings_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
-    """The client's embeddings body with the upstream model name; nothing else changes."""
-    payload: dict[str, Any] = _json_decode(call.body)
-    payload["model"] = call.model
-    return UpstreamRequest(
-        method="POST",
-        url=_url(call, "/embeddings"),
-        headers=chat_headers(call, credential, call.quirks) | {"Accept": "application/json"},
-        body=_json_encode(payload),
-    )
