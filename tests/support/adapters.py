@@ -16,10 +16,15 @@ async def _lines(items: Iterable[bytes]) -> AsyncIterator[bytes]:
         yield item
 
 
+async def sse_pairs(raw: bytes) -> list[tuple[str, bytes]]:
+    """The (event name, data) pairs of an SSE body, as the relay reads them."""
+    return [pair async for pair in sse_events(_lines(raw.splitlines(keepends=True)))]
+
+
 async def feed(raw: bytes, translator: StreamTranslator) -> list[StreamStep]:
     """Every step until an error or the terminal event, as `StreamRelay.run` reads them."""
     steps: list[StreamStep] = []
-    async for event, data in sse_events(_lines(raw.splitlines(keepends=True))):
+    for event, data in await sse_pairs(raw):
         step = translator.feed(event, data)
         steps.append(step)
         if step.error is not None or step.done:
