@@ -16,6 +16,7 @@ from aiohttp import web
 
 from keyrail_common.attempts import AttemptRecorder
 from keyrail_common.messages import (
+    Prices,
     ProviderCall,
     ProviderResult,
     StreamChunk,
@@ -44,6 +45,7 @@ class Answer:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    events: bool = False  # an SSE body, sent one event per write (as an upstream streams it)
 
 
 @dataclass
@@ -57,7 +59,7 @@ class LocalUpstream:
 async def local_upstream(answer: Answer) -> AsyncIterator[LocalUpstream]:
     upstream = LocalUpstream(url="", answer=answer)
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         upstream.sent.append(
             Sent(
                 request.method,
@@ -66,9 +68,15 @@ async def local_upstream(answer: Answer) -> AsyncIterator[LocalUpstream]:
                 await request.read(),
             )
         )
-        return web.Response(
-            status=upstream.answer.status, body=upstream.answer.body, headers=upstream.answer.headers
-        )
+        answer = upstream.answer
+        if not answer.events:
+            return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
+        await response.prepare(request)
+        for event in answer.body.split(b"\n\n"):
+            if event.strip():
+                await response.write(event + b"\n\n")
+        return response
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
@@ -98,6 +106,8 @@ def provider_call(
     base_url: str,
     stream: bool = False,
     operation: Operation = Operation.CHAT,
+    slug: str = "",
+    prices: Prices | None = None,
 ) -> ProviderCall:
     now = time.time_ns()
     return ProviderCall(
@@ -109,13 +119,14 @@ def provider_call(
         target=Target(
             integration_id="int_1",
             provider=provider,
-            provider_slug=f"{provider}-test",
+            provider_slug=slug or f"{provider}-test",
             adapter=adapter,
             model=model,
             catalog_id=f"{provider}/{model}",
             base_url=base_url,
-            credential_ref=f"integrations/org_1/{provider}-test",
+            credential_ref=f"integrations/org_1/{slug or provider + '-test'}",
             credential_version=1,
+            prices=prices or Prices(),
         ),
         body=json.dumps(body).encode(),
         received_ns=now,
@@ -134,15 +145,18 @@ class Outcome:
     chunks: list[bytes]
     end: StreamEnd | None
     attempt: AttemptRecorder
+    frames: list[StreamChunk | StreamEnd]  # everything published to the stream inbox, in order
 
 
 async def run_attempt(call: ProviderCall, secret: dict[str, object]) -> Outcome:
     replies: list[ProviderResult] = []
     chunks: list[bytes] = []
     ends: list[StreamEnd] = []
+    frames: list[StreamChunk | StreamEnd] = []
 
     async def publish(subject: str, data: bytes) -> None:
         frame = stream_frame_decoder.decode(data)
+        frames.append(frame)
         if isinstance(frame, StreamChunk):
             chunks.append(frame.data)
         else:
@@ -158,4 +172,4 @@ async def run_attempt(call: ProviderCall, secret: dict[str, object]) -> Outcome:
         await runner.run(call, attempt, reply)
     finally:
         pool.close()
-    return Outcome(replies, chunks, ends[0] if ends else None, attempt)
+    return Outcome(replies, chunks, ends[0] if ends else None, attempt, frames)
