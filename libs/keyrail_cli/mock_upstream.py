@@ -84,7 +84,7 @@ class _EmbeddingsRequest(msgspec.Struct):
     mock: dict[str, Any] | None = None
 
 
-def _embedding(text: str, dimensions: int = 8) -> list[float]:
+def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
     """A deterministic unit-free vector per text: equal inputs give equal embeddings."""
     digest = hashlib.sha256(text.encode()).digest()
     return [round(byte / 255 - 0.5, 6) for byte in digest[:dimensions]]
@@ -331,6 +331,34 @@ async def _client_certificate_required(request: web.Request, handler: Any) -> we
     return response
 
 
+async def embeddings_answer(
+    request: web.Request, mock: MockContext, body: bytes, request_id: str, model: str = ""
+) -> web.Response:
+    """OpenAI's answer to an embeddings body, faults applied (the OpenAI routes' and Azure's): one
+    `mock_embedding` per input, a token per word. `model` replaces the body's in the answer."""
+    try:
+        embed = _decode_embeddings(body)
+        plan = mock.plan(request.headers.get("x-mock-fault"), embed.mock)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        return _bad_request(f"Invalid request body: {exc}", None, None, request_id)
+    if plan.delay_ms:
+        await asyncio.sleep(plan.delay_ms / 1000)
+    if plan.status:
+        return _error(plan.status, _fault_body(plan.status), request_id, plan.retry_after)
+    inputs = [embed.input] if isinstance(embed.input, str) else embed.input
+    tokens = sum(len(str(text).split()) for text in inputs)
+    answer = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": mock_embedding(str(text))}
+            for i, text in enumerate(inputs)
+        ],
+        "model": model or embed.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": request_id})
+
+
 def build_app(
     defaults: FaultPlan,
     require_key: str | None = None,
@@ -371,27 +399,7 @@ def build_app(
         request_id = f"req_mock_{boot}_{next(counter)}"
         if (denied := auth_error(request, request_id)) is not None:
             return denied
-        try:
-            body = _decode_embeddings(await request.read())
-            plan = _resolve_plan(defaults, request.headers.get("x-mock-fault"), body.mock)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            return _bad_request(f"Invalid request body: {exc}", None, None, request_id)
-        if plan.delay_ms:
-            await asyncio.sleep(plan.delay_ms / 1000)
-        if plan.status:
-            return _error(plan.status, _fault_body(plan.status), request_id, plan.retry_after)
-        inputs = [body.input] if isinstance(body.input, str) else body.input
-        tokens = sum(len(str(text).split()) for text in inputs)
-        answer = {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": _embedding(str(text))}
-                for i, text in enumerate(inputs)
-            ],
-            "model": body.model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": request_id})
+        return await embeddings_answer(request, mock, await request.read(), request_id)
 
     async def list_models(request: web.Request) -> web.Response:
         request_id = f"req_mock_{boot}_{next(counter)}"

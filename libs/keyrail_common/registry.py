@@ -53,7 +53,13 @@ class Quirks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     drop_params: frozenset[str] = frozenset()  # parameters it rejects: dropped, not failed
     drop_message_fields: frozenset[str] = frozenset()  # per-message fields it rejects
+    # Parameters only some of its models reject, by model-id prefix (xAI's reasoning models).
+    model_drop_params: dict[str, frozenset[str]] = {}
+    # The (low, high) it accepts `temperature` in; a value outside is clamped (MiniMax rejects 0).
+    temperature_range: tuple[float, float] | None = None
     stream_usage: bool = True  # accepts stream_options.include_usage
+    # A stream chunk's object carrying usage where the top-level `usage` is absent (Groq: `x_groq`).
+    usage_envelope: str = ""
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer "
 

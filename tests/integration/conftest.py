@@ -11,6 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from keyrail_common.registry import load_registry
 from tests.support.stack import KeyrailStack, MockUpstream
 from tests.support.vertex import public_pem, rsa_key
 
@@ -19,8 +20,12 @@ pytestmark = pytest.mark.integration
 PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
 GEMINI_KEY = "AIzaSy-upstream-" + secrets.token_hex(12)
 MODEL = "gpt-4o-mini"
-REGISTRY_ROUTED_PROVIDER = "groq"
 AZURE_PROVIDER = "azure"
+# Every provider the registry serves with the OpenAI adapter, except OpenAI itself: their registry
+# base URLs all point at the mock (each test's own integration tells them apart).
+OPENAI_COMPATIBLE_FAMILY = sorted(
+    e.name for e in load_registry().entries() if e.adapter == "openai" and e.name != "openai"
+)
 
 
 @dataclass
@@ -75,8 +80,9 @@ def vertex_upstream(workdir: Path) -> Iterator[MockUpstream]:
 def stack(
     workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream, vertex_upstream: MockUpstream
 ) -> Iterator[KeyrailStack]:
-    # The registry's default base URL of one provider points at the mock: an integration without a
-    # custom host is then observed reaching "its provider" without any traffic leaving the machine.
+    # The registry's default base URLs of the OpenAI-compatible providers point at the mock: an
+    # integration without a custom host is then observed reaching "its provider" without any
+    # traffic leaving the machine.
     # Azure's is empty (the host is its resource's): pointing it at the mock's root stands in for
     # https://<resource>.openai.azure.com, whose /openai/... routes the mock serves.
     overrides = workdir / "provider-overrides.json"
@@ -84,7 +90,7 @@ def stack(
     overrides.write_text(
         json.dumps(
             {
-                REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url},
+                **{provider: {"base_url": upstream.url} for provider in OPENAI_COMPATIBLE_FAMILY},
                 AZURE_PROVIDER: {"base_url": upstream.url.removesuffix("/v1")},
                 "gemini": {"base_url": gemini_url},
                 "vertex": {"base_url": vertex_upstream.url},

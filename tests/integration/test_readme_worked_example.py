@@ -368,7 +368,12 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
             "provider": "vertex",
             "credentials": {"service_account_json": service_account(), "region": "us-central1"},
         },
-        "deepinfra-claims": {"provider": "deepinfra", "credentials": {"api_key": "k"}},
+        "deepinfra-claims-mock": {
+            "provider": "deepinfra",
+            "credentials": {"api_key": upstream.api_key},
+            "custom_host": upstream.url,
+            "allow_http": True,
+        },
         "fal-claims": {"provider": "fal", "credentials": {"api_key": "k"}},
         "openai-embed-mock": {
             "provider": "openai",
@@ -405,8 +410,10 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "credentials.service_account_json.project_id"
-    deepinfra = chat("deepinfra-claims/meta-llama/Llama-3.3-70B-Instruct")
-    assert (deepinfra.status_code, deepinfra.json()["error"]["code"]) == (404, "model_not_found")
+    deepinfra = chat("deepinfra-claims-mock/deepseek-ai/DeepSeek-V3")  # the compatible family's catalog
+    assert deepinfra.status_code == 200 and deepinfra.json()["model"] == "deepseek-ai/DeepSeek-V3"
+    outside = chat("deepinfra-claims-mock/meta-llama/Llama-3.3-70B-Instruct")  # not in the catalog
+    assert (outside.status_code, outside.json()["error"]["code"]) == (404, "model_not_found")
     groq = chat("groq-claims-mock/llama-3.3-70b-versatile")
     assert groq.status_code == 200 and groq.headers["x-keyrail-provider-slug"] == "groq-claims-mock"
     fal = chat("fal-claims/fast-sdxl")

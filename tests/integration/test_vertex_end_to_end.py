@@ -21,7 +21,7 @@ import pytest
 
 from keyrail_cli.mock_formats.gemini import THOUGHT_TOKENS
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
-from tests.integration.test_secrets_never_leak import _stream_messages
+from tests.integration.test_secrets_never_leak import stream_messages
 from tests.support.openai_schema import validate_component
 from tests.support.stack import KeyrailStack, MockUpstream
 from tests.support.vertex import REGION, private_pem, rsa_key, service_account
@@ -289,7 +289,7 @@ def test_no_private_key_or_access_token_in_logs_events_clickhouse_or_admin_respo
     )
     assert rows.status_code == 200 and len(rows.json()["rows"]) >= 2 * len(REQUEST_IDS)
     texts.append(rows.text)
-    blob = b"\n".join(asyncio.run(_stream_messages(stack.nats_url)))
+    blob = b"\n".join(asyncio.run(stream_messages(stack.nats_url)))
     assert b"vertex-e2e-wrong-key" in blob  # the search sees Vertex's events
     log = stack.log_path.read_bytes()
     assert b"vertex-e2e" in log or b"request_id" in log

@@ -8,6 +8,9 @@ gateway must never put a credential where access logs keep it. Like Gemini 3, a 
 function call without its `thoughtSignature` is a 400. Faults as for OpenAI (status, delay, drop,
 chunk delay, reply), errors in Google's `google.rpc.Status` shape, plus `blocked=<reason>`: a
 200 without candidates whose `promptFeedback.blockReason` is that reason.
+
+`:embedContent` and `:batchEmbedContents` answer one `mock_embedding` per text (each request must
+name the URL's model, as Gemini checks), with no token counts, as AI Studio answers.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
+
+from keyrail_cli.mock_upstream import mock_embedding
 
 if TYPE_CHECKING:
     from keyrail_cli.mock_upstream import FaultPlan, MockContext
@@ -90,7 +95,21 @@ class _Request(msgspec.Struct, rename="camel"):
     mock: dict[str, Any] | None = None
 
 
+class _EmbedRequest(msgspec.Struct, rename="camel"):
+    model: str = ""
+    content: _Content | None = None
+    output_dimensionality: int | None = None
+    mock: dict[str, Any] | None = None
+
+
+class _BatchEmbedRequest(msgspec.Struct):
+    requests: list[_EmbedRequest]
+    mock: dict[str, Any] | None = None
+
+
 _decode = msgspec.json.Decoder(_Request).decode
+_decode_embed = msgspec.json.Decoder(_EmbedRequest).decode
+_decode_batch_embed = msgspec.json.Decoder(_BatchEmbedRequest).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -318,5 +337,50 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
     async def stream_generate_content(request: web.Request) -> web.StreamResponse:
         return denied(request) or await generate(request, True)
 
+    async def embed(request: web.Request, batch: bool) -> web.Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
+        url_model = f"models/{request.match_info['model']}"
+        try:
+            raw = await request.read()
+            if batch:
+                whole = _decode_batch_embed(raw)
+                requests, body_mock = whole.requests, whole.mock
+            else:
+                one = _decode_embed(raw)
+                requests, body_mock = [one], one.mock
+            plan = mock.plan(request.headers.get("x-mock-fault"), body_mock)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return _error(400, _status_body(400, f"Invalid JSON payload received. {exc}"))
+        for index, item in enumerate(requests):
+            if item.model != url_model:  # Gemini checks each request names the URL's model
+                where = f"requests[{index}].model" if batch else "model"
+                return _error(400, _status_body(400, f"* {where}: must be '{url_model}', not '{item.model}'"))
+            if item.content is None or not item.content.parts:
+                return _error(400, _status_body(400, "* content: content is not specified"))
+        if plan.delay_ms:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status:
+            return _error(plan.status, _fault_body(plan.status, plan.retry_after))
+        vectors = [
+            {
+                "values": mock_embedding(
+                    " ".join(str(p.text) for p in item.content.parts if p.text is not None)
+                )
+            }
+            for item in requests
+            if item.content is not None
+        ]
+        answer = {"embeddings": vectors} if batch else {"embedding": vectors[0]}
+        return web.Response(body=_encode(answer), headers={"Content-Type": _JSON})
+
+    async def embed_content(request: web.Request) -> web.Response:
+        return await embed(request, batch=False)
+
+    async def batch_embed_contents(request: web.Request) -> web.Response:
+        return await embed(request, batch=True)
+
+    app.router.add_post("/v1beta/models/{model}:embedContent", embed_content)
+    app.router.add_post("/v1beta/models/{model}:batchEmbedContents", batch_embed_contents)
     app.router.add_post("/v1beta/models/{model}:generateContent", generate_content)
     app.router.add_post("/v1beta/models/{model}:streamGenerateContent", stream_generate_content)

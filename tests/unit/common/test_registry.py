@@ -147,10 +147,19 @@ def test_credential_shapes_of_the_providers_that_need_more_than_an_api_key() -> 
     }
 
 
-def test_quirks_of_groq_and_perplexity_and_none_for_openai() -> None:
+def test_quirks_of_the_openai_compatible_family_and_none_for_openai() -> None:
     assert entry("groq").quirks.drop_params == {"logprobs", "logit_bias", "top_logprobs"}
     assert entry("groq").quirks.drop_message_fields == {"name"}
+    assert entry("groq").quirks.usage_envelope == "x_groq"
     assert entry("perplexity").quirks.drop_params == {"tools", "tool_choice"}
+    assert entry("minimax").quirks.drop_params == {"n"}
+    assert entry("minimax").quirks.temperature_range == (0.01, 1.0)
+    assert entry("xai").quirks.model_drop_params["grok-4.20-"] == {"reasoning_effort"}
+    assert entry("xai").quirks.model_drop_params["grok-4-1-fast-reasoning"] == {
+        "presence_penalty",
+        "frequency_penalty",
+        "stop",
+    }
     assert entry("openai").quirks == Quirks()
 
 
