@@ -1,6 +1,10 @@
 """The conformance cases: one JSON file per adapter in `cases/`, naming its fixtures (under
 contracts/providers/fixtures) and what each must translate to. The suite (test_conformance.py)
 runs every case of every adapter in `ADAPTERS`; a new adapter joins with fixtures and one file.
+
+A case may name another format's fixture where the provider reference says the adapter's bodies
+are that format's (Vertex: Gemini's for Google's models, §6.1, and Anthropic's for Claude, §6.2),
+and a model of its own where the adapter picks its format by model (Vertex's publisher).
 """
 
 from __future__ import annotations
@@ -24,12 +28,20 @@ class Call(msgspec.Struct, forbid_unknown_fields=True):
     credential: dict[str, Any]
     auth_header: str  # where the credential's key goes, e.g. "x-api-key"
     auth_prefix: str = ""  # e.g. "Bearer "
+    # An exchanged token the runner hands the adapter (Vertex's OAuth2 token): then the auth
+    # header carries it, not a credential field.
+    access_token: str = ""
+
+    def auth_secret(self) -> str:
+        """What the auth header must carry (after the prefix), and the URL never."""
+        return self.access_token or str(self.credential["api_key"])
 
 
 class RequestCase(msgspec.Struct, forbid_unknown_fields=True):
     fixture: str  # an OpenAI chat request body (the client's), under fixtures/
     url: str  # the upstream URL of the JSON request
     stream_url: str  # and of the streaming one
+    model: str = ""  # the upstream model, when not the call's
 
 
 class Answer(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,12 +55,14 @@ class Answer(msgspec.Struct, forbid_unknown_fields=True):
 
 class ResponseCase(msgspec.Struct, forbid_unknown_fields=True):
     fixture: str
+    model: str = ""  # the upstream model, when not the call's
     answer: Answer | None = None  # the OpenAI answer, or
     error: FailureClass | None = None  # the failure a 200 body reports (a blocked prompt)
 
 
 class StreamCase(msgspec.Struct, forbid_unknown_fields=True):
     fixture: str
+    model: str = ""  # the upstream model, when not the call's
     answer: Answer | None = None  # what the chunks add up to, or
     error: FailureClass | None = None  # the in-band error that ends it
     error_after_content: bool = False  # whether content reached the client before the error

@@ -2,7 +2,8 @@
 (contracts/providers/fixtures) and each adapter's cases (cases/<adapter>.json):
 
 - request translation: an OpenAI client body becomes a request to the right URL, with the
-  credential in the format's auth header (never in the URL) and a JSON body;
+  credential (or the token it was exchanged for: Vertex) in the format's auth header (never in
+  the URL) and a JSON body;
 - response translation: a fixture answer becomes a valid OpenAI `chat.completion` (or passes
   through byte for byte, for OpenAI-format upstreams) with the expected text, finish reason, tool
   calls and normalised usage (Anthropic's `input_tokens` exclude cache reads and writes, so the
@@ -36,6 +37,9 @@ from tests.unit.workers.conformance.cases import AdapterCases, Answer, load_case
 
 CASES = load_cases()
 STREAM_REQUEST = FIXTURES / "openai" / "chat_request.json"
+# Answers that are not chat: the model list, embeddings (test_embeddings_translation.py) and
+# Vertex's OAuth2 token (test_vertex_auth.py).
+NOT_CHAT_ANSWERS = ("models_list_response.json", "embeddings_response.json", "token_response.json")
 
 
 def _cases(kind: str) -> list[Any]:
@@ -46,14 +50,16 @@ def _cases(kind: str) -> list[Any]:
     ]
 
 
-def adapter_call(cases: AdapterCases, body: bytes, stream: bool) -> AdapterCall:
+def adapter_call(cases: AdapterCases, body: bytes, stream: bool, model: str = "") -> AdapterCall:
+    """The call of a case: its own model, else the adapter's."""
     return AdapterCall(
         operation=Operation.CHAT,
         dialect=Dialect.OPENAI,
-        model=cases.call.model,
+        model=model or cases.call.model,
         body=body,
         stream=stream,
         base_url=cases.call.base_url,
+        access_token=cases.call.access_token,
     )
 
 
@@ -63,14 +69,14 @@ def built(adapter: Adapter, call: AdapterCall, cases: AdapterCases) -> UpstreamR
     return request
 
 
-def stream_request(cases: AdapterCases) -> tuple[AdapterCall, UpstreamRequest]:
+def stream_request(cases: AdapterCases, model: str) -> tuple[AdapterCall, UpstreamRequest]:
     """A streaming call asking for usage, and the request the adapter built for it."""
     body = {
         **json.loads(STREAM_REQUEST.read_bytes()),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    call = adapter_call(cases, json.dumps(body).encode(), stream=True)
+    call = adapter_call(cases, json.dumps(body).encode(), stream=True, model=model)
     return call, built(ADAPTERS[cases.adapter], call, cases)
 
 
@@ -102,11 +108,7 @@ def test_every_response_stream_and_error_fixture_has_a_case(adapter: str) -> Non
         for d in cases.fixture_dirs
         for p in (FIXTURES / d).iterdir()
         if p.name.endswith((".sse", "_response.json")) or p.name.startswith("error")
-    } - {
-        f"{d}/{name}"
-        for d in cases.fixture_dirs
-        for name in ("models_list_response.json", "embeddings_response.json")
-    }
+    } - {f"{d}/{name}" for d in cases.fixture_dirs for name in NOT_CHAT_ANSWERS}
     assert fixtures <= covered, (
         f"fixtures without a case in cases/{adapter}.json: {sorted(fixtures - covered)}"
     )
@@ -123,11 +125,11 @@ def test_a_client_request_goes_to_the_formats_url_with_the_credential_in_its_hea
 ) -> None:
     cases = CASES[adapter]
     body = {**json.loads((FIXTURES / case.fixture).read_bytes()), "stream": stream}
-    call = adapter_call(cases, json.dumps(body).encode(), stream)
+    call = adapter_call(cases, json.dumps(body).encode(), stream, case.model)
 
     request = built(ADAPTERS[adapter], call, cases)
 
-    key = str(cases.call.credential["api_key"])
+    key = cases.call.auth_secret()
     assert request.method == "POST"
     assert request.url == (case.stream_url if stream else case.url)
     headers = {name.lower(): value for name, value in request.headers.items()}
@@ -149,7 +151,7 @@ def check_answer(answer: Answer, content: str | None, finish: str | None, tools:
 @pytest.mark.parametrize(("adapter", "case"), _cases("responses"))
 def test_a_fixture_answer_is_a_valid_openai_completion_with_normalised_usage(adapter: str, case: Any) -> None:
     cases = CASES[adapter]
-    call = adapter_call(cases, STREAM_REQUEST.read_bytes(), stream=False)
+    call = adapter_call(cases, STREAM_REQUEST.read_bytes(), stream=False, model=case.model)
 
     raw = (FIXTURES / case.fixture).read_bytes()
     parsed = ADAPTERS[adapter].parse_response(call, raw)
@@ -200,7 +202,7 @@ def added_up(steps: list[StreamStep]) -> tuple[str | None, str | None, list[str]
 @pytest.mark.parametrize(("adapter", "case"), _cases("streams"))
 async def test_a_fixture_stream_becomes_valid_openai_chunks_with_its_usage(adapter: str, case: Any) -> None:
     cases = CASES[adapter]
-    call, request = stream_request(cases)
+    call, request = stream_request(cases, case.model)
     translator = ADAPTERS[adapter].stream_translator(call, request)
 
     steps = await feed((FIXTURES / case.fixture).read_bytes(), translator)
@@ -226,7 +228,7 @@ async def test_a_fixture_stream_becomes_valid_openai_chunks_with_its_usage(adapt
 @pytest.mark.parametrize(("adapter", "case"), [p for p in _cases("streams") if p.values[1].error is None])
 async def test_the_same_stream_cut_before_its_terminal_event_is_a_stream_cut(adapter: str, case: Any) -> None:
     cases = CASES[adapter]
-    call, request = stream_request(cases)
+    call, request = stream_request(cases, case.model)
     events = await sse_pairs((FIXTURES / case.fixture).read_bytes())
     complete = ADAPTERS[adapter].stream_translator(call, request)
     # The terminal event: the one marked done, or the last (a Gemini stream ends with its finish).
@@ -262,21 +264,24 @@ def test_usage_goldens_state_how_each_format_counts_cached_tokens() -> None:
         assert case.answer is not None and case.answer.usage is not None
         return case.answer.usage, json.loads((FIXTURES / fixture).read_bytes())
 
-    # Anthropic's input_tokens exclude cache reads and writes: the prompt adds them back.
-    usage, body = golden("anthropic", "anthropic/messages_response.json")
-    wire = body["usage"]
-    assert wire["cache_read_input_tokens"] > 0
-    assert usage.prompt_tokens == (
-        wire["input_tokens"] + wire["cache_read_input_tokens"] + wire["cache_creation_input_tokens"]
-    )
-    assert (usage.cached_tokens, usage.cache_write_tokens) == (
-        wire["cache_read_input_tokens"],
-        wire["cache_creation_input_tokens"],
-    )
-    # OpenAI's prompt_tokens and Gemini's promptTokenCount already include the cached tokens.
+    # Anthropic's input_tokens exclude cache reads and writes: the prompt adds them back. Claude on
+    # Vertex answers with Anthropic's body (§6.2), so Vertex counts the same.
+    for adapter in ("anthropic", "vertex"):
+        usage, body = golden(adapter, "anthropic/messages_response.json")
+        wire = body["usage"]
+        assert wire["cache_read_input_tokens"] > 0
+        assert usage.prompt_tokens == (
+            wire["input_tokens"] + wire["cache_read_input_tokens"] + wire["cache_creation_input_tokens"]
+        )
+        assert (usage.cached_tokens, usage.cache_write_tokens) == (
+            wire["cache_read_input_tokens"],
+            wire["cache_creation_input_tokens"],
+        )
+    # OpenAI's prompt_tokens and Gemini's promptTokenCount (on Vertex too) include the cached tokens.
     usage, body = golden("openai", "openai/chat_response.json")
     assert usage.prompt_tokens == body["usage"]["prompt_tokens"]
     assert usage.cached_tokens == body["usage"]["prompt_tokens_details"]["cached_tokens"]
-    usage, body = golden("gemini", "gemini/generate_content_response.json")
-    assert usage.prompt_tokens == body["usageMetadata"]["promptTokenCount"]
-    assert usage.cached_tokens == body["usageMetadata"].get("cachedContentTokenCount", 0)
+    for adapter in ("gemini", "vertex"):
+        usage, body = golden(adapter, "gemini/generate_content_response.json")
+        assert usage.prompt_tokens == body["usageMetadata"]["promptTokenCount"]
+        assert usage.cached_tokens == body["usageMetadata"].get("cachedContentTokenCount", 0)
