@@ -4,7 +4,8 @@ service account's public key and whose model endpoints take only the tokens it i
 
 What is checked: one token exchange for fifty concurrent first requests, one (and only one) new
 exchange after a 401, a clear credential failure naming the integration when the key is wrong,
-and neither the key nor a token in any error.
+neither the key nor a token in any error, and embeddings (the registry lists them for Vertex, the
+adapter does not build them yet) refused with a 400 before a token or a wrongly addressed request.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiohttp import web
 from keyrail_cli.mock_upstream import DEFAULT_REPLY, FaultPlan, build_app
 from keyrail_common.failures import FailureClass
 from keyrail_common.messages import ProviderCall
+from keyrail_common.registry import Operation
 from tests.support.vertex import REGION, private_pem, public_pem, rsa_key, service_account
 from tests.support.worker_path import Outcome, WorkerPath, provider_call
 
@@ -152,6 +154,33 @@ async def test_a_key_the_token_endpoint_refuses_is_a_credential_failure_naming_t
         assert "PUT /admin/v1/integrations/vertex-test/credentials" in message
         assert other_key not in message and "PRIVATE KEY" not in message
         assert await stats(root) == {"token_requests": 1, "model_requests": 0, "refused_tokens": 0}
+
+
+async def test_embeddings_are_a_400_not_supported_yet_before_any_token_or_model_request() -> None:
+    async with vertex_mock() as root, worker(root) as path:
+        embeddings = provider_call(
+            "vertex",
+            "vertex",
+            "text-embedding-005",
+            {"input": "hello"},
+            f"{root}/v1",
+            operation=Operation.EMBEDDINGS,
+        )
+        outcome = await path.run(embeddings)
+
+        (result,) = outcome.replies
+        assert result.error is not None
+        error = result.error
+        assert (error.error_class, error.http_status, error.code) == (
+            FailureClass.UNSUPPORTED,
+            400,
+            "operation_not_supported",
+        )
+        assert error.message == (
+            "The 'vertex' adapter cannot answer embeddings in the openai dialect in this version "
+            "(for 'vertex-test')."
+        )
+        assert await stats(root) == {"token_requests": 0, "model_requests": 0, "refused_tokens": 0}
 
 
 async def test_a_token_endpoint_that_cannot_be_reached_is_a_connection_failure() -> None:
