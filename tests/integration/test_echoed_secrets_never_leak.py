@@ -11,6 +11,12 @@ conftest points at the stack's mocks, so for them the server stands in behind a 
 OpenAI-format kind is not possible: they get a wrong stored key instead, which their mocks refuse.
 
 Anthropic's in-band stream `error` inside a 200, before and after content, is echoed too.
+
+Vertex is skipped, with its reason in the parametrisation (`NOT_HERE`): its secrets are a
+service-account key and the access tokens exchanged for it, not a stored key an upstream could
+say back, and its API base is not per integration, so this echo server cannot stand in for it.
+Its own checks: test_vertex_worker_path.py (an upstream echoing the token and the key) and
+test_vertex_end_to_end.py (neither in logs, events, ClickHouse or admin responses).
 """
 
 from __future__ import annotations
@@ -40,6 +46,15 @@ SECRETS = (SECRET_KEY, SECRET_HEADER)
 REGISTRY = load_registry()
 AVAILABLE = REGISTRY.pools()  # every adapter a worker serves
 ECHOED_FORMATS = [a for a in AVAILABLE if a in REGISTRY.custom_host_formats]  # reachable at a custom host
+NOT_HERE = {
+    "vertex": (
+        "a service-account key and exchanged tokens, at an API base that is not per integration: "
+        "its echo and leak checks are in test_vertex_worker_path.py and test_vertex_end_to_end.py"
+    )
+}
+ADAPTER_PARAMS = [
+    pytest.param(a, marks=pytest.mark.skip(reason=NOT_HERE[a])) if a in NOT_HERE else a for a in AVAILABLE
+]
 
 
 @dataclass
@@ -166,7 +181,7 @@ def _no_secret_anywhere(stack: KeyrailStack, texts: list[str], slug: str) -> Non
         assert secret.encode() not in blob and secret.encode() not in log  # ...and neither a secret
 
 
-@pytest.mark.parametrize("adapter", AVAILABLE)
+@pytest.mark.parametrize("adapter", ADAPTER_PARAMS)
 def test_no_credential_or_custom_header_reaches_errors_rows_streams_admin_or_logs(
     stack: KeyrailStack, upstream: MockUpstream, echo_upstream: tuple[str, Received], adapter: str
 ) -> None:
