@@ -23,6 +23,7 @@ class CatalogModel(msgspec.Struct, frozen=True):
     cached_input_price_per_mtok: float
     output_price_per_mtok: float
     operation: Operation = Operation.CHAT  # what the model answers: chat, or embeddings
+    flex_tier: bool = False  # the provider offers a flex tier (OpenAI `service_tier: "flex"`)
 
     @property
     def prices(self) -> Prices:

@@ -22,6 +22,8 @@ from keyrail_common.config_events import (
     ApiKeyRevoked,
     ConfigEvent,
     CredentialsRotated,
+    GatewayConfigRemoved,
+    GatewayConfigSet,
     IntegrationCreated,
     IntegrationDisabled,
     IntegrationModelsSet,
@@ -34,6 +36,8 @@ from keyrail_common.config_events import (
     UserCreatedV2,
     UserDisabled,
     UserUpdated,
+    VirtualModelRemoved,
+    VirtualModelSet,
 )
 
 
@@ -115,6 +119,8 @@ class ConfigState:
         self.dormant_keys_by_hash: dict[str, ApiKeyRecord] = {}
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
+        self.virtual_models: dict[str, VirtualModelSet] = {}  # by alias
+        self.configs: dict[str, GatewayConfigSet] = {}  # gateway configs, by id
         # `<aggregate>.<id>` -> the stream sequence of its last event: the aggregate's version.
         self.versions: dict[str, int] = {}
 
@@ -152,6 +158,14 @@ class ConfigState:
                 self._apply_project(event, meta)
             case ApiKeyIssued() | ApiKeyRevoked():
                 self._apply_key(event, meta)
+            case VirtualModelSet():
+                self.virtual_models[event.alias] = event
+            case VirtualModelRemoved():
+                self.virtual_models.pop(event.alias, None)
+            case GatewayConfigSet():
+                self.configs[event.config_id] = event
+            case GatewayConfigRemoved():
+                self.configs.pop(event.config_id, None)
             case _:
                 self._apply_integration(event)
 

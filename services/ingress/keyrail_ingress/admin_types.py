@@ -398,6 +398,8 @@ class ActivityEntry(msgspec.Struct):
             "usage (the zeros are unknown, not free); empty: no upstream answered."
         ),
     ]
+    config_id: Annotated[str, Meta(description="The gateway config that routed the request; empty: none.")]
+    virtual_model: Annotated[str, Meta(description="The virtual model alias the request named; empty: none.")]
 
 
 class ActivityList(msgspec.Struct):

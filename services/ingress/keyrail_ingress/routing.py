@@ -31,6 +31,7 @@ _ENVELOPE_ROOM = 64 * 1024
 # The ingress waits this much past the request's deadline for the router's own timeout answer.
 _ROUTER_GRACE_S = 2.0
 TIMEOUT_HEADER = "x-keyrail-timeout-ms"
+CONFIG_HEADER = "x-keyrail-config"
 NO_ERROR = failure(FailureClass.WORKER_ERROR, "The gateway gave no result and no error.")
 
 
@@ -122,6 +123,7 @@ def route_request(
         tags=record.row.tags,
         operation=operation,
         deadline_ns=record.received_ns + int(accepted.timeout_s * 1e9),
+        config_id=request.headers.get(CONFIG_HEADER, ""),
     )
 
 
@@ -165,6 +167,7 @@ async def answer(ctx: IngressContext, record: RequestRecord, route: RouteRequest
     record.apply_result(
         result.provider, result.provider_slug, result.model, result.attempts, result.usage, result.cost_usd
     )
+    record.row.config_id = result.config_id
     if not result.ok:
         return record.fail(result.error or NO_ERROR, result)
     observe_hops(result.timings, result.timings.done_ns)
