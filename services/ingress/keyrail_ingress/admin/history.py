@@ -17,17 +17,29 @@ import msgspec
 
 from keyrail_common.config_events import ConfigEnvelope
 from keyrail_common.config_state import ConfigState, EventMeta
+from keyrail_common.routable import Scoped
 from keyrail_ingress.admin.views import (
+    config_view,
     integration_view,
     iso,
     key_view,
     project_view,
     token_view,
     user_view,
+    virtual_model_view,
 )
 from keyrail_ingress.admin_types import ChangeEntry, FieldChange
 
-AGGREGATES = ("org", "user", "admintoken", "project", "apikey", "integration")
+AGGREGATES = (
+    "org",
+    "user",
+    "admintoken",
+    "project",
+    "apikey",
+    "integration",
+    "virtualmodel",
+    "gatewayconfig",
+)
 _NOT_COMPARED = {"version", "last_used_at"}  # change with every event, or are not configuration
 
 
@@ -52,6 +64,12 @@ def snapshot(state: ConfigState, aggregate: str, aggregate_id: str) -> dict[str,
         case "integration":
             integration = state.integration(aggregate_id)
             view = integration_view(state, integration) if integration else None
+        case "virtualmodel":
+            vm = state.virtual_models.get(aggregate_id)
+            view = virtual_model_view(state, vm) if vm else None
+        case "gatewayconfig":
+            config = state.configs.get(aggregate_id)
+            view = config_view(state, config) if config else None
     if view is None:
         return None
     fields: dict[str, Any] = msgspec.to_builtins(view)
@@ -75,13 +93,17 @@ def projects_of(state: ConfigState, aggregate: str, aggregate_id: str) -> frozen
     if aggregate == "apikey":
         key = state.api_keys.get(aggregate_id)
         return frozenset({key.project_id}) if key else frozenset()
-    if aggregate == "integration":
-        integration = state.integration(aggregate_id)
-        if integration is None:
-            return frozenset()
-        scope = integration.project_scope
-        return None if scope == "all" else frozenset(scope)
-    return frozenset()
+    scoped: Scoped | None = None
+    match aggregate:
+        case "integration":
+            scoped = state.integration(aggregate_id)
+        case "virtualmodel":
+            scoped = state.virtual_models.get(aggregate_id)
+        case "gatewayconfig":
+            scoped = state.configs.get(aggregate_id)
+    if scoped is None:
+        return frozenset()  # also a record just deleted: its history stays with owners
+    return None if scoped.project_scope == "all" else frozenset(scoped.project_scope)
 
 
 @dataclass(frozen=True)
