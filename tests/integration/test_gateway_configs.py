@@ -216,7 +216,7 @@ def test_an_unknown_config_header_is_a_404_naming_it(world: World) -> None:
 
 def test_bad_configs_are_400s_naming_the_field_and_leave_no_event(world: World) -> None:
     before = config_last_seq(world.stack)
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"targets": [target("no-such-slug")]}, "targets[0].provider_slug"),
         ({"targets": [{"provider_slug": "cfg-primary", "model": "gpt-4o"}]}, "targets[0].model"),
         ({"targets": [target("cfg-primary", weight=0)]}, "targets[0].weight"),
@@ -228,7 +228,8 @@ def test_bad_configs_are_400s_naming_the_field_and_leave_no_event(world: World) 
         ),
     ]
     for fields, param in cases:
-        body = {"id": fresh("bad"), "project_scope": [world.project], "strategy": "fallback", **fields}
+        body: dict[str, Any] = {"id": fresh("bad"), "project_scope": [world.project], "strategy": "fallback"}
+        body.update(fields)
         response = world.stack.admin("POST", "/admin/v1/configs", body)
         assert response.status_code == 400, (param, response.text)
         assert response.json()["error"]["param"] == param
