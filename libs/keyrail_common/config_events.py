@@ -129,11 +129,13 @@ class IntegrationCreated(msgspec.Struct, tag="IntegrationCreated"):
     custom_host: str = ""
     allow_http: bool = False
     description: str = ""
+    credential_fingerprint: str = ""  # "…" + the key's last four characters (not a secret)
 
 
 class CredentialsRotated(msgspec.Struct, tag="CredentialsRotated"):
     provider_slug: str
     credential_version: int
+    credential_fingerprint: str = ""
 
 
 class IntegrationModelsSet(msgspec.Struct, tag="IntegrationModelsSet"):

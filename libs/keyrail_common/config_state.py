@@ -318,7 +318,11 @@ class ConfigState:
             case IntegrationCreated():
                 self.integrations[event.provider_slug] = event
             case CredentialsRotated():
-                self._replace_integration(event.provider_slug, credential_version=event.credential_version)
+                self._replace_integration(
+                    event.provider_slug,
+                    credential_version=event.credential_version,
+                    credential_fingerprint=event.credential_fingerprint,
+                )
             case IntegrationModelsSet():
                 self._replace_integration(event.provider_slug, enabled_models=event.enabled_models)
             case IntegrationUpdated():

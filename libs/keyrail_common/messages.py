@@ -9,7 +9,7 @@ reply (`keyrail_common.bus_versions`), never a crash.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -226,6 +226,25 @@ class ActivityRow(msgspec.Struct, omit_defaults=True):
     config_id: str = ""  # the gateway config that routed the request
     virtual_model: str = ""  # the virtual model alias the request named
     v: int = 1
+
+
+class CircuitReport(msgspec.Struct):
+    """One target's circuit breaker as the router holds it (`keyrail.router.breakers`). Times are
+    Unix seconds, 0 when it never happened."""
+
+    model: str
+    state: Literal["closed", "open", "half_open"]
+    failures: int  # the current run of failures that count
+    last_failure_class: str
+    last_failure_message: str
+    last_failure_at: float
+    opened_at: float
+    next_probe_at: float
+
+
+class CircuitReports(msgspec.Struct):
+    provider_slug: str
+    circuits: list[CircuitReport]
 
 
 class ActivityQuery(msgspec.Struct, omit_defaults=True):

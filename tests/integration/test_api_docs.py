@@ -176,6 +176,8 @@ def test_every_documented_operation_answers_as_documented(
     c.admin("GET", "/admin/v1/integrations", "/admin/v1/integrations", t.IntegrationList)
     slug_path, slug_template = f"/admin/v1/integrations/{SLUG}", "/admin/v1/integrations/{slug}"
     version = c.admin("GET", slug_path, slug_template, t.Integration).json()["version"]
+    circuits = c.admin("GET", f"{slug_path}/health", slug_template + "/health", t.IntegrationHealth)
+    assert circuits.json()["provider_slug"] == SLUG
     patched_integration = c.admin(
         "PATCH", slug_path, slug_template, t.Integration, {"description": "docs", "version": version}
     )

@@ -219,6 +219,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
     ),
     ("GET", "/admin/v1/integrations"): lambda w: Call("/admin/v1/integrations"),
     ("GET", "/admin/v1/integrations/{slug}"): lambda w: Call(_integration(w)),
+    ("GET", "/admin/v1/integrations/{slug}/health"): lambda w: Call(f"{_integration(w)}/health"),
     ("PATCH", "/admin/v1/integrations/{slug}"): lambda w: Call(
         _integration(w), {"description": "changed in the matrix"}, w.version(_integration(w))
     ),

@@ -26,7 +26,10 @@ EnabledModels = Annotated[
     Literal["all", "none"] | list[str],
     Meta(description="Catalog models this integration serves: `all`, `none` or a list of names."),
 ]
-NextCursor = Annotated[str | None, Meta(description="Always null: every list is returned whole.")]
+NextCursor = Annotated[
+    str | None,
+    Meta(description="Pass it as `cursor` for the next page; null on the last (or only) page."),
+]
 ProjectRole = Literal["project_admin", "developer"]
 ProjectRoles = Annotated[
     dict[str, ProjectRole],
@@ -341,6 +344,9 @@ class CredentialsSet(msgspec.Struct):
     set: bool
     version: Annotated[int, Meta(description="The new Vault version.")]
     updated_at: Annotated[str, Meta(examples=["2026-12-01T19:30:00Z"])]
+    fingerprint: Annotated[
+        str | None, Meta(description="`…` and the key's last four characters.", examples=["…3f9a"])
+    ]
 
 
 class Project(msgspec.Struct):
@@ -462,6 +468,14 @@ class Integration(msgspec.Struct):
     api_format: str
     allow_http: bool
     credential_version: Annotated[int, Meta(description="Version of the credentials in Vault.")]
+    credential_fingerprint: Annotated[
+        str | None,
+        Meta(
+            description="`…` and the last four characters of the stored key, to tell keys apart; "
+            "null when the key is too short to show any of it.",
+            examples=["…3f9a"],
+        ),
+    ]
     disabled: Annotated[bool, Meta(description="Deleted: no longer routed; its activity stays.")]
     version: Version
 
@@ -599,7 +613,31 @@ class ChangeEntry(msgspec.Struct):
 
 
 class ChangeList(msgspec.Struct):
-    """Changes, oldest first."""
+    """Changes, newest first; `next_cursor` fetches the older ones (null on the last page)."""
 
     data: list[ChangeEntry]
     next_cursor: NextCursor
+
+
+class Circuit(msgspec.Struct):
+    """One model's circuit breaker on this integration."""
+
+    model: str
+    state: Annotated[
+        Literal["closed", "open", "half_open"],
+        Meta(description="`open`: skipped until `next_probe_at`; `half_open`: one probe may go through."),
+    ]
+    failures: Annotated[int, Meta(description="The current run of failures that count towards it.")]
+    last_failure_class: Annotated[str, Meta(examples=["upstream_5xx"])]
+    last_failure_message: str
+    last_failure_at: str | None
+    opened_at: str | None
+    next_probe_at: str | None
+
+
+class IntegrationHealth(msgspec.Struct):
+    """The circuit breakers of an integration's models, as the routers hold them. A model that is
+    not listed had no failure that counts in the breaker window: its circuit is closed."""
+
+    provider_slug: str
+    data: list[Circuit]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
 from keyrail_common import subjects
 from keyrail_common.access_log import AccessLog
@@ -29,9 +30,11 @@ from keyrail_common.runtime import (
 )
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.wire import decode_or_refuse
+from keyrail_router.breaker import BreakerBoard, BreakerSettings
+from keyrail_router.breaker_feed import BreakerFeed
 from keyrail_router.configs import resolve_route
 from keyrail_router.executor import Executor
-from keyrail_router.metrics import ROUTE_SECONDS, ROUTED
+from keyrail_router.metrics import ROUTE_SECONDS, ROUTED, BreakerCollector
 from keyrail_router.resolve import Resolver
 
 log = logging.getLogger("keyrail.router")
@@ -96,6 +99,23 @@ class RouterService:
         )
 
 
+def breaker_settings(settings: Settings) -> BreakerSettings:
+    return BreakerSettings(
+        failures=settings.breaker_failures,
+        window_s=settings.breaker_window_s,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+
+
+def _breaker_answer(breakers: BreakerFeed) -> Callable[[Msg], Awaitable[None]]:
+    """Any replica answers for a provider slug: they all fold the same attempt rows."""
+
+    async def answer(msg: Msg) -> None:
+        await msg.respond(encode(breakers.report(msg.data.decode(errors="replace"))))
+
+    return answer
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url, "keyrail-router")
     js = nc.jetstream()
@@ -106,7 +126,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     access_log.start()
     activity = ActivityPublisher(js)
     resolver = Resolver(Catalog.load_default(), load_registry(settings.providers_override))
-    executor = Executor(nc, resolver, activity)
+    breakers = BreakerFeed(js, BreakerBoard(breaker_settings(settings)))
+    await breakers.start()
+    REGISTRY.register(BreakerCollector(breakers.board))
+    await nc.subscribe(subjects.ROUTER_BREAKERS, queue=subjects.ROUTER_QUEUE, cb=_breaker_answer(breakers))
+    executor = Executor(nc, resolver, activity, breakers)
     await executor.start()
     service = RouterService(nc, projection, resolver, executor, access_log, settings.request_timeout_s)
     handler = ConcurrentHandler(service.on_route)

@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from keyrail_common.config_events import ConfigEvent
 from keyrail_common.config_state import ConfigState, UserRecord
-from keyrail_common.projection import ConcurrencyConflict
+from keyrail_common.projection import ConcurrencyConflict, ConfigMovedOn
 from keyrail_ingress.auth import admin_user_for
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.rbac import (
@@ -107,11 +107,15 @@ class Command(Generic[A, B]):
         """The projects a `mine` list answers for the caller: None for every project."""
         return visible_projects(self.caller, self.rule)
 
-    async def publish(self, event: ConfigEvent, new: bool = False) -> int:
+    async def publish(self, event: ConfigEvent, new: bool = False, decided_on_all: bool = False) -> int:
         """Append `event` as the caller. `new`: it creates an aggregate that must not exist yet;
-        otherwise it changes the loaded one, expecting the version the command was decided on."""
+        otherwise it changes the loaded one, expecting the version the command was decided on.
+        `decided_on_all`: the decision read the whole configuration (the last-owner guard), so
+        any concurrent change anywhere refuses the append."""
         expected = 0 if new else self.version
-        return await self.ctx.publisher.publish(event, actor=self.caller.user_id, expected_version=expected)
+        return await self.ctx.publisher.publish(
+            event, actor=self.caller.user_id, expected_version=expected, decided_on_all=decided_on_all
+        )
 
 
 Handler = Callable[[Command[Any, Any]], Awaitable[Response]]
@@ -176,6 +180,13 @@ def admin_route(
                 return command
             try:
                 return await handler(command)
+            except ConfigMovedOn:
+                return error(
+                    409,
+                    "The organisation's configuration changed while this was decided (this change "
+                    "depends on every owner and token): read it again and retry. Nothing was applied.",
+                    "version_conflict",
+                )
             except ConcurrencyConflict:
                 # Another writer appended to the aggregate between our check and our append.
                 aggregate = command.loaded.aggregate

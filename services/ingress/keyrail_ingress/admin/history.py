@@ -9,6 +9,7 @@ does the history: a credential rotation shows as `credential_version` 1 -> 2.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,11 +144,14 @@ class ChangeHistory:
         actor: str = "",
         since: float = 0.0,
         limit: int = 100,
+        before_seq: int = 0,
     ) -> list[ChangeEntry]:
         """The newest `limit` matching changes, newest first; `visible`: the caller's projects
-        (None: an owner, who sees everything)."""
+        (None: an owner, who sees everything); `before_seq`: only changes older than that stream
+        sequence (the next page; 0: from the newest)."""
         found: list[ChangeEntry] = []
-        for entry in reversed(self._entries):
+        start = bisect_left(self._entries, before_seq, key=lambda e: e.change.seq) if before_seq else None
+        for entry in reversed(self._entries[:start]):
             if len(found) >= limit:
                 break
             change = entry.change

@@ -99,6 +99,22 @@ def check_models(
     return None
 
 
+_FINGERPRINT_CHARS = 4
+
+
+def credential_fingerprint(provider: ProviderEntry, credentials: dict[str, Any]) -> str:
+    """`…` and the last four characters of the credential's key, as provider consoles show them,
+    so an operator can tell which key is stored; "" when the key is too short to give any away.
+    (A service-account key is told by the id of its private key, which is no secret.)"""
+    for field in provider.credentials:
+        value = credentials.get(field.name)
+        if isinstance(value, dict):
+            value = value.get("private_key_id")
+        if field.secret and isinstance(value, str):
+            return f"…{value[-_FINGERPRINT_CHARS:]}" if len(value) >= 4 * _FINGERPRINT_CHARS else ""
+    return ""
+
+
 def vault_secret(credentials: dict[str, Any], custom_auth_headers: dict[str, str] | None) -> dict[str, Any]:
     """What Vault stores for an integration: its credential fields and its custom auth headers."""
     secret: dict[str, Any] = dict(credentials)

@@ -35,6 +35,7 @@ from keyrail_ingress.admin.integration_checks import (
     check_provider,
     check_scope,
     check_slug,
+    credential_fingerprint,
     vault_secret,
 )
 from keyrail_ingress.admin.views import integration_view, iso
@@ -122,6 +123,7 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
         custom_host=custom_host,
         allow_http=body.allow_http,
         description=body.description,
+        credential_fingerprint=credential_fingerprint(provider, body.credentials),
     )
     try:
         await c.publish(integration, new=True)
@@ -224,8 +226,15 @@ async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> 
         return refused
     secret = vault_secret(c.body.credentials, c.body.custom_auth_headers)
     version = await c.ctx.credentials.write(c.record.credential_ref, secret)
-    await c.publish(CredentialsRotated(provider_slug=c.record.provider_slug, credential_version=version))
-    return json_response(CredentialsSet(set=True, version=version, updated_at=iso(time.time()) or ""))
+    fingerprint = credential_fingerprint(_provider(c), c.body.credentials)
+    rotated = CredentialsRotated(
+        provider_slug=c.record.provider_slug, credential_version=version, credential_fingerprint=fingerprint
+    )
+    await c.publish(rotated)
+    updated_at = iso(time.time()) or ""
+    return json_response(
+        CredentialsSet(set=True, version=version, updated_at=updated_at, fingerprint=fingerprint or None)
+    )
 
 
 @admin_route(
