@@ -61,6 +61,7 @@ class AttemptRecorder:
             error=error,
             timings=self.timings,
             config_id=self.call.config_id,
+            virtual_model=self.call.virtual_model,
         )
 
     def succeed(self, body: bytes = b"", streaming: bool = False) -> ProviderResult:
@@ -74,6 +75,7 @@ class AttemptRecorder:
             attempts=self.call.attempt,
             body=body,
             config_id=self.call.config_id,
+            virtual_model=self.call.virtual_model,
             usage=self._usage,
             cost_usd=self.cost_usd,
             streaming=streaming,

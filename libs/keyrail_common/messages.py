@@ -166,6 +166,7 @@ class ProviderResult(msgspec.Struct, omit_defaults=True):
     streaming: bool = False
     timings: Timings = msgspec.field(default_factory=Timings)
     config_id: str = ""  # the gateway config the request was routed by (`x-keyrail-config`)
+    virtual_model: str = ""  # the virtual model alias the request named
     v: int = MESSAGE_VERSION
 
 

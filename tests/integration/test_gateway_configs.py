@@ -93,10 +93,39 @@ def test_a_virtual_model_alias_routes_through_its_config(world: World) -> None:
 
     assert raw.parse().choices[0].message.content == DEFAULT_REPLY
     assert (raw.headers["x-keyrail-config"], raw.headers["x-keyrail-attempts"]) == (config_id, "2")
-    attempts = world.attempts(raw.headers["x-keyrail-request-id"], expected_rows=3)
-    assert [(r["provider_slug"], r["virtual_model"], r["config_id"]) for r in attempts] == [
-        ("cfg-primary", alias, config_id),
-        ("cfg-secondary", alias, config_id),
+    rows = world.stack.activity_rows(raw.headers["x-keyrail-request-id"], expected=3)
+    by_kind = sorted(
+        (r["kind"], r["attempt"], r["provider_slug"], r["virtual_model"], r["config_id"]) for r in rows
+    )
+    assert by_kind == [
+        ("attempt", 1, "cfg-primary", alias, config_id),
+        ("attempt", 2, "cfg-secondary", alias, config_id),
+        ("request", 2, "cfg-secondary", alias, config_id),
+    ]
+    # The alias is a model string the key can send, listed for its project only.
+    assert alias in [m.id for m in world.client.models.list().data]
+    other = api_key(world.stack, project(world.stack, "no aliases here"))["key"]
+    elsewhere = openai.OpenAI(base_url=f"{world.stack.url}/v1", api_key=other, max_retries=0)
+    assert alias not in [m.id for m in elsewhere.models.list().data]
+
+
+def test_a_stream_through_a_config_falls_back_before_its_first_content(world: World) -> None:
+    config_id = fresh("stream-chain")
+    world.config(config_id, targets=[failing("cfg-primary", 503), target("cfg-secondary")])
+
+    with world.client.chat.completions.with_streaming_response.create(
+        model=MODEL, messages=MESSAGES, stream=True, extra_headers={"x-keyrail-config": config_id}
+    ) as response:
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+        headers = response.headers
+
+    assert text == DEFAULT_REPLY
+    assert (headers["x-keyrail-provider-slug"], headers["x-keyrail-attempts"]) == ("cfg-secondary", "2")
+    assert headers["x-keyrail-config"] == config_id
+    attempts = world.attempts(headers["x-keyrail-request-id"], expected_rows=3)
+    assert [(r["provider_slug"], r["fallback_position"], r["stream"]) for r in attempts] == [
+        ("cfg-primary", 0, 1),
+        ("cfg-secondary", 1, 1),
     ]
 
 
@@ -254,3 +283,21 @@ def test_a_config_in_use_cannot_be_deleted_and_a_cycle_cannot_be_made(world: Wor
     )
     assert cycle.status_code == 400 and cycle.json()["error"]["param"] == "targets[0].config"
     assert f"{inner} -> {outer} -> {inner}" in cycle.json()["error"]["message"]
+
+
+def test_the_change_history_shows_a_configs_before_and_after(world: World) -> None:
+    config_id = fresh("history")
+    made = world.config(config_id, targets=[target("cfg-primary")])
+    replaced = world.stack.admin(
+        "PUT",
+        f"/admin/v1/configs/{config_id}",
+        {"project_scope": [world.project], "strategy": "fallback", "targets": [target("cfg-secondary")]},
+        headers={"If-Match": str(made["version"])},
+    )
+    assert replaced.status_code == 200, replaced.text
+    history = world.stack.admin("GET", f"/admin/v1/events?aggregate=gatewayconfig/{config_id}").json()["data"]
+    assert [e["type"] for e in history] == ["GatewayConfigSet", "GatewayConfigSet"]
+    change = history[0]["changes"]["targets"]
+    assert change["before"][0]["provider_slug"] == "cfg-primary"
+    assert change["after"][0]["provider_slug"] == "cfg-secondary"
+    assert history[1]["changes"]["strategy"] == {"before": None, "after": "fallback"}

@@ -167,7 +167,7 @@ async def answer(ctx: IngressContext, record: RequestRecord, route: RouteRequest
     record.apply_result(
         result.provider, result.provider_slug, result.model, result.attempts, result.usage, result.cost_usd
     )
-    record.row.config_id = result.config_id
+    record.row.config_id, record.row.virtual_model = result.config_id, result.virtual_model
     if not result.ok:
         return record.fail(result.error or NO_ERROR, result)
     observe_hops(result.timings, result.timings.done_ns)
