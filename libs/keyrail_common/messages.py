@@ -3,7 +3,10 @@
 All msgspec Structs encoded as msgpack; `v` fields version the wire shapes. Version 2 added the
 operation, the client dialect and the deadlines: a version-1 route request still decodes (the new
 fields have defaults), anything a service cannot read is refused with a counted, logged error
-reply (`keyrail_common.bus_versions`), never a crash.
+reply (`keyrail_common.bus_versions`), never a crash. Fields added since, all with defaults and
+so within version 2 (an older sender omits them, an older reader ignores them): the gateway
+config and virtual model of a request (`config_id`, `virtual_model`) and a target's
+`override_params` and `fallback_on`.
 """
 
 from __future__ import annotations
