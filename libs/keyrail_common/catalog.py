@@ -12,6 +12,9 @@ import msgspec
 from keyrail_common.messages import Prices
 from keyrail_common.registry import Operation
 
+# A model string ending in this asks for the provider's flex tier (`flex_tier` models only).
+FLEX_SUFFIX = ":flex"
+
 
 class CatalogModel(msgspec.Struct, frozen=True):
     id: str

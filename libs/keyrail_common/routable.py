@@ -10,6 +10,9 @@ from keyrail_common.catalog import Catalog, CatalogModel
 from keyrail_common.config_events import IntegrationCreated
 from keyrail_common.projection import ConfigState
 
+# The request header that names the gateway config to route by.
+CONFIG_HEADER = "x-keyrail-config"
+
 
 class Scoped(Protocol):
     """A record scoped to projects: an integration, a virtual model, a gateway config."""

@@ -21,6 +21,7 @@ from keyrail_common.config_state import ApiKeyRecord
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, provider_result_decoder
 from keyrail_common.registry import Operation
+from keyrail_common.routable import CONFIG_HEADER
 from keyrail_common.wire import decode_or_refuse
 from keyrail_ingress.auth import api_key_for, key_refusal
 from keyrail_ingress.context import IngressContext
@@ -31,7 +32,6 @@ _ENVELOPE_ROOM = 64 * 1024
 # The ingress waits this much past the request's deadline for the router's own timeout answer.
 _ROUTER_GRACE_S = 2.0
 TIMEOUT_HEADER = "x-keyrail-timeout-ms"
-CONFIG_HEADER = "x-keyrail-config"
 NO_ERROR = failure(FailureClass.WORKER_ERROR, "The gateway gave no result and no error.")
 
 

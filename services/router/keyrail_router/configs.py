@@ -21,17 +21,15 @@ from dataclasses import dataclass
 
 import msgspec
 
+from keyrail_common.catalog import FLEX_SUFFIX
 from keyrail_common.config_events import GatewayConfigSet, RouteTarget
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import RetryPolicy, RouteRequest, Target
 from keyrail_common.projection import ConfigState
 from keyrail_common.registry import Operation
-from keyrail_common.routable import in_scope
+from keyrail_common.routable import CONFIG_HEADER, in_scope
 from keyrail_router.resolve import Resolver, resolve_targets
 from keyrail_router.strategy import RequestFacts, target_order
-
-FLEX_SUFFIX = ":flex"
-CONFIG_HEADER = "x-keyrail-config"
 
 
 @dataclass(frozen=True)

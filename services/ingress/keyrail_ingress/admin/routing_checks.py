@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.responses import Response
 
-from keyrail_common.catalog import Catalog
+from keyrail_common.catalog import FLEX_SUFFIX, Catalog
 from keyrail_common.config_events import IntegrationCreated
 from keyrail_common.config_state import ConfigState
 from keyrail_common.failures import FailureClass
@@ -22,7 +22,6 @@ from keyrail_ingress.responses import error
 
 ALIAS_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 CONFIG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-FLEX_SUFFIX = ":flex"
 _FAILURE_CLASSES = frozenset(c.value for c in FailureClass)
 
 
