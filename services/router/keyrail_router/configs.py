@@ -135,7 +135,8 @@ class _Expansion:
             )
             return []
         targets: list[Target] = []
-        for index in target_order(config, self.facts, self.pick()):
+        pick = self.pick() if config.strategy == "loadbalance" else 0.0  # draws only where it decides
+        for index in target_order(config, self.facts, pick):
             targets.extend(self.target(config.targets[index], config, seen | {config_id}))
         return targets
 
