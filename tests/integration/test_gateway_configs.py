@@ -6,8 +6,10 @@ plan (`{"mock": {...}}`), so one target of a config fails while the next one ans
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -301,3 +303,22 @@ def test_the_change_history_shows_a_configs_before_and_after(world: World) -> No
     assert change["before"][0]["provider_slug"] == "cfg-primary"
     assert change["after"][0]["provider_slug"] == "cfg-secondary"
     assert history[1]["changes"]["strategy"] == {"before": None, "after": "fallback"}
+
+
+def test_loadbalance_over_1000_requests_lands_within_5_points_of_70_30(world: World) -> None:
+    config_id = fresh("weighted")
+    world.config(
+        config_id,
+        strategy="loadbalance",
+        targets=[target("cfg-primary", weight=70), target("cfg-secondary", weight=30)],
+    )
+    headers = {"Authorization": f"Bearer {world.key}", "x-keyrail-config": config_id}
+    body = {"model": MODEL, "messages": MESSAGES}
+    served: Counter[str] = Counter()
+    with httpx.Client(base_url=world.stack.url, headers=headers, timeout=30) as http:
+        for _ in range(1000):
+            answer = http.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 200, answer.text
+            served[answer.headers["x-keyrail-provider-slug"]] += 1
+    assert set(served) == {"cfg-primary", "cfg-secondary"}
+    assert abs(served["cfg-primary"] / 1000 - 0.70) <= 0.05, served
