@@ -233,6 +233,11 @@ def test_records_are_routable_the_moment_the_call_returns_and_gone_when_deleted(
     assert removed.status_code == 200, removed.text
     with pytest.raises(openai.NotFoundError):
         world.client.chat.completions.create(model=alias, messages=MESSAGES)
+    # The alias may be used again, and routes again at once.
+    again = {"alias": alias, "project_scope": [world.project], "target": target("cfg-secondary")}
+    assert created(world.stack.admin("POST", "/admin/v1/virtual-models", again))["version"] > made["version"]
+    raw = world.client.chat.completions.with_raw_response.create(model=alias, messages=MESSAGES)
+    assert raw.headers["x-keyrail-provider-slug"] == "cfg-secondary"
 
 
 def test_an_unknown_config_header_is_a_404_naming_it(world: World) -> None:
