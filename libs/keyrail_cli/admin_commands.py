@@ -1,5 +1,5 @@
-"""`keyrail users|projects|keys|integrations|virtual-models|configs|events`: the admin API from
-the command line.
+"""`keyrail users|projects|keys|integrations|custom-models|catalog|virtual-models|configs|events`:
+the admin API from the command line.
 
 Each command is one or two admin API calls (admin_client.py) and prints a table, or with
 `--json` the API's own JSON. The admin token comes from KEYRAIL_ADMIN_TOKEN only and credentials
@@ -40,6 +40,7 @@ INTEGRATION = (
     "disabled",
     "version",
 )
+CIRCUIT = ("model", "state", "failures", "last_failure_class", "opened_at", "next_probe_at")
 EVENT = ("seq", "ts", "actor", "aggregate", "aggregate_id", "type", "changes")
 VIRTUAL_MODEL = ("alias", "project_scope", "target", "version")
 CONFIG = ("id", "strategy", "project_scope", "targets", "fallback_on", "version")
@@ -265,7 +266,10 @@ COMMAND_HELP = {
     "users": "users, their roles and their admin tokens (admin API)",
     "projects": "projects: list, create, rename, archive, restore (admin API)",
     "keys": "a project's gateway API keys: list, create, revoke (admin API)",
-    "integrations": "integrations: list, create, change, disable, rotate credentials, set models (admin API)",
+    "integrations": "integrations: list, create, change, disable, rotate credentials, set models, "
+    "circuit health (admin API)",
+    "custom-models": "an integration's custom models: list, add, update, remove (admin API)",
+    "catalog": "the model catalog: list (the default action), set or remove an owner's entry (admin API)",
     "virtual-models": "virtual models (aliases): list, show, create, replace, delete (admin API)",
     "configs": "gateway configs (routing policies): list, show, create, replace, delete (admin API)",
     "events": "the change history: who changed what and when (admin API)",
@@ -410,6 +414,8 @@ def _add_integrations(integrations: _Actions) -> None:
         "--credentials-file", required=True, metavar="FILE", help=f"the credentials: {json_file}"
     )
     rotate.add_argument("--headers-file", metavar="FILE", help=f"custom auth headers: {json_file}")
+    health = _get(lambda a: f"{one(a)}/health", CIRCUIT)
+    integrations.add("health", "the circuit breakers of its models", health, "slug")
     models = integrations.add("models", "set the enabled models", _set_models, "slug", version=True)
     models.add_argument("models", help="all, none, or comma-separated catalog models")
 
@@ -432,7 +438,8 @@ def _add_routing(actions: _Actions, collection: str, id_field: str, what: str, c
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog)."""
+    """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog);
+    `custom-models` and `catalog` are model_commands.py's."""
     _add_users(_Actions(command("users", COMMAND_HELP["users"])))
     _add_projects(
         _Actions(command("projects", COMMAND_HELP["projects"])),

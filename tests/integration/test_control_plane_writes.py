@@ -17,6 +17,7 @@ from tests.support.control_plane import (
     created,
     integration,
     integration_body,
+    member,
     project,
     vault_secret,
     vault_version,
@@ -296,6 +297,39 @@ def test_a_disabled_integration_is_refused_by_the_data_plane_and_keeps_its_slug(
     assert taken.status_code == 409
     changed = stack.change("PATCH", path, {"name": "back?"}, of=path)
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "integration_disabled"
+    assert '{"disabled": false}' in changed.json()["error"]["message"]  # says how to come back
+
+    # Re-enabled, alone in its PATCH: routed again, as it was.
+    mixed = stack.change("PATCH", path, {"disabled": False, "name": "back"}, of=path)
+    assert mixed.status_code == 400 and mixed.json()["error"]["param"] == "name"
+    enabled = stack.change("PATCH", path, {"disabled": False}, of=path)
+    assert enabled.status_code == 200 and enabled.json()["disabled"] is False
+    assert enabled.json()["credential_version"] == disabled.json()["credential_version"]
+    served = httpx.post(f"{stack.url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
+    assert served.status_code == 200 and served.headers["x-keyrail-provider-slug"] == "openai-to-disable"
+    history = stack.admin("GET", "/admin/v1/events?aggregate=integration/openai-to-disable&limit=1").json()
+    assert history["data"][0]["type"] == "IntegrationEnabled"
+    assert history["data"][0]["changes"]["disabled"] == {"before": True, "after": False}
+    via_patch = stack.change("PATCH", path, {"disabled": True}, of=path)
+    assert (
+        via_patch.status_code == 400 and "DELETE /admin/v1/integrations/openai-to-disable" in via_patch.text
+    )
+
+
+def test_a_re_enabled_user_signs_in_with_new_tokens_only(stack: KeyrailStack) -> None:
+    someone = member(stack, "comes back", {project(stack, "comeback"): "developer"})
+    path = f"/admin/v1/users/{someone.user_id}"
+    assert stack.change("DELETE", path, of=path).json()["disabled"] is True
+    assert stack.admin("GET", "/admin/v1/projects", token=someone.token).status_code == 401
+    enabled = stack.change("PATCH", path, {"disabled": False}, of=path)
+    assert enabled.status_code == 200 and enabled.json()["disabled"] is False
+    assert (
+        stack.admin("GET", "/admin/v1/projects", token=someone.token).status_code == 401
+    )  # cut off for good
+    (old,) = stack.admin("GET", f"{path}/tokens").json()["data"]
+    assert old["revoked"] is True
+    fresh = created(stack.admin("POST", f"{path}/tokens", {"name": "after"}))["token"]
+    assert stack.admin("GET", "/admin/v1/projects", token=fresh).status_code == 200
 
 
 async def _decide_on_all_twice(stack: KeyrailStack, user_ids: list[str]) -> list[int | BaseException]:

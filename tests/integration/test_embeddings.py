@@ -45,7 +45,7 @@ def test_embeddings_answer_validates_and_is_priced_on_the_activity_rows(
     (request_row,) = [r for r in rows if r["kind"] == "request"]
     (attempt_row,) = [r for r in rows if r["kind"] == "attempt"]
     price = Catalog.load_default().get("openai", EMBEDDING_MODEL)
-    assert price is not None
+    assert price is not None and price.input_price_per_mtok is not None
     for row in (request_row, attempt_row):
         assert row["prompt_tokens"] == 5 and row["completion_tokens"] == 0
         assert row["cost_usd"] == pytest.approx(5 * price.input_price_per_mtok / 1_000_000)

@@ -407,8 +407,17 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     assert (fal.status_code, fal.json()["error"]["code"]) == (400, "operation_not_supported")
     bare = chat("gpt-4o-mini")  # every in-scope integration serving it, in slug order
     assert bare.status_code == 200 and bare.headers["x-keyrail-provider-slug"] == "openai-claims-mock"
+    custom = {"model_slug": "ft-claims", "base_model": "openai/gpt-4o-mini", "input_price_per_mtok": 0.3}
+    registered = stack.admin("POST", "/admin/v1/integrations/openai-claims-mock/custom-models", custom)
+    assert registered.status_code == 201, registered.text
+    ft = chat("openai-claims-mock/ft-claims")  # custom models: routed from the moment the call returns
+    assert ft.status_code == 200 and ft.json()["model"] == "ft-claims", ft.text
     models = httpx.get(f"{stack.url}/v1/models", headers={"Authorization": f"Bearer {tenant.api_key}"})
-    assert "openai-claims-mock/gpt-4o-mini" in {m["id"] for m in models.json()["data"]}
+    assert {"openai-claims-mock/gpt-4o-mini", "openai-claims-mock/ft-claims"} <= {
+        m["id"] for m in models.json()["data"]
+    }
+    catalog = stack.admin("GET", "/admin/v1/catalog?provider=anthropic").json()["data"]
+    assert catalog and {e["provider"] for e in catalog} == {"anthropic"}
     embedded = call("embeddings", {"model": "openai-embed-mock/text-embedding-3-small", "input": "Hello"})
     assert embedded.status_code == 200 and embedded.json()["data"][0]["embedding"], embedded.text
     assert embedded.headers["x-keyrail-provider-slug"] == "openai-embed-mock"

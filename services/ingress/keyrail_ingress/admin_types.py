@@ -94,6 +94,16 @@ class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
     email: str | UnsetType = UNSET
     owner: bool | UnsetType = UNSET
     project_roles: ProjectRoles | UnsetType = UNSET
+    disabled: (
+        Annotated[
+            bool,
+            Meta(
+                description="`false` re-enables a disabled user (their old tokens stay revoked), alone in "
+                "its PATCH; disable with DELETE."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     version: ExpectedVersion = None
 
 
@@ -192,6 +202,16 @@ class IntegrationPatch(msgspec.Struct, forbid_unknown_fields=True):
     ) = UNSET
     api_format: str | UnsetType = UNSET
     allow_http: bool | UnsetType = UNSET
+    disabled: (
+        Annotated[
+            bool,
+            Meta(
+                description="`false` re-enables a disabled integration (routed again as it was), alone in "
+                "its PATCH; disable with DELETE."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     custom_auth_headers: (
         Annotated[
             dict[str, str] | None,

@@ -309,7 +309,8 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
         "integration.set_models",
         (200, json_reply("The integration as it is now.", Integration, EXAMPLE_INTEGRATION)),
         description='A list of catalog models of the integration\'s provider, `"all"` or `"none"`. '
-        "Routing follows from the next request on.",
+        "Routing follows from the next request on. A model outside the catalog is a custom model: "
+        "register it with `POST /admin/v1/integrations/{slug}/custom-models` (it needs no enabling).",
         parameters=(_SLUG,),
         request=request_body(NewEnabledModels(enabled_models=["gpt-4o-mini", "gpt-4o"], version=21)),
         errors={
@@ -317,7 +318,10 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
                 "A model that is not in the provider's catalog, or an invalid body.",
                 error_example(
                     400,
-                    "enabled_models names models not in the catalog for provider 'openai': gpt-unknown.",
+                    "enabled_models names models not in the catalog for provider 'openai': gpt-unknown. "
+                    "Enable catalog models only (GET /admin/v1/catalog?provider=openai lists them); register "
+                    "any other model as a custom model with POST /admin/v1/integrations/openai-dev-mock/"
+                    "custom-models (custom models need no enabling).",
                     "invalid_value",
                     "enabled_models",
                 ),

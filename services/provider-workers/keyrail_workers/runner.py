@@ -134,7 +134,7 @@ class AttemptRunner:
                     request.url, request.headers, request.body, _remaining_s(call.attempt_deadline_ns)
                 )
                 attempt.timings.first_byte_ns = time.time_ns()
-                UPSTREAM_SECONDS.labels(slug).observe(time.perf_counter() - attempt.started)
+                UPSTREAM_SECONDS(slug).observe(time.perf_counter() - attempt.started)
                 try:
                     if response.status < 300 and call.stream:
                         relay = StreamRelay(call, attempt, secrets, reply, self._publish)

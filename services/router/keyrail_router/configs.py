@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from keyrail_common.catalog import FLEX_SUFFIX
+from keyrail_common.catalog import FLEX_SUFFIX, Catalog
 from keyrail_common.config_events import GatewayConfigSet, RouteTarget
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import RetryPolicy, RouteRequest, Target
@@ -56,7 +56,7 @@ def model_targets(
     targets = resolve_targets(resolver, state, project_id, base, pinned_slug, operation)
     if isinstance(targets, ErrorInfo):
         return targets
-    flex = [t for t in targets if _has_flex_tier(resolver, t)]
+    flex = [t for t in targets if _has_flex_tier(state.catalog, t)]
     if not flex:
         return failure(
             FailureClass.BAD_REQUEST,
@@ -71,9 +71,8 @@ def model_targets(
     ]
 
 
-def _has_flex_tier(resolver: Resolver, target: Target) -> bool:
-    provider, _, model = target.catalog_id.partition("/")
-    entry = resolver.catalog.get(provider, model)
+def _has_flex_tier(catalog: Catalog, target: Target) -> bool:
+    entry = catalog.by_id(target.catalog_id)
     return entry is not None and entry.flex_tier and target.adapter == "openai"
 
 

@@ -9,9 +9,12 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from keyrail_common.metric_labels import LabelCache
 from keyrail_router.breaker import BreakerBoard, CircuitState
 
-ROUTED = Counter("keyrail_router_requests_total", "Route requests answered", ["provider_slug", "http_status"])
+ROUTED = LabelCache(
+    Counter("keyrail_router_requests_total", "Route requests answered", ["provider_slug", "http_status"])
+)
 ROUTE_SECONDS = Histogram(
     "keyrail_router_seconds",
     "Time from route request to answer, including the worker call",

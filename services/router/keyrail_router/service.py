@@ -15,7 +15,6 @@ from keyrail_common import subjects
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
-from keyrail_common.catalog import Catalog
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.logs import configure_logging
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, route_request_decoder
@@ -89,7 +88,7 @@ class RouterService:
         await msg.respond(encode(result))
 
     def _log(self, request: RouteRequest, slug: str, outcome: int | str, attempts: int) -> None:
-        ROUTED.labels(slug or "-", str(outcome)).inc()
+        ROUTED(slug or "-", outcome).inc()
         self._access_log.line(
             request_id=request.request_id,
             provider_slug=slug,
@@ -125,7 +124,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     access_log = AccessLog("router", settings.access_log)
     access_log.start()
     activity = ActivityPublisher(js)
-    resolver = Resolver(Catalog.load_default(), load_registry(settings.providers_override))
+    resolver = Resolver(load_registry(settings.providers_override))
     breakers = BreakerFeed(js, BreakerBoard(breaker_settings(settings)))
     await breakers.start()
     REGISTRY.register(BreakerCollector(breakers.board))

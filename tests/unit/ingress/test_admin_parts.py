@@ -13,9 +13,13 @@ from starlette.responses import Response
 from keyrail_common.config_events import (
     AdminTokenIssued,
     ApiKeyIssued,
+    CatalogEntrySet,
+    CatalogPrices,
     ConfigEnvelope,
     ConfigEvent,
     CredentialsRotated,
+    CustomModelRegistered,
+    CustomModelUpdated,
     IntegrationCreated,
     IntegrationUpdated,
     ProjectCreated,
@@ -223,3 +227,45 @@ def test_a_credential_fingerprint_shows_four_characters_of_a_long_key_only() -> 
     )
     creds = {"api_key": "a" * 28 + "7c2e", "resource_name": "contoso", "api_version": "v1", "deployments": {}}
     assert credential_fingerprint(azure, creds) == "…7c2e"
+
+
+def test_the_history_shows_custom_models_and_catalog_entries_to_whom_may_read_them() -> None:
+    replay = Replay()
+    replay(ProjectCreated(project_id="proj_a", org_id="org_1", name="A"))
+    replay(ProjectCreated(project_id="proj_b", org_id="org_1", name="B"))
+    replay(integration("openai-b", ["proj_b"]))
+    registered = CustomModelRegistered(
+        provider_slug="openai-b",
+        model_slug="ft-v3",
+        base_model="openai/gpt-4o-mini",
+        input_price_per_mtok=0.3,
+    )
+    replay(registered)
+    replay(CustomModelUpdated(provider_slug="openai-b", model_slug="ft-v3", base_model="openai/gpt-4o-mini"))
+    override = CatalogEntrySet(
+        catalog_id="openai/gpt-4o-mini",
+        provider="openai",
+        model="gpt-4o-mini",
+        schema="openai",
+        context_window=128000,
+        prices=CatalogPrices(input=0.2, output=0.6, cached_input=0.075),
+    )
+    replay(override)
+
+    catalog, updated, created = replay.history.query(None)[:3]
+    assert (created.type, created.aggregate, created.aggregate_id) == (
+        "CustomModelRegistered",
+        "custommodel",
+        "openai-b/ft-v3",
+    )
+    assert created.changes["input_price_per_mtok"].after == 0.3
+    assert {f: (c.before, c.after) for f, c in updated.changes.items()} == {
+        "input_price_per_mtok": (0.3, None),
+        "price_version": ("custom:openai-b/ft-v3@4", "custom:openai-b/ft-v3@5"),
+    }
+    assert catalog.changes["source"].before == "seed" and catalog.changes["source"].after == "override"
+    assert catalog.changes["prices"].after["version"] == "catalog@6"
+    # A custom model is read where its integration is; the catalog by everyone.
+    seen_by_a = {e.aggregate for e in replay.history.query(frozenset({"proj_a"}))}
+    assert "catalog" in seen_by_a and "custommodel" not in seen_by_a
+    assert "custommodel" in {e.aggregate for e in replay.history.query(frozenset({"proj_b"}))}

@@ -12,7 +12,13 @@ import pytest
 from starlette.responses import Response
 
 from keyrail_common.catalog import Catalog
-from keyrail_common.config_events import GatewayConfigSet, IntegrationDisabled, RouteTarget, VirtualModelSet
+from keyrail_common.config_events import (
+    CustomModelRegistered,
+    GatewayConfigSet,
+    IntegrationDisabled,
+    RouteTarget,
+    VirtualModelSet,
+)
 from keyrail_ingress.admin.routing_checks import (
     check_alias,
     check_alias_target,
@@ -192,3 +198,29 @@ def test_deleting_a_config_in_use_is_a_409_naming_every_referrer() -> None:
     middle = json.loads(bytes(still_referenced(STATE, "middle").body))["error"]["message"]  # type: ignore[union-attr]
     assert "config 'top'" in middle
     assert still_referenced(STATE, "unused-anything") is None
+
+
+def test_a_custom_model_registered_on_the_integration_is_a_valid_target() -> None:
+    state = state_with(
+        integration("oa", enabled=["gpt-4o-mini"]),
+        CustomModelRegistered(
+            provider_slug="oa", model_slug="ft-classifier-v3", base_model="openai/gpt-4o-mini"
+        ),
+    )
+    custom = msgspec.convert(
+        {
+            "id": "c",
+            "strategy": "fallback",
+            "targets": [{"provider_slug": "oa", "model": "ft-classifier-v3"}],
+        },
+        NewGatewayConfig,
+    )
+    assert check_config(state, state.catalog, "c", custom) is None
+    assert (
+        check_alias_target(state, state.catalog, AliasTarget(provider_slug="oa", model="ft-classifier-v3"))
+        is None
+    )
+    status, param, message = refusal(
+        check_alias_target(state, state.catalog, AliasTarget(provider_slug="oa", model="ft-other"))
+    )
+    assert (status, param) == (400, "target.model") and "custom-models" in message

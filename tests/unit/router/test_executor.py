@@ -15,7 +15,6 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from keyrail_common.activity import ActivityPublisher
-from keyrail_common.catalog import Catalog
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import (
     ActivityRow,
@@ -37,7 +36,7 @@ from keyrail_router.resolve import Resolver
 from tests.support.registry import registry_lacking
 
 S = 1_000_000_000
-RESOLVER = Resolver(Catalog.load_default(), load_registry())
+RESOLVER = Resolver(load_registry())
 Answer = ProviderResult | Exception | bytes | Callable[[ProviderCall], ProviderResult]
 
 
@@ -347,7 +346,7 @@ async def test_a_target_this_version_cannot_attempt_is_recorded_here_and_fallen_
     claude = target("anthropic-a", provider="anthropic", adapter="anthropic")
     lacking = Executor(
         cast(NATS, nc),
-        Resolver(Catalog.load_default(), registry_lacking("anthropic")),
+        Resolver(registry_lacking("anthropic")),
         cast(ActivityPublisher, activity),
         Circuits(),
         jitter=lambda: 0.0,

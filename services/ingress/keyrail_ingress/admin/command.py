@@ -13,7 +13,8 @@ Routes are declared with `admin_route`, which names the route's rule of the RBAC
    route whose body sets a `project_scope` (`scoped_body`), `authorize` on that scope too (a
    creation has no target before it);
 6. for a change of an existing aggregate, the version the client read (`If-Match` or `version`):
-   missing is a 428, another than the current one a 409.
+   missing is a 428, another than the current one a 409 (a put that creates, whose loader found
+   nothing, needs none).
 
 Nothing is written before all of this passed, so a refused request leaves no event and no Vault
 write. The handler then publishes with the version it was decided on (`Command.publish`), and
@@ -194,7 +195,8 @@ def admin_route(
                 return stale(aggregate[0] if aggregate else "resource", current, command.version)
 
         router.add_api_route(path, endpoint, methods=[method], name=handler.__name__)
-        ROUTES[(method, PREFIX + path)] = rule
+        # `{model:path}` (a model name may hold `/`) is documented as `{model}`.
+        ROUTES[(method, PREFIX + path.replace(":path}", "}"))] = rule
         return handler
 
     return register
@@ -227,7 +229,12 @@ async def _prepare(
         if refusal is not None:
             return forbidden(refusal)
     version = 0
-    if versioned:
+    if versioned and loaded.record is None:
+        # A put that creates (a loader found nothing to change): it expects the aggregate as it is,
+        # so two racing creations cannot both succeed.
+        assert loaded.aggregate is not None
+        version = state.version(*loaded.aggregate)
+    elif versioned:
         assert loaded.aggregate is not None
         checked = await _check_version(ctx, request, body, loaded.aggregate)
         if isinstance(checked, Response):
@@ -300,3 +307,31 @@ async def _check_version(
     if expected != current:
         return stale(aggregate[0], current, expected)
     return current
+
+
+def reenabling(patch: Any, disabled: bool, what: str, path: str) -> bool | Response:
+    """What a PATCH says about the record's `disabled` state: True to re-enable it (`"disabled":
+    false` on a disabled record, alone), False to change it as usual, or the refusal."""
+    wants = patch.disabled
+    if wants is True:
+        return error(400, f"Disable the {what} with DELETE {PREFIX}{path}.", "invalid_value", "disabled")
+    if not disabled:
+        return False  # `"disabled": false` on an enabled record: nothing to do
+    if wants is False:
+        others = [f for f in patch.__struct_fields__ if f not in ("disabled", "version")]
+        sent = [f for f in others if not isinstance(getattr(patch, f), UnsetType)]
+        if sent:
+            return error(
+                400,
+                f'Re-enable the {what} first (PATCH with only "disabled": false), then change '
+                f"{', '.join(sent)}.",
+                "invalid_value",
+                sent[0],
+            )
+        return True
+    return error(
+        409,
+        f"The {what} is disabled; it cannot change. Re-enable it first: PATCH {PREFIX}{path} with "
+        '{"disabled": false}.',
+        f"{what}_disabled",
+    )

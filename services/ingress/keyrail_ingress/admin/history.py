@@ -19,6 +19,7 @@ import msgspec
 from keyrail_common.config_events import ConfigEnvelope
 from keyrail_common.config_state import ConfigState, EventMeta
 from keyrail_common.routable import Scoped
+from keyrail_ingress.admin.model_views import catalog_view, custom_model_view
 from keyrail_ingress.admin.views import (
     config_view,
     integration_view,
@@ -38,6 +39,8 @@ AGGREGATES = (
     "project",
     "apikey",
     "integration",
+    "custommodel",
+    "catalog",
     "virtualmodel",
     "gatewayconfig",
 )
@@ -71,6 +74,13 @@ def snapshot(state: ConfigState, aggregate: str, aggregate_id: str) -> dict[str,
         case "gatewayconfig":
             config = state.configs.get(aggregate_id)
             view = config_view(state, config) if config else None
+        case "custommodel":
+            slug, _, model_slug = aggregate_id.partition("/")
+            custom = state.custom_models.get(slug, model_slug)
+            view = custom_model_view(state, custom) if custom else None
+        case "catalog":
+            entry = state.catalog.by_id(aggregate_id)
+            view = catalog_view(state, entry) if entry else None
     if view is None:
         return None
     fields: dict[str, Any] = msgspec.to_builtins(view)
@@ -94,10 +104,12 @@ def projects_of(state: ConfigState, aggregate: str, aggregate_id: str) -> frozen
     if aggregate == "apikey":
         key = state.api_keys.get(aggregate_id)
         return frozenset({key.project_id}) if key else frozenset()
+    if aggregate == "catalog":
+        return None  # the catalog is everyone's
     scoped: Scoped | None = None
     match aggregate:
-        case "integration":
-            scoped = state.integration(aggregate_id)
+        case "integration" | "custommodel":
+            scoped = state.integration(aggregate_id.partition("/")[0])
         case "virtualmodel":
             scoped = state.virtual_models.get(aggregate_id)
         case "gatewayconfig":

@@ -85,15 +85,20 @@ def check_scope(state: ConfigState, scope: Literal["all"] | list[str]) -> Respon
 
 
 def check_models(
-    catalog: Catalog, provider: str, enabled: Literal["all", "none"] | list[str]
+    catalog: Catalog, provider: str, enabled: Literal["all", "none"] | list[str], slug: str = ""
 ) -> Response | None:
+    """Only catalog models of the provider; anything else is a custom model, registered on its own
+    route (once the integration exists: `slug` is empty while it is being created)."""
     if not isinstance(enabled, list):
         return None
     unknown = [m for m in enabled if catalog.get(provider, m) is None]
     if unknown:
+        where = f"/admin/v1/integrations/{slug or '<provider_slug>'}/custom-models"
         return _invalid(
             f"enabled_models names models not in the catalog for provider '{provider}': "
-            f"{', '.join(unknown)}.",
+            f"{', '.join(unknown)}. Enable catalog models only (GET /admin/v1/catalog?provider={provider} "
+            f"lists them); register any other model as a custom model with POST {where}"
+            f"{'' if slug else ' once the integration exists'} (custom models need no enabling).",
             "enabled_models",
         )
     return None

@@ -19,6 +19,7 @@ from keyrail_common.config_events import (
     CredentialsRotated,
     IntegrationCreated,
     IntegrationDisabled,
+    IntegrationEnabled,
     IntegrationModelsSet,
     IntegrationUpdated,
 )
@@ -27,7 +28,7 @@ from keyrail_common.projection import ConcurrencyConflict
 from keyrail_common.registry import ProviderEntry
 from keyrail_common.security import new_id
 from keyrail_common.vault import credential_path
-from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found
+from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found, reenabling
 from keyrail_ingress.admin.integration_checks import (
     check_credentials,
     check_endpoint,
@@ -74,7 +75,8 @@ def _disabled(c: Command[IntegrationCreated, Any]) -> Response | None:
         return None
     return error(
         409,
-        f"Integration '{slug}' is disabled and cannot change; create a new integration instead.",
+        f"Integration '{slug}' is disabled and cannot change. Re-enable it first: PATCH "
+        f'/admin/v1/integrations/{slug} with {{"disabled": false}}.',
         "integration_disabled",
     )
 
@@ -100,7 +102,7 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
     for refusal in (
         check_credentials(ctx.registry, body.provider, body.credentials),
         check_scope(c.state, body.project_scope),
-        check_models(ctx.catalog, body.provider, body.enabled_models),
+        check_models(c.state.catalog, body.provider, body.enabled_models),
     ):
         if refusal is not None:
             return refusal
@@ -162,10 +164,14 @@ async def get_integration(c: Command[IntegrationCreated, None]) -> Response:
 )
 async def update_integration(c: Command[IntegrationCreated, IntegrationPatch]) -> Response:
     """Changes what may change; the endpoint (host, format, allow_http) is checked as at creation."""
-    refused = _disabled(c)
-    if refused is not None:
-        return refused
     current, patch = c.record, c.body
+    slug = current.provider_slug
+    enable = reenabling(patch, slug in c.state.disabled_integrations, "integration", f"/integrations/{slug}")
+    if isinstance(enable, Response):
+        return enable
+    if enable:
+        await c.publish(IntegrationEnabled(provider_slug=slug))
+        return json_response(integration_view(c.state, c.state.integrations[slug]))
     name = given(patch.name, current.name).strip()
     if not name:
         return error(400, "'name' must not be blank.", "invalid_value", "name")
@@ -247,7 +253,9 @@ async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> 
 )
 async def set_enabled_models(c: Command[IntegrationCreated, NewEnabledModels]) -> Response:
     """Which catalog models of the provider the integration serves: a list, "all" or "none"."""
-    refused = _disabled(c) or check_models(c.ctx.catalog, c.record.provider, c.body.enabled_models)
+    refused = _disabled(c) or check_models(
+        c.state.catalog, c.record.provider, c.body.enabled_models, c.record.provider_slug
+    )
     if refused is not None:
         return refused
     slug = c.record.provider_slug

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from keyrail_ingress.admin import activity, events, health, integrations, projects, routing_records, users
+from keyrail_ingress.admin import (
+    activity,
+    catalog,
+    custom_models,
+    events,
+    health,
+    integrations,
+    projects,
+    routing_records,
+    users,
+)
 from keyrail_ingress.admin.command import ROUTES, router
 
 __all__ = ["MODULES", "ROUTES", "router"]
 
-MODULES = (users, projects, integrations, health, routing_records, activity, events)
+MODULES = (users, projects, integrations, health, custom_models, catalog, routing_records, activity, events)

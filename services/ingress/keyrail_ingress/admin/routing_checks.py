@@ -59,9 +59,13 @@ def catalog_model(state: ConfigState, catalog: Catalog, integration: Integration
     return entry.flex_tier or not model.endswith(FLEX_SUFFIX)
 
 
-# Where a target's model may come from, tried in order: custom models registered on the
-# integration add their lookup here.
-MODEL_LOOKUPS: tuple[ModelLookup, ...] = (catalog_model,)
+def custom_model(state: ConfigState, catalog: Catalog, integration: IntegrationCreated, model: str) -> bool:
+    """A custom model registered on the integration (routed as `<slug>/<model_slug>`)."""
+    return state.custom_models.get(integration.provider_slug, model) is not None
+
+
+# Where a target's model may come from, tried in order.
+MODEL_LOOKUPS: tuple[ModelLookup, ...] = (catalog_model, custom_model)
 
 
 def check_model_target(
@@ -83,7 +87,8 @@ def check_model_target(
     return _invalid(
         f"Integration '{slug}' does not serve model '{model}': use a catalog model of provider "
         f"'{integration.provider}' that is enabled on it (PUT /admin/v1/integrations/{slug}/models "
-        "enables one); ':flex' only where the catalog lists a flex tier.",
+        f"enables one) or one of its custom models (POST /admin/v1/integrations/{slug}/custom-models "
+        "registers one); ':flex' only where the catalog lists a flex tier.",
         f"{field}.model",
     )
 

@@ -95,7 +95,7 @@ async def _create(c: Command[None, Any], event: ConfigEvent, aggregate: tuple[st
 
 def _virtual_model(c: Command[Any, Any], alias: str, body: VirtualModelBody) -> VirtualModelSet | Response:
     refused = check_scope(c.state, body.project_scope) or check_alias_target(
-        c.state, c.ctx.catalog, body.target
+        c.state, c.state.catalog, body.target
     )
     if refused is not None:
         return refused
@@ -168,7 +168,7 @@ async def delete_virtual_model(c: Command[VirtualModelSet, None]) -> Response:
 
 def _config(c: Command[Any, Any], config_id: str, body: GatewayConfigBody) -> GatewayConfigSet | Response:
     refused = check_scope(c.state, body.project_scope) or check_config(
-        c.state, c.ctx.catalog, config_id, body
+        c.state, c.state.catalog, config_id, body
     )
     if refused is not None:
         return refused

@@ -21,11 +21,12 @@ from keyrail_common.config_events import (
     ProjectRole,
     UserCreatedV2,
     UserDisabled,
+    UserEnabled,
     UserUpdated,
 )
 from keyrail_common.config_state import AdminTokenRecord, ConfigState, UserRecord
 from keyrail_common.security import hash_secret, new_admin_token, new_id
-from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found
+from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found, reenabling
 from keyrail_ingress.admin.views import iso, token_view, user_view
 from keyrail_ingress.admin_types import (
     AdminTokenCreated,
@@ -124,8 +125,12 @@ async def get_user(c: Command[UserRecord, None]) -> Response:
 @admin_route("PATCH", "/users/{user_id}", "user.update", load=load_user, body=UserPatch, versioned=True)
 async def update_user(c: Command[UserRecord, UserPatch]) -> Response:
     user, patch = c.record, c.body
-    if user.disabled:
-        return error(409, f"User '{user.user_id}' is disabled; it cannot change.", "user_disabled")
+    enable = reenabling(patch, user.disabled, "user", f"/users/{user.user_id}")
+    if isinstance(enable, Response):
+        return enable
+    if enable:
+        await c.publish(UserEnabled(user_id=user.user_id))
+        return json_response(user_view(c.state, c.state.users[user.user_id]))
     name = given(patch.name, user.name).strip()
     if not name:
         return _blank(name)
