@@ -327,3 +327,51 @@ def test_loadbalance_over_1000_requests_lands_within_5_points_of_70_30(world: Wo
             served[answer.headers["x-keyrail-provider-slug"]] += 1
     assert set(served) == {"cfg-primary", "cfg-secondary"}
     assert abs(served["cfg-primary"] / 1000 - 0.70) <= 0.05, served
+
+
+def test_a_custom_model_first_falls_back_to_a_catalog_model_and_returns_when_healthy(world: World) -> None:
+    model_slug = fresh("ft-classifier")
+    registered = world.stack.admin(
+        "POST",
+        "/admin/v1/integrations/cfg-primary/custom-models",
+        {"model_slug": model_slug, "base_model": f"openai/{MODEL}", "input_price_per_mtok": 0.3},
+    )
+    assert registered.status_code == 201, registered.text
+    config_id, alias = fresh("custom-first"), fresh("classifier")
+    broken = {
+        "provider_slug": "cfg-primary",
+        "model": model_slug,
+        "override_params": {"mock": {"status": 503}},
+    }
+    made = world.config(config_id, targets=[broken, target("cfg-secondary")])
+    body = {"alias": alias, "project_scope": [world.project], "target": {"config": config_id}}
+    created(world.stack.admin("POST", "/admin/v1/virtual-models", body))
+
+    raw = world.client.chat.completions.with_raw_response.create(model=alias, messages=MESSAGES)
+    assert (raw.headers["x-keyrail-provider-slug"], raw.headers["x-keyrail-attempts"]) == (
+        "cfg-secondary",
+        "2",
+    )
+    attempts = world.attempts(raw.headers["x-keyrail-request-id"], expected_rows=3)
+    assert [(r["provider_slug"], r["model"], r["status"]) for r in attempts] == [
+        ("cfg-primary", model_slug, "error"),
+        ("cfg-secondary", MODEL, "ok"),
+    ]
+
+    healthy = {**broken, "override_params": {}}
+    replaced = world.stack.admin(
+        "PUT",
+        f"/admin/v1/configs/{config_id}",
+        {
+            "project_scope": [world.project],
+            "strategy": "fallback",
+            "targets": [healthy, target("cfg-secondary")],
+        },
+        headers={"If-Match": str(made["version"])},
+    )
+    assert replaced.status_code == 200, replaced.text
+    raw = world.client.chat.completions.with_raw_response.create(model=alias, messages=MESSAGES)
+    assert (raw.headers["x-keyrail-provider-slug"], raw.headers["x-keyrail-model"]) == (
+        "cfg-primary",
+        model_slug,
+    )
