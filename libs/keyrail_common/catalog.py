@@ -28,10 +28,11 @@ class CatalogModel(msgspec.Struct, frozen=True):
     provider: str
     model: str
     schema: str  # the request/response schema family the model speaks (an adapter's wire format)
-    context_window: int
-    input_price_per_mtok: float | None
-    cached_input_price_per_mtok: float | None
-    output_price_per_mtok: float | None
+    # USD per 1M tokens; None (null in the file) is "no known price": unpriced, never $0.
+    input_price_per_mtok: float | None = None
+    cached_input_price_per_mtok: float | None = None
+    output_price_per_mtok: float | None = None
+    context_window: int | None = None  # None: the reference does not give it
     operation: Operation = Operation.CHAT  # what the model answers: chat, or embeddings
     flex_tier: bool = False  # the provider offers a flex tier (OpenAI `service_tier: "flex"`)
     cache_write_price_per_mtok: float | None = None

@@ -28,7 +28,7 @@ WRONG_PROVIDER_KEY = "sk-wrong-provider-key-3c5e9a1f7b2d4e6a"
 CUSTOM_HEADER_VALUE = "hdr-secret-91f2c3d4e5a6b7c8"
 
 
-async def _stream_messages(nats_url: str) -> list[bytes]:
+async def stream_messages(nats_url: str) -> list[bytes]:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     found: list[bytes] = []
@@ -101,7 +101,7 @@ def test_no_secret_in_streams_logs_clickhouse_admin_responses_or_data_dir(
         for secret in secrets:
             assert secret not in text
 
-    messages = asyncio.run(_stream_messages(stack.nats_url))
+    messages = asyncio.run(stream_messages(stack.nats_url))
     assert len(messages) >= 6
     blob = b"\n".join(messages)
     assert b"openai-wrong-key" in blob  # the search sees real events...
@@ -189,7 +189,7 @@ def test_no_token_credential_or_header_value_in_admin_responses_or_the_change_hi
             assert secret not in text
     for text, own in creations:
         assert [s for s in secrets if s in text] == [own]
-    blob = b"\n".join(asyncio.run(_stream_messages(stack.nats_url)))
+    blob = b"\n".join(asyncio.run(stream_messages(stack.nats_url)))
     log = stack.log_path.read_bytes()
     for secret in secrets:
         assert secret.encode() not in blob and secret.encode() not in log

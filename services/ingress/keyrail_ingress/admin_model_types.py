@@ -97,7 +97,7 @@ class CatalogEntry(msgspec.Struct):
     provider: str
     model: str
     schema: str
-    context_window: int
+    context_window: Annotated[int | None, Meta(description="Tokens; null where the source gives none.")]
     prices: CatalogPrices
     source_date: str
     operation: Operation

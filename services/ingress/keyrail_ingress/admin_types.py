@@ -117,6 +117,25 @@ class NewAdminToken(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
 
+class IntegrationTls(msgspec.Struct, forbid_unknown_fields=True):
+    """How the worker connects to this integration's https upstream (and token endpoint): stored
+    in Vault with the credentials, checked when saved. Verification is always on."""
+
+    ca_bundle_pem: Annotated[
+        str,
+        Meta(
+            description="PEM CA certificates that replace the system trust store for this integration "
+            "(an internal CA); empty: the system store."
+        ),
+    ] = ""
+    client_cert_pem: Annotated[
+        str, Meta(description="PEM client certificate (chain) for mutual TLS; with client_key_pem.")
+    ] = ""
+    client_key_pem: Annotated[
+        str, Meta(description="The unencrypted PEM private key of client_cert_pem; never returned.")
+    ] = ""
+
+
 class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
     """Attaches a provider account (your own key) or an OpenAI-compatible endpoint.
 
@@ -172,6 +191,7 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, str] | None,
         Meta(description="Extra headers sent upstream; stored in Vault with the credentials."),
     ] = None
+    tls: IntegrationTls | None = None
 
 
 class IntegrationPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -232,6 +252,9 @@ class NewCredentials(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, Any], Meta(description="The provider's credential fields, as at creation.")
     ]
     custom_auth_headers: dict[str, str] | None = None
+    tls: Annotated[IntegrationTls | None, Meta(description="Replaces the TLS options too; absent: none.")] = (
+        None
+    )
     version: ExpectedVersion = None
 
 

@@ -36,6 +36,7 @@ from keyrail_ingress.admin.integration_checks import (
     check_provider,
     check_scope,
     check_slug,
+    check_tls,
     credential_fingerprint,
     vault_secret,
 )
@@ -100,7 +101,8 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
     if isinstance(endpoint, Response):
         return endpoint
     for refusal in (
-        check_credentials(ctx.registry, body.provider, body.credentials),
+        check_credentials(ctx.registry, body.provider, body.credentials, body.allow_http),
+        check_tls(body.tls),
         check_scope(c.state, body.project_scope),
         check_models(c.state.catalog, body.provider, body.enabled_models),
     ):
@@ -110,7 +112,9 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
         return _taken(body.provider_slug)
     custom_host, api_format = endpoint
     path = credential_path(c.org_id, body.provider_slug)
-    version = await ctx.credentials.write(path, vault_secret(body.credentials, body.custom_auth_headers))
+    version = await ctx.credentials.write(
+        path, vault_secret(body.credentials, body.custom_auth_headers, body.tls)
+    )
     integration = IntegrationCreated(
         integration_id=new_id("int"),
         org_id=c.org_id,
@@ -227,10 +231,14 @@ async def disable_integration(c: Command[IntegrationCreated, None]) -> Response:
 )
 async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> Response:
     """Replace the stored credential (a new Vault version); workers use it from the next request."""
-    refused = _disabled(c) or check_credentials(c.ctx.registry, c.record.provider, c.body.credentials)
+    refused = (
+        _disabled(c)
+        or check_credentials(c.ctx.registry, c.record.provider, c.body.credentials, c.record.allow_http)
+        or check_tls(c.body.tls)
+    )
     if refused is not None:
         return refused
-    secret = vault_secret(c.body.credentials, c.body.custom_auth_headers)
+    secret = vault_secret(c.body.credentials, c.body.custom_auth_headers, c.body.tls)
     version = await c.ctx.credentials.write(c.record.credential_ref, secret)
     fingerprint = credential_fingerprint(_provider(c), c.body.credentials)
     rotated = CredentialsRotated(
