@@ -60,8 +60,8 @@ def model_targets(
     if not flex:
         return failure(
             FailureClass.BAD_REQUEST,
-            f"'{base}' has no flex tier: the catalog lists one only for some OpenAI models "
-            "(GET /admin/v1/catalog shows `flex_tier`). Drop the ':flex' suffix.",
+            f"'{base}' has no flex tier: the catalog has one only for some OpenAI models (GPT-5 and "
+            "later, o3, o4-mini). Drop the ':flex' suffix.",
             code="flex_tier_unavailable",
             param="model",
         )
