@@ -49,6 +49,11 @@ ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
     ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String);
 
+-- Migration 3: the gateway config and the virtual model that routed a request.
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS config_id LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS virtual_model LowCardinality(String);
+
 -- Least-privilege users (run as an admin; replace the placeholders). The audit service
 -- inserts and answers the admin API's activity/cost queries and `keyrail sql` (which it runs
 -- with readonly=1); analysts get a read-only user of their own.

@@ -1,5 +1,5 @@
-"""`keyrail users|projects|keys|integrations|custom-models|catalog|events`: the admin API from the
-command line.
+"""`keyrail users|projects|keys|integrations|custom-models|catalog|virtual-models|configs|events`:
+the admin API from the command line.
 
 Each command is one or two admin API calls (admin_client.py) and prints a table, or with
 `--json` the API's own JSON. The admin token comes from KEYRAIL_ADMIN_TOKEN only and credentials
@@ -42,6 +42,8 @@ INTEGRATION = (
 )
 CIRCUIT = ("model", "state", "failures", "last_failure_class", "opened_at", "next_probe_at")
 EVENT = ("seq", "ts", "actor", "aggregate", "aggregate_id", "type", "changes")
+VIRTUAL_MODEL = ("alias", "project_scope", "target", "version")
+CONFIG = ("id", "strategy", "project_scope", "targets", "fallback_on", "version")
 
 
 class Output:
@@ -143,6 +145,7 @@ def _version(args: argparse.Namespace, client: AdminClient, path: str, row_id: s
 # --- the commands -------------------------------------------------------------------------------
 
 USERS, PROJECTS, INTEGRATIONS = "/admin/v1/users", "/admin/v1/projects", "/admin/v1/integrations"
+VIRTUAL_MODELS, CONFIGS = "/admin/v1/virtual-models", "/admin/v1/configs"
 
 
 def _users_update(c: AdminClient, a: argparse.Namespace) -> Output:
@@ -223,6 +226,23 @@ def _rotate(c: AdminClient, a: argparse.Namespace) -> Output:
     )
 
 
+def _routing_record(collection: str, id_field: str, columns: Columns) -> tuple[Run, Run]:
+    """Create and replace for a record whose whole body comes from a file (or stdin). A replace
+    drops the body's own id when it is the one named, so the file of a create serves again."""
+
+    def create(c: AdminClient, a: argparse.Namespace) -> Output:
+        return Output(c.call("POST", collection, read_json_object(a.file, "the body")), columns)
+
+    def replace(c: AdminClient, a: argparse.Namespace) -> Output:
+        body = read_json_object(a.file, "the body")
+        if body.get(id_field) == a.name:
+            del body[id_field]
+        path = f"{collection}/{a.name}"
+        return Output(c.call("PUT", path, body, _version(a, c, path)), columns)
+
+    return create, replace
+
+
 def _events(c: AdminClient, a: argparse.Namespace) -> Output:
     query = urlencode({k: getattr(a, k) for k in ("aggregate", "actor", "since", "limit") if getattr(a, k)})
     return Output(c.call("GET", f"/admin/v1/events?{query}"), EVENT)
@@ -250,6 +270,8 @@ COMMAND_HELP = {
     "circuit health (admin API)",
     "custom-models": "an integration's custom models: list, add, update, remove (admin API)",
     "catalog": "the model catalog: list (the default action), set or remove an owner's entry (admin API)",
+    "virtual-models": "virtual models (aliases): list, show, create, replace, delete (admin API)",
+    "configs": "gateway configs (routing policies): list, show, create, replace, delete (admin API)",
     "events": "the change history: who changed what and when (admin API)",
 }
 ADMIN_COMMANDS = tuple(COMMAND_HELP)
@@ -398,6 +420,23 @@ def _add_integrations(integrations: _Actions) -> None:
     models.add_argument("models", help="all, none, or comma-separated catalog models")
 
 
+def _add_routing(actions: _Actions, collection: str, id_field: str, what: str, columns: Columns) -> None:
+    """`list`, `show`, `create`, `replace`, `delete` of virtual models or gateway configs."""
+
+    def one(a: argparse.Namespace) -> str:
+        return f"{collection}/{a.name}"
+
+    body_file = f"the {what} as JSON (SPEC shapes) in a file; - reads stdin"
+    create, replace = _routing_record(collection, id_field, columns)
+    actions.add("list", f"list {what}s", _get(lambda a: collection, columns))
+    actions.add("show", f"show a {what}", _get(one, columns), "name")
+    actions.add("create", f"create a {what}", create).add_argument("--file", required=True, help=body_file)
+    actions.add("replace", f"replace a {what} whole", replace, "name", version=True).add_argument(
+        "--file", required=True, help=body_file
+    )
+    actions.add("delete", f"delete a {what}", _versioned("DELETE", one, columns), "name", version=True)
+
+
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog);
     `custom-models` and `catalog` are model_commands.py's."""
@@ -407,6 +446,10 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
         _Actions(command("keys", COMMAND_HELP["keys"])),
     )
     _add_integrations(_Actions(command("integrations", COMMAND_HELP["integrations"])))
+    virtual_models = _Actions(command("virtual-models", COMMAND_HELP["virtual-models"]))
+    _add_routing(virtual_models, VIRTUAL_MODELS, "alias", "virtual model", VIRTUAL_MODEL)
+    configs = _Actions(command("configs", COMMAND_HELP["configs"]))
+    _add_routing(configs, CONFIGS, "id", "gateway config", CONFIG)
     events = command("events", COMMAND_HELP["events"])
     _common(events)
     events.add_argument("--aggregate", help="e.g. integration or integration/openai-prod")

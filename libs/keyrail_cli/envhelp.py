@@ -157,7 +157,17 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
     "sql": ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"],
     **{
         admin: ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"]
-        for admin in ("users", "projects", "keys", "integrations", "custom-models", "catalog", "events")
+        for admin in (
+            "users",
+            "projects",
+            "keys",
+            "integrations",
+            "custom-models",
+            "catalog",
+            "virtual-models",
+            "configs",
+            "events",
+        )
     },
     "mock-upstream": [],
 }

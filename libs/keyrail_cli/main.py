@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def admin_command_names() -> tuple[str, ...]:
+    from keyrail_cli.admin_commands import ADMIN_COMMANDS
+
+    return ADMIN_COMMANDS
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     match args.command:
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             from keyrail_cli.sql import run_sql
 
             sys.exit(run_sql(args.query, args.url, args.token))
-        case "users" | "projects" | "keys" | "integrations" | "custom-models" | "catalog" | "events":
+        case command if command in admin_command_names():
             from keyrail_cli.admin_commands import run
 
             sys.exit(run(args))

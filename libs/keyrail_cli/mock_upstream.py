@@ -45,11 +45,15 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
     # Formats with in-band stream errors (mock_formats/): an error event inside the 200 stream,
     # "before" any content or "after" the first content delta.
     inband_error: str = ""
+    # OpenAI-format chat: with `times` > 0, `status` hits only the first `times` requests that carry
+    # the same `key`, later ones are answered (an upstream that recovers, for retry rehearsals).
+    times: int = 0
+    key: str = ""
 
     def __post_init__(self) -> None:
         if self.status != 0 and not 400 <= self.status <= 599:
             raise ValueError("status must be 0 or an HTTP error status (400-599)")
-        if self.delay_ms < 0 or self.chunk_delay_ms < 0 or self.retry_after < 0:
+        if self.delay_ms < 0 or self.chunk_delay_ms < 0 or self.retry_after < 0 or self.times < 0:
             raise ValueError("delays must be >= 0")
         if self.drop not in DROP_MODES:
             raise ValueError("drop must be one of '', 'before', 'midstream'")
@@ -259,10 +263,21 @@ class MockContext(msgspec.Struct, frozen=True):
     require_key: str | None
     reply: str
     vertex_public_key: str = ""  # PEM: the Vertex token endpoint verifies assertions with it
+    faults_by_key: dict[str, int] = msgspec.field(default_factory=dict)  # `times` faults served
 
     def plan(self, header: str | None, body_mock: dict[str, Any] | None) -> FaultPlan:
         """This request's faults (raises ValueError on a bad one)."""
         return _resolve_plan(self.defaults, header, body_mock)
+
+    def status_due(self, plan: FaultPlan) -> bool:
+        """Whether this request gets the plan's error status (counting `times` faults per key)."""
+        if not plan.status:
+            return False
+        if not plan.times:
+            return True
+        served = self.faults_by_key.get(plan.key, 0)
+        self.faults_by_key[plan.key] = served + 1
+        return served < plan.times
 
 
 def _bad_request(message: str, code: str | None, param: str | None, request_id: str) -> web.Response:
@@ -291,7 +306,7 @@ async def chat_answer(
         await asyncio.sleep(plan.delay_ms / 1000)
     if plan.drop == "before":
         return close_connection(request)
-    if plan.status:
+    if mock.status_due(plan):
         return _error(plan.status, _fault_body(plan.status), chat_id, plan.retry_after)
     if model:
         chat.model = model

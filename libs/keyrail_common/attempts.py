@@ -60,6 +60,8 @@ class AttemptRecorder:
             attempts=self.call.attempt,
             error=error,
             timings=self.timings,
+            config_id=self.call.config_id,
+            virtual_model=self.call.virtual_model,
         )
 
     def succeed(self, body: bytes = b"", streaming: bool = False) -> ProviderResult:
@@ -72,6 +74,8 @@ class AttemptRecorder:
             model=target.model,
             attempts=self.call.attempt,
             body=body,
+            config_id=self.call.config_id,
+            virtual_model=self.call.virtual_model,
             usage=self._usage,
             cost_usd=self.cost_usd,
             streaming=streaming,
@@ -125,4 +129,6 @@ class AttemptRecorder:
             tags=call.tags,
             fallback_position=call.fallback_position,
             stream=call.stream,
+            config_id=call.config_id,
+            virtual_model=call.virtual_model,
         )

@@ -19,6 +19,9 @@ from keyrail_common.config_events import CatalogEntryRemoved, CatalogEntrySet
 from keyrail_common.messages import Prices
 from keyrail_common.registry import Operation
 
+# A model string ending in this asks for the provider's flex tier (`flex_tier` models only).
+FLEX_SUFFIX = ":flex"
+
 
 class CatalogModel(msgspec.Struct, frozen=True):
     id: str
@@ -31,6 +34,7 @@ class CatalogModel(msgspec.Struct, frozen=True):
     output_price_per_mtok: float | None = None
     context_window: int | None = None  # None: the reference does not give it
     operation: Operation = Operation.CHAT  # what the model answers: chat, or embeddings
+    flex_tier: bool = False  # the provider offers a flex tier (OpenAI `service_tier: "flex"`)
     cache_write_price_per_mtok: float | None = None
     additional_prices: dict[str, float] = {}  # further token kinds -> USD per 1M tokens
     source_date: str = ""  # when the price was taken from its source (the seed file's, by default)

@@ -39,6 +39,9 @@ ACTIVITY_COLUMNS = (
     # added by migration 2
     "cache_write_tokens",
     "usage_source",
+    # added by migration 3
+    "config_id",
+    "virtual_model",
 )
 
 # ReplacingMergeTree on the natural key makes a redelivered batch harmless: queries read FINAL.
@@ -86,6 +89,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
     ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String)
+""",
+    ),
+    (
+        3,
+        "the gateway config and the virtual model that routed a request",
+        """
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS config_id LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS virtual_model LowCardinality(String)
 """,
     ),
 )

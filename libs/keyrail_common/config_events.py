@@ -16,7 +16,7 @@ write that names an expected version is refused by JetStream when the subject ha
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -173,6 +173,70 @@ class IntegrationDisabled(msgspec.Struct, tag="IntegrationDisabled"):
     provider_slug: str
 
 
+# --- routing records: virtual models and gateway configs (SPEC §4a) --------------------------------
+
+
+class RouteRetry(msgspec.Struct, frozen=True):
+    attempts: int = 0  # retries of the same target after its first try
+    backoff_ms: int = 200  # the first retry's delay; doubled each time, with jitter
+
+
+class RouteTarget(msgspec.Struct, frozen=True):
+    """A config's target or a virtual model's: an integration slug + model, or a nested config."""
+
+    provider_slug: str | None = None
+    model: str | None = None
+    config: str | None = None
+    weight: float = 1.0  # loadbalance only
+    timeout_ms: int = 0  # 0: a share of what is left of the request's deadline
+    retry: RouteRetry | None = None
+    override_params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ConditionWhen(msgspec.Struct, frozen=True):
+    """Every field given must match: the request carries all these tags, names this model, streams
+    (or not)."""
+
+    tags: list[str] = msgspec.field(default_factory=list)
+    model: str | None = None
+    stream: bool | None = None
+
+
+class Condition(msgspec.Struct, frozen=True):
+    when: ConditionWhen
+    target: int
+
+
+class VirtualModelSet(msgspec.Struct, tag="VirtualModelSet"):
+    """An alias created or replaced whole: replaying it needs no earlier state."""
+
+    alias: str
+    org_id: str
+    project_scope: Literal["all"] | list[str]
+    target: RouteTarget
+
+
+class VirtualModelRemoved(msgspec.Struct, tag="VirtualModelRemoved"):
+    alias: str
+
+
+class GatewayConfigSet(msgspec.Struct, tag="GatewayConfigSet"):
+    """A gateway config created or replaced whole."""
+
+    config_id: str
+    org_id: str
+    project_scope: Literal["all"] | list[str]
+    strategy: Literal["fallback", "loadbalance", "conditional"]
+    targets: list[RouteTarget]
+    fallback_on: list[int | str] | None = None  # None: the failure vocabulary's default set
+    conditions: list[Condition] = msgspec.field(default_factory=list)
+    default_target: int = 0
+
+
+class GatewayConfigRemoved(msgspec.Struct, tag="GatewayConfigRemoved"):
+    config_id: str
+
+
 class IntegrationEnabled(msgspec.Struct, tag="IntegrationEnabled"):
     """A disabled integration routed again, as it was (same credential version and settings)."""
 
@@ -258,6 +322,10 @@ ConfigEvent = (
     | IntegrationModelsSet
     | IntegrationUpdated
     | IntegrationDisabled
+    | VirtualModelSet
+    | VirtualModelRemoved
+    | GatewayConfigSet
+    | GatewayConfigRemoved
     | IntegrationEnabled
     | CatalogEntrySet
     | CatalogEntryRemoved
@@ -288,6 +356,10 @@ AGGREGATES: dict[type, tuple[str, str]] = {
     IntegrationModelsSet: ("integration", "provider_slug"),
     IntegrationUpdated: ("integration", "provider_slug"),
     IntegrationDisabled: ("integration", "provider_slug"),
+    VirtualModelSet: ("virtualmodel", "alias"),
+    VirtualModelRemoved: ("virtualmodel", "alias"),
+    GatewayConfigSet: ("gatewayconfig", "config_id"),
+    GatewayConfigRemoved: ("gatewayconfig", "config_id"),
     IntegrationEnabled: ("integration", "provider_slug"),
     CatalogEntrySet: ("catalog", "catalog_id"),
     CatalogEntryRemoved: ("catalog", "catalog_id"),

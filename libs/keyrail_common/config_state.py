@@ -29,6 +29,8 @@ from keyrail_common.config_events import (
     CredentialsRotated,
     CustomModelRegistered,
     CustomModelRemoved,
+    GatewayConfigRemoved,
+    GatewayConfigSet,
     IntegrationCreated,
     IntegrationDisabled,
     IntegrationEnabled,
@@ -43,6 +45,8 @@ from keyrail_common.config_events import (
     UserDisabled,
     UserEnabled,
     UserUpdated,
+    VirtualModelRemoved,
+    VirtualModelSet,
 )
 from keyrail_common.custom_models import CustomModels
 
@@ -125,6 +129,8 @@ class ConfigState:
         self.dormant_keys_by_hash: dict[str, ApiKeyRecord] = {}
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
+        self.virtual_models: dict[str, VirtualModelSet] = {}  # by alias
+        self.configs: dict[str, GatewayConfigSet] = {}  # gateway configs, by id
         # The shipped catalog with the owners' entries applied, and the integrations' custom models.
         self.catalog = Catalog(seed_models())
         self.custom_models = CustomModels()
@@ -165,6 +171,14 @@ class ConfigState:
                 self._apply_project(event, meta)
             case ApiKeyIssued() | ApiKeyRevoked():
                 self._apply_key(event, meta)
+            case VirtualModelSet():
+                self.virtual_models[event.alias] = event
+            case VirtualModelRemoved():
+                self.virtual_models.pop(event.alias, None)
+            case GatewayConfigSet():
+                self.configs[event.config_id] = event
+            case GatewayConfigRemoved():
+                self.configs.pop(event.config_id, None)
             case CatalogEntrySet() | CatalogEntryRemoved():
                 self.catalog.apply(event, meta.seq)
             case CustomModelRegistered() | CustomModelRemoved():  # CustomModelUpdated too

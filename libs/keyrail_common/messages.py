@@ -3,13 +3,16 @@
 All msgspec Structs encoded as msgpack; `v` fields version the wire shapes. Version 2 added the
 operation, the client dialect and the deadlines: a version-1 route request still decodes (the new
 fields have defaults), anything a service cannot read is refused with a counted, logged error
-reply (`keyrail_common.bus_versions`), never a crash.
+reply (`keyrail_common.bus_versions`), never a crash. Fields added since, all with defaults and
+so within version 2 (an older sender omits them, an older reader ignores them): the gateway
+config and virtual model of a request (`config_id`, `virtual_model`) and a target's
+`override_params` and `fallback_on`.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -85,6 +88,7 @@ class RouteRequest(msgspec.Struct, omit_defaults=True):
     operation: Operation = Operation.CHAT
     dialect: Dialect = Dialect.OPENAI
     deadline_ns: int = 0  # wall clock; 0 (a version-1 ingress): the router's own request timeout
+    config_id: str = ""  # the `x-keyrail-config` header: route through this gateway config
     v: int = MESSAGE_VERSION
 
 
@@ -103,6 +107,11 @@ class Target(msgspec.Struct, omit_defaults=True):
     prices: Prices = Prices()
     timeout_s: float = 0.0  # this target's own limit per attempt; 0: a share of the deadline
     retry: RetryPolicy | None = None
+    # Merged into the client's body for this target (a config's override_params, `:flex`'s tier).
+    override_params: dict[str, Any] = {}
+    # What the router falls back on after this target fails (the `fallback_on` of the config that
+    # listed it); None: the failure vocabulary's default set.
+    fallback_on: list[int | str] | None = None
 
 
 class ProviderCall(msgspec.Struct, omit_defaults=True):
@@ -125,6 +134,8 @@ class ProviderCall(msgspec.Struct, omit_defaults=True):
     operation: Operation = Operation.CHAT
     dialect: Dialect = Dialect.OPENAI
     reply_to: str = ""  # set on the router's fast path: answer here, not to the message's reply
+    config_id: str = ""  # the gateway config the request was routed by, for the activity row
+    virtual_model: str = ""  # the virtual model alias the request named
     v: int = MESSAGE_VERSION
 
 
@@ -157,6 +168,8 @@ class ProviderResult(msgspec.Struct, omit_defaults=True):
     usage: Usage | None = None
     streaming: bool = False
     timings: Timings = msgspec.field(default_factory=Timings)
+    config_id: str = ""  # the gateway config the request was routed by (`x-keyrail-config`)
+    virtual_model: str = ""  # the virtual model alias the request named
     v: int = MESSAGE_VERSION
 
 
@@ -214,6 +227,8 @@ class ActivityRow(msgspec.Struct, omit_defaults=True):
     stream: bool = False
     cache_write_tokens: int = 0
     usage_source: str = ""  # "reported" by the upstream, "missing" on an answer without it, "" no answer
+    config_id: str = ""  # the gateway config that routed the request
+    virtual_model: str = ""  # the virtual model alias the request named
     v: int = 1
 
 

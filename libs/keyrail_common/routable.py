@@ -4,15 +4,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal, Protocol
 
 from keyrail_common.catalog import CatalogModel
 from keyrail_common.config_events import IntegrationCreated
 from keyrail_common.custom_models import CustomModelRecord
 from keyrail_common.projection import ConfigState
 
+# The request header that names the gateway config to route by.
+CONFIG_HEADER = "x-keyrail-config"
 
-def in_scope(integration: IntegrationCreated, project_id: str) -> bool:
-    return integration.project_scope == "all" or project_id in integration.project_scope
+
+class Scoped(Protocol):
+    """A record scoped to projects: an integration, a virtual model, a gateway config."""
+
+    @property
+    def project_scope(self) -> Literal["all"] | list[str]: ...
+
+
+def in_scope(record: Scoped, project_id: str) -> bool:
+    return record.project_scope == "all" or project_id in record.project_scope
 
 
 def model_enabled(integration: IntegrationCreated, model: str) -> bool:

@@ -3,6 +3,7 @@ token from KEYRAIL_ADMIN_TOKEN, credentials from a file or stdin."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from keyrail_cli.main import main
-from tests.support.control_plane import vault_secret
+from tests.support.control_plane import integration, vault_secret
 from tests.support.stack import OWNER_TOKEN, KeyrailStack, MockUpstream
 
 pytestmark = pytest.mark.integration
@@ -149,3 +150,45 @@ def test_integrations_take_credentials_from_a_file_or_stdin_never_argv(
     out, _ = cli("integrations", "health", "openai-cli")
     assert out.split()[:3] == ["model", "state", "failures"]
     assert cli.json("integrations", "disable", "openai-cli")["disabled"] is True
+
+
+def test_configs_and_virtual_models_from_a_file_or_stdin(
+    cli: Cli, stack: KeyrailStack, upstream: MockUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = cli.json("projects", "create", "cli routing")["id"]
+    integration(stack, upstream, "openai-cli-routing", [home])
+    config = {
+        "id": "cli-chain",
+        "project_scope": [home],
+        "strategy": "fallback",
+        "targets": [{"provider_slug": "openai-cli-routing", "model": "gpt-4o-mini", "timeout_ms": 5000}],
+    }
+    body = tmp_path / "config.json"
+    body.write_text(json.dumps(config))
+    made = cli.json("configs", "create", "--file", str(body))
+    assert (made["id"], made["targets"][0]["timeout_ms"]) == ("cli-chain", 5000)
+    out, _ = cli("configs", "list")
+    assert out.splitlines()[0].split() == [
+        "id",
+        "strategy",
+        "project_scope",
+        "targets",
+        "fallback_on",
+        "version",
+    ]
+    assert any(line.startswith("cli-chain ") and "fallback" in line for line in out.splitlines())
+    # The create's file serves a replace too (its id is the one named); the version is read first.
+    config["fallback_on"] = [503, "timeout"]
+    body.write_text(json.dumps(config))
+    assert cli.json("configs", "replace", "cli-chain", "--file", str(body))["fallback_on"] == [503, "timeout"]
+
+    alias = {"alias": "cli-alias", "project_scope": [home], "target": {"config": "cli-chain"}}
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(alias)))
+    assert cli.json("virtual-models", "create", "--file", "-")["target"]["config"] == "cli-chain"
+    shown, _ = cli("virtual-models", "show", "cli-alias")
+    assert "config=cli-chain" in shown
+    _, err = cli("configs", "delete", "cli-chain", code=1)
+    assert "HTTP 409 config_in_use" in err and "virtual model 'cli-alias'" in err
+    assert cli.json("virtual-models", "delete", "cli-alias")["alias"] == "cli-alias"
+    assert cli.json("configs", "delete", "cli-chain")["id"] == "cli-chain"
+    assert "cli-chain" not in cli("configs", "list")[0]

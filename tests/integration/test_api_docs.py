@@ -210,6 +210,69 @@ def test_every_documented_operation_answers_as_documented(
     ]
     assert upstream.api_key not in json.dumps(history)
 
+    # --- virtual models and gateway configs -----------------------------------------------------
+    config = {
+        "id": "docs-chain",
+        "project_scope": [project_id],
+        "strategy": "fallback",
+        "targets": [{"provider_slug": SLUG, "model": MODEL, "retry": {"attempts": 1}}],
+    }
+    configs, config_path, config_template = (
+        "/admin/v1/configs",
+        "/admin/v1/configs/docs-chain",
+        ("/admin/v1/configs/{config_id}"),
+    )
+    made = c.admin("POST", configs, configs, t.GatewayConfig, config).json()
+    c.admin("GET", configs, configs, t.GatewayConfigList)
+    c.admin("GET", config_path, config_template, t.GatewayConfig)
+    replaced = c.admin(
+        "PUT",
+        config_path,
+        config_template,
+        t.GatewayConfig,
+        {**{k: v for k, v in config.items() if k != "id"}, "fallback_on": [503], "version": made["version"]},
+    ).json()
+    aliases, alias_path, alias_template = (
+        "/admin/v1/virtual-models",
+        "/admin/v1/virtual-models/docs",
+        ("/admin/v1/virtual-models/{alias}"),
+    )
+    alias = {"alias": "docs", "project_scope": [project_id], "target": {"config": "docs-chain"}}
+    vm = c.admin("POST", aliases, aliases, t.VirtualModel, alias).json()
+    c.admin("GET", aliases, aliases, t.VirtualModelList)
+    c.admin("GET", alias_path, alias_template, t.VirtualModel)
+    c.admin(
+        "DELETE", config_path, config_template, ErrorResponse, headers={"If-Match": str(replaced["version"])}
+    )
+    vm = c.admin(
+        "PUT",
+        alias_path,
+        alias_template,
+        t.VirtualModel,
+        {
+            "project_scope": [project_id],
+            "target": {"provider_slug": SLUG, "model": MODEL},
+            "version": vm["version"],
+        },
+    ).json()
+    c.admin("DELETE", alias_path, alias_template, t.VirtualModel, headers={"If-Match": str(vm["version"])})
+    c.admin(
+        "POST",
+        configs,
+        configs,
+        ErrorResponse,
+        {**config, "id": "docs-self", "targets": [{"config": "docs-self"}]},
+    )  # cycle
+    c.admin("POST", configs, configs, ErrorResponse, config)  # taken: 409
+    c.admin("GET", "/admin/v1/configs/nope", config_template, ErrorResponse)
+    c.admin(
+        "DELETE",
+        config_path,
+        config_template,
+        t.GatewayConfig,
+        headers={"If-Match": str(replaced["version"])},
+    )
+
     # --- the data plane, both paths, JSON and stream ---------------------------------------------
     chat_body = {"model": f"{SLUG}/{MODEL}", "messages": [{"role": "user", "content": "hello"}]}
     auth = {"Authorization": f"Bearer {key}", "x-keyrail-tags": "docs"}

@@ -157,6 +157,37 @@ def _integration(w: World) -> str:
     return f"/admin/v1/integrations/{w.slug}"
 
 
+def _new_virtual_model(w: World) -> dict[str, Any]:
+    target = {"provider_slug": w.slug, "model": "gpt-4o-mini"}
+    return {"alias": f"matrix-vm-{next(w.fresh)}", "project_scope": [w.p], "target": target}
+
+
+def _new_config(w: World) -> dict[str, Any]:
+    targets = [{"provider_slug": w.slug, "model": "gpt-4o-mini"}]
+    return {
+        "id": f"matrix-config-{next(w.fresh)}",
+        "project_scope": [w.p],
+        "strategy": "fallback",
+        "targets": targets,
+    }
+
+
+def _fresh_virtual_model(w: World, change: bool = False) -> Call:
+    body = _new_virtual_model(w)
+    alias = body.pop("alias")
+    w.owner("POST", "/admin/v1/virtual-models", {"alias": alias, **body})
+    path = f"/admin/v1/virtual-models/{alias}"
+    return Call(path, body if change else None, w.version(path))
+
+
+def _fresh_config(w: World, change: bool = False) -> Call:
+    body = _new_config(w)
+    config_id = body.pop("id")
+    w.owner("POST", "/admin/v1/configs", {"id": config_id, **body})
+    path = f"/admin/v1/configs/{config_id}"
+    return Call(path, body if change else None, w.version(path))
+
+
 def _fresh_custom_model(w: World) -> Call:
     model_slug = f"ft-matrix-{next(w.fresh)}"
     w.owner(
@@ -224,6 +255,16 @@ REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
     ("PUT", "/admin/v1/integrations/{slug}/models"): lambda w: Call(
         f"{_integration(w)}/models", {"enabled_models": ["gpt-4o-mini"]}, w.version(_integration(w))
     ),
+    ("POST", "/admin/v1/virtual-models"): lambda w: Call("/admin/v1/virtual-models", _new_virtual_model(w)),
+    ("GET", "/admin/v1/virtual-models"): lambda w: Call("/admin/v1/virtual-models"),
+    ("GET", "/admin/v1/virtual-models/{alias}"): lambda w: Call(_fresh_virtual_model(w).path),
+    ("PUT", "/admin/v1/virtual-models/{alias}"): lambda w: _fresh_virtual_model(w, change=True),
+    ("DELETE", "/admin/v1/virtual-models/{alias}"): _fresh_virtual_model,
+    ("POST", "/admin/v1/configs"): lambda w: Call("/admin/v1/configs", _new_config(w)),
+    ("GET", "/admin/v1/configs"): lambda w: Call("/admin/v1/configs"),
+    ("GET", "/admin/v1/configs/{config_id}"): lambda w: Call(_fresh_config(w).path),
+    ("PUT", "/admin/v1/configs/{config_id}"): lambda w: _fresh_config(w, change=True),
+    ("DELETE", "/admin/v1/configs/{config_id}"): _fresh_config,
     ("POST", "/admin/v1/integrations/{slug}/custom-models"): lambda w: Call(
         f"{_integration(w)}/custom-models",
         {"model_slug": f"ft-new-{next(w.fresh)}", "base_model": "openai/gpt-4o-mini"},
@@ -312,3 +353,31 @@ def test_lists_show_a_project_role_its_own_projects_only(world: World) -> None:
         "GET", f"/admin/v1/activity?project={world.p}", token=world.tokens["project_admin_of_Q"]
     )
     assert refused.status_code == 403 and f"project '{world.p}'" in refused.json()["error"]["message"]
+
+
+def test_a_project_admin_manages_only_routing_records_whose_whole_scope_they_administer(world: World) -> None:
+    admin_of_p = world.tokens["project_admin_of_P"]
+    for scope in ("all", [world.p, world.q]):
+        body = {**_new_config(world), "project_scope": scope}
+        refused = world.stack.admin("POST", "/admin/v1/configs", body, token=admin_of_p)
+        assert refused.status_code == 403, refused.text
+        assert "owner" in refused.json()["error"]["message"]
+    # An owner's config scoped to all: every project's members read it, no project admin changes it.
+    shared = world.owner("POST", "/admin/v1/configs", {**_new_config(world), "project_scope": "all"})
+    path = f"/admin/v1/configs/{shared['id']}"
+    assert world.stack.admin("GET", path, token=world.tokens["developer_of_P"]).status_code == 200
+    change = {"project_scope": [world.p], "strategy": "fallback", "targets": shared["targets"]}
+    taken = world.stack.admin(
+        "PUT", path, change, token=admin_of_p, headers={"If-Match": str(shared["version"])}
+    )
+    assert taken.status_code == 403, taken.text
+    # Their own project's config may not be widened past what they administer either.
+    own = world.owner("POST", "/admin/v1/configs", _new_config(world))
+    widened = world.stack.admin(
+        "PUT",
+        f"/admin/v1/configs/{own['id']}",
+        {**change, "project_scope": "all"},
+        token=admin_of_p,
+        headers={"If-Match": str(own["version"])},
+    )
+    assert widened.status_code == 403, widened.text

@@ -1,7 +1,7 @@
 """`keyrail up` stopped and started again keeps users, tokens, projects, keys, integrations,
-custom models, the catalog's owner entries, the change history and the credentials (the
-projection rebuilt from the stream, the credentials read from Vault); a service that dies is
-restarted by the supervisor."""
+custom models, the catalog's owner entries, virtual models, gateway configs, the change history
+and the credentials (the projection rebuilt from the stream, the credentials read from Vault); a
+service that dies is restarted by the supervisor."""
 
 from __future__ import annotations
 
@@ -89,6 +89,21 @@ def _control_plane(stack: KeyrailStack, upstream: MockUpstream, project_id: str)
         ).status_code
         == 200
     )
+    chain = {
+        "id": "restart-chain",
+        "project_scope": [project_id],
+        "strategy": "fallback",
+        "targets": [{"provider_slug": "openai-restart-mock", "model": "gpt-4o-mini"}],
+    }
+    assert stack.admin("POST", "/admin/v1/configs", chain).status_code == 201
+    config_path = "/admin/v1/configs/restart-chain"
+    replaced = {k: v for k, v in chain.items() if k != "id"} | {"fallback_on": [503, "timeout"]}
+    assert stack.change("PUT", config_path, replaced, of=config_path).status_code == 200
+    for alias in ("restart-alias", "restart-alias-gone"):
+        aliased = {"alias": alias, "project_scope": [project_id], "target": {"config": "restart-chain"}}
+        assert stack.admin("POST", "/admin/v1/virtual-models", aliased).status_code == 201
+    gone_alias = "/admin/v1/virtual-models/restart-alias-gone"
+    assert stack.change("DELETE", gone_alias, of=gone_alias).status_code == 200
     return {"kept": kept.token, "gone": gone.token, "archived key": archived_key}
 
 
@@ -112,6 +127,8 @@ def _configuration(stack: KeyrailStack) -> dict[str, Any]:
         "projects": projects,
         "keys": keys,
         "integrations": get("/admin/v1/integrations"),
+        "virtual models": get("/admin/v1/virtual-models"),
+        "configs": get("/admin/v1/configs"),
         "custom models": get("/admin/v1/integrations/openai-restart-mock/custom-models"),
         "catalog": get("/admin/v1/catalog"),
         "history": get("/admin/v1/events?limit=1000"),
@@ -171,15 +188,17 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
         # OpenBao's raft storage.
         assert _chat(restarted, tenant.api_key, tenant.model) == DEFAULT_REPLY
         assert _chat(restarted, tenant.api_key, "openai-restart-mock/ft-kept") == DEFAULT_REPLY
-        # Every request row survives the restart (four chats), once the audit has caught up.
+        assert [v["alias"] for v in _configuration(restarted)["virtual models"]] == ["restart-alias"]
+        assert _chat(restarted, tenant.api_key, "restart-alias") == DEFAULT_REPLY
+        # Every request row survives the restart (five chats), once the audit has caught up.
         deadline = time.monotonic() + 30
         requests: list[dict[str, object]] = []
-        while time.monotonic() < deadline and len(requests) < 4:
+        while time.monotonic() < deadline and len(requests) < 5:
             rows = restarted.admin("GET", "/admin/v1/activity?slug=openai-restart-mock&limit=100").json()[
                 "data"
             ]
             requests = [r for r in rows if r["kind"] == "request"]
             time.sleep(0.3)
-        assert len(requests) == 4
+        assert len(requests) == 5
     finally:
         assert restarted.stop() == 0

@@ -265,6 +265,119 @@ class NewEnabledModels(msgspec.Struct, forbid_unknown_fields=True):
     version: ExpectedVersion = None
 
 
+# --- virtual models and gateway configs (SPEC §4a) ----------------------------------------------
+
+
+class RetrySpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Retries of the same target: exponential backoff with jitter from `backoff_ms`, never sooner
+    than the upstream's own retry delay, never past the request's deadline."""
+
+    attempts: Annotated[int, Meta(ge=0, le=10, description="Retries after the first try.")] = 0
+    backoff_ms: Annotated[int, Meta(ge=0, description="The first retry's delay; doubled each time.")] = 200
+
+
+class TargetSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """A config's target: `provider_slug` + `model` (a catalog model enabled on that integration,
+    `:flex` for its flex tier), or `config` (a nested config, which takes only a `weight`)."""
+
+    provider_slug: str | None = None
+    model: str | None = None
+    config: Annotated[str | None, Meta(description="The id of a nested gateway config.")] = None
+    weight: Annotated[float, Meta(description="`loadbalance`: a share of the traffic; > 0.")] = 1.0
+    timeout_ms: Annotated[
+        int, Meta(ge=0, description="Per attempt; 0: a share of what is left of the deadline.")
+    ] = 0
+    retry: RetrySpec | None = None
+    override_params: Annotated[
+        dict[str, Any],
+        Meta(
+            description="Merged into the client's body for this target (JSON merge patch).",
+            examples=[{"temperature": 0}],
+        ),
+    ] = msgspec.field(default_factory=dict)
+
+
+class WhenSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Every field given must match: the request carries all these tags (`x-keyrail-tags` or
+    `metadata.tags`), names this model string, streams or not."""
+
+    tags: list[str] = msgspec.field(default_factory=list)
+    model: str | None = None
+    stream: bool | None = None
+
+
+class ConditionSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """A `conditional` config's rule; the first that matches picks its target."""
+
+    when: WhenSpec
+    target: Annotated[int, Meta(description="Index into `targets`.")]
+
+
+class AliasTarget(msgspec.Struct, forbid_unknown_fields=True):
+    """Where a virtual model goes: `provider_slug` + `model`, or `config`."""
+
+    provider_slug: str | None = None
+    model: str | None = None
+    config: str | None = None
+
+
+Strategy = Literal["fallback", "loadbalance", "conditional"]
+FallbackOnList = Annotated[
+    list[int | str] | None,
+    Meta(
+        description="Upstream statuses (400-599) and failure classes (e.g. `timeout`, `connection`) "
+        "after which the next target is tried; null: 429, 5xx, 529, timeout, connection, 401/403. "
+        "A caller error (400, 413, 422, context length) never falls back."
+    ),
+]
+
+
+class VirtualModelBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    project_scope: ProjectScope = "all"
+    target: AliasTarget
+
+
+class NewVirtualModel(VirtualModelBody, kw_only=True):
+    """Creates an alias: a model string that routes to an integration + model or a config."""
+
+    alias: Annotated[
+        str,
+        Meta(
+            description="The model string clients send, `^[a-z0-9][a-z0-9._-]{0,63}$`.",
+            examples=["classifier"],
+        ),
+    ]
+
+
+class VirtualModelChange(VirtualModelBody, kw_only=True):
+    """Replaces a virtual model's scope and target (the alias is the path's)."""
+
+    version: ExpectedVersion = None
+
+
+class GatewayConfigBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    project_scope: ProjectScope = "all"
+    strategy: Strategy
+    targets: list[TargetSpec]
+    fallback_on: FallbackOnList = None
+    conditions: list[ConditionSpec] = msgspec.field(default_factory=list)
+    default_target: Annotated[
+        int, Meta(description="`conditional`: the target when no condition matches.")
+    ] = 0
+
+
+class NewGatewayConfig(GatewayConfigBody, kw_only=True):
+    """Creates a routing policy; clients use it with `x-keyrail-config: <id>` or a virtual model."""
+
+    id: Annotated[str, Meta(description="`^[a-z0-9][a-z0-9-]{1,62}$`.", examples=["classifier-chain"])]
+
+
+class GatewayConfigChange(GatewayConfigBody, kw_only=True):
+    """Replaces a gateway config whole (the id is the path's)."""
+
+    version: ExpectedVersion = None
+
+
 # --- responses ----------------------------------------------------------------------------------
 
 
@@ -418,6 +531,43 @@ class IntegrationList(msgspec.Struct):
     next_cursor: NextCursor
 
 
+class VirtualModel(msgspec.Struct):
+    """A virtual model."""
+
+    alias: str
+    project_scope: ProjectScope
+    target: AliasTarget
+    version: Version
+
+
+class VirtualModelList(msgspec.Struct):
+    """The virtual models the caller may see: every one for an owner, those in scope of their
+    projects for anyone else."""
+
+    data: list[VirtualModel]
+    next_cursor: NextCursor
+
+
+class GatewayConfig(msgspec.Struct):
+    """A gateway config."""
+
+    id: str
+    project_scope: ProjectScope
+    strategy: Strategy
+    targets: list[TargetSpec]
+    fallback_on: FallbackOnList
+    conditions: list[ConditionSpec]
+    default_target: int
+    version: Version
+
+
+class GatewayConfigList(msgspec.Struct):
+    """The gateway configs the caller may see, by id."""
+
+    data: list[GatewayConfig]
+    next_cursor: NextCursor
+
+
 class ActivityEntry(msgspec.Struct):
     """One activity-log row: a `request` row per client request (written by the ingress) or an
     `attempt` row per upstream call (written by the provider worker)."""
@@ -455,6 +605,8 @@ class ActivityEntry(msgspec.Struct):
             "usage (the zeros are unknown, not free); empty: no upstream answered."
         ),
     ]
+    config_id: Annotated[str, Meta(description="The gateway config that routed the request; empty: none.")]
+    virtual_model: Annotated[str, Meta(description="The virtual model alias the request named; empty: none.")]
 
 
 class ActivityList(msgspec.Struct):
@@ -487,7 +639,11 @@ class ChangeEntry(msgspec.Struct):
     ts: Timestamp
     actor: Annotated[str, Meta(description="The user id that made the change, or `bootstrap`.")]
     aggregate: Annotated[
-        str, Meta(description="`user`, `admintoken`, `project`, `apikey`, `integration` or `org`.")
+        str,
+        Meta(
+            description="`user`, `admintoken`, `project`, `apikey`, `integration`, `virtualmodel`, "
+            "`gatewayconfig` or `org`."
+        ),
     ]
     aggregate_id: str
     type: Annotated[

@@ -97,6 +97,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
     route.stream_inbox = inbox
     result = await ask_router(ctx, route)
     record.apply_result(result.provider, result.provider_slug, result.model, result.attempts, None, 0.0)
+    record.row.config_id, record.row.virtual_model = result.config_id, result.virtual_model
     if not result.ok:
         ctx.stream_inboxes.close(inbox)
         return record.fail(result.error or NO_ERROR, result)

@@ -3,7 +3,8 @@
 Built from the same scope rules the router enforces (keyrail_common.routable), so the list never
 offers a model the router would refuse: every enabled catalog model of every in-scope
 integration as `<provider-slug>/<model>`, and once each as `<provider>/<model>`; every custom
-model of every in-scope integration as `<provider-slug>/<model_slug>`.
+model of every in-scope integration as `<provider-slug>/<model_slug>`; then the virtual model
+aliases in the project's scope.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyrail_common.routable import routable_custom_models, routable_models
+from keyrail_common.routable import in_scope, routable_custom_models, routable_models
 from keyrail_ingress.auth import api_key_for, key_refusal
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.responses import error_response, json_response
@@ -25,7 +26,13 @@ class Model(msgspec.Struct):
     """One model string the key can send as `model`."""
 
     id: Annotated[str, Meta(examples=["openai-dev-mock/gpt-4o-mini", "openai/gpt-4o-mini"])]
-    owned_by: Annotated[str, Meta(description="The provider slug, or the provider for `<provider>/<model>`.")]
+    owned_by: Annotated[
+        str,
+        Meta(
+            description="The provider slug, the provider for `<provider>/<model>`, or `keyrail` for a "
+            "virtual model alias."
+        ),
+    ]
     object: Literal["model"] = "model"
     created: Annotated[int, Meta(description="Always 0: the catalog records no creation dates.")] = 0
 
@@ -48,7 +55,12 @@ def list_project_models(ctx: IngressContext, project_id: str) -> ModelList:
         Model(id=model_string, owned_by=integration.provider_slug)
         for model_string, _, integration in routable_custom_models(state, project_id)
     ]
-    return ModelList(data=models + custom + sorted(generic.values(), key=lambda m: m.id))
+    aliases = [
+        Model(id=alias, owned_by="keyrail")
+        for alias, vm in sorted(state.virtual_models.items())
+        if in_scope(vm, project_id)
+    ]
+    return ModelList(data=models + custom + sorted(generic.values(), key=lambda m: m.id) + aliases)
 
 
 async def list_models(request: Request) -> Response:

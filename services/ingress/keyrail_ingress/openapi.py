@@ -29,6 +29,7 @@ from keyrail_ingress.api_reference import render_html
 from keyrail_ingress.openapi_admin import PROJECT_OPERATIONS, USER_OPERATIONS
 from keyrail_ingress.openapi_admin_integrations import ACTIVITY_OPERATIONS, INTEGRATION_OPERATIONS
 from keyrail_ingress.openapi_admin_models import CATALOG_OPERATIONS, CUSTOM_MODEL_OPERATIONS
+from keyrail_ingress.openapi_admin_routing import ROUTING_OPERATIONS
 from keyrail_ingress.openapi_data_plane import (
     DATA_PLANE_OPERATIONS,
     RESPONSE_HEADERS,
@@ -153,6 +154,7 @@ ADMIN_OPERATIONS = (
     + INTEGRATION_OPERATIONS
     + CUSTOM_MODEL_OPERATIONS
     + CATALOG_OPERATIONS
+    + ROUTING_OPERATIONS
     + USER_OPERATIONS
     + ACTIVITY_OPERATIONS
 )
@@ -169,6 +171,10 @@ TAGS = (
     {
         "name": "Catalog",
         "description": "The routable catalog models and list prices: shipped, plus the owners'.",
+    },
+    {
+        "name": "Routing",
+        "description": "Virtual models (aliases) and gateway configs (fallback, loadbalance, conditional).",
     },
     {"name": "Users", "description": "Users, their roles, and their personal admin tokens."},
     {

@@ -81,6 +81,14 @@ _EXAMPLE_TARGETS = {
         label="a project in integration 'openai-dev-mock''s project_scope",
     ),
     Scope.MINE: Target(projects=None),
+    Scope.IN_SCOPE: Target(
+        projects=frozenset({EXAMPLE_PROJECT_ID}),
+        label="a project in gateway config 'classifier-chain''s project_scope",
+    ),
+    Scope.WHOLE_SCOPE: Target(
+        projects=frozenset({EXAMPLE_PROJECT_ID}),
+        label="every project in gateway config 'classifier-chain''s project_scope",
+    ),
     Scope.USER: Target(user_id="user_5e6f7a8b9c0d1e2f"),
 }
 

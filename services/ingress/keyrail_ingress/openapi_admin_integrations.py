@@ -99,6 +99,8 @@ EXAMPLE_ACTIVITY = ActivityEntry(
     stream=0,
     cache_write_tokens=0,
     usage_source="reported",
+    config_id="",
+    virtual_model="",
 )
 EXAMPLE_CHANGE = ChangeEntry(
     seq=22,

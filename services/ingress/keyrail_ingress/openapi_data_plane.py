@@ -147,11 +147,22 @@ CHAT_PARAMETERS: tuple[Mapping[str, Any], ...] = (
         "example": "openai-dev-mock",
     },
     {
+        "name": "x-keyrail-config",
+        "in": "header",
+        "required": False,
+        "description": "Route by this gateway config (`/admin/v1/configs`) whatever the body's `model` "
+        "says; the answer then carries `x-keyrail-config` with the config's id (as it does when a "
+        "virtual model routed through one). Unknown: 404 `config_not_found`; out of the key's "
+        "project scope: 403 `config_out_of_scope`.",
+        "schema": {"type": "string"},
+        "example": "classifier-chain",
+    },
+    {
         "name": "x-keyrail-tags",
         "in": "header",
         "required": False,
         "description": "Comma-separated tags recorded on the request's activity rows (added to "
-        "`metadata.tags`, if any).",
+        "`metadata.tags`, if any); `conditional` gateway configs route on them.",
         "schema": {"type": "string"},
         "example": "batch-eval,team-search",
     },

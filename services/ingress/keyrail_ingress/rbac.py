@@ -12,7 +12,15 @@ user named in the path, for their own record and admin tokens. A project role co
 target belongs to that project: an API key or the project itself (scope `project`), an
 integration whose project_scope names the project or is `all` (scope `integration`), or, for a
 list or a query, the caller's own projects, whose rows alone are answered (scope `mine`). Scope
-`org` is for owners alone. No rule lets anyone read a credential: no route returns one.
+`org` is for owners alone.
+
+Virtual models and gateway configs are scoped like integrations but managed by project admins:
+reading one needs a role in a project of its project_scope (scope `in_scope`); creating,
+replacing or deleting one needs the role in *every* project of its project_scope, before and
+after the change (scope `whole_scope`), so a project admin never changes what another project
+routes. A record scoped to `all` reaches every project, present and future: an owner's alone.
+
+No rule lets anyone read a credential: no route returns one.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ class Scope(enum.StrEnum):
     INTEGRATION = "integration"  # the projects in the integration's project_scope (`all`: every one)
     MINE = "mine"  # a list or query, answered for the caller's own projects only
     USER = "user"  # the user named in the path
+    IN_SCOPE = "in_scope"  # a project in the record's project_scope (`all`: every one)
+    WHOLE_SCOPE = "whole_scope"  # every project in the record's project_scope (`all`: owners only)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,16 @@ RULES: tuple[Rule, ...] = (
     _rule("integration", "delete", "owner", Scope.ORG, "disabling an integration"),
     _rule("integration", "rotate_credentials", "owner", Scope.ORG, "replacing an integration's credentials"),
     _rule("integration", "set_models", "owner", Scope.ORG, "setting an integration's enabled models"),
+    _rule("virtual_model", "create", "owner project_admin", Scope.WHOLE_SCOPE, "creating a virtual model"),
+    _rule("virtual_model", "list", _ANY, Scope.MINE, "listing virtual models"),
+    _rule("virtual_model", "read", _ANY, Scope.IN_SCOPE, "reading a virtual model"),
+    _rule("virtual_model", "update", "owner project_admin", Scope.WHOLE_SCOPE, "replacing a virtual model"),
+    _rule("virtual_model", "delete", "owner project_admin", Scope.WHOLE_SCOPE, "deleting a virtual model"),
+    _rule("config", "create", "owner project_admin", Scope.WHOLE_SCOPE, "creating a gateway config"),
+    _rule("config", "list", _ANY, Scope.MINE, "listing gateway configs"),
+    _rule("config", "read", _ANY, Scope.IN_SCOPE, "reading a gateway config"),
+    _rule("config", "update", "owner project_admin", Scope.WHOLE_SCOPE, "replacing a gateway config"),
+    _rule("config", "delete", "owner project_admin", Scope.WHOLE_SCOPE, "deleting a gateway config"),
     _rule("custom_model", "create", "owner", Scope.ORG, "registering a custom model"),
     _rule("custom_model", "list", _ANY, Scope.INTEGRATION, "listing an integration's custom models"),
     _rule("custom_model", "read", _ANY, Scope.INTEGRATION, "reading a custom model"),
@@ -122,6 +142,15 @@ class Target:
 EVERY_PROJECT = Target(projects=None)
 
 
+def scope_target(scope: str | list[str], what: str) -> Target:
+    """The target a record with this project_scope is (`what`: "virtual model 'classifier'")."""
+    if isinstance(scope, list):
+        return Target(projects=frozenset(scope), label=f"every project in {what}'s project_scope")
+    return Target(
+        projects=None, label=f"every project ({what} is scoped to all, which only an owner manages)"
+    )
+
+
 def may_ever(caller: Principal, rule: Rule) -> bool:
     """Whether some target of this rule could be allowed to the caller: checked before the target
     is even loaded, so a caller without any fitting role learns nothing about what exists."""
@@ -138,6 +167,10 @@ def authorize(caller: Principal, rule: Rule, target: Target) -> str | None:
         return None
     if Role.SELF in rule.roles and target.user_id and target.user_id == caller.user_id:
         return None
+    if rule.scope is Scope.WHOLE_SCOPE:
+        if target.projects and all(caller.project_roles.get(p) in rule.roles for p in target.projects):
+            return None
+        return denial(caller, rule, target)
     for project, role in caller.project_roles.items():
         if role in rule.roles and (target.projects is None or project in target.projects):
             return None
@@ -183,6 +216,9 @@ _WHERE = {
     Scope.PROJECT: "of the project",
     Scope.INTEGRATION: "of a project in the integration's project_scope",
     Scope.MINE: "of any project (answered for their own projects only)",
+    Scope.IN_SCOPE: "of a project in the record's project_scope",
+    Scope.WHOLE_SCOPE: "of every project in the record's project_scope, before and after the change "
+    "(a record scoped to `all`: owner only)",
 }
 
 

@@ -43,6 +43,8 @@ class RequestRecord:
             headers["x-keyrail-model"] = result.model
         if result is not None:
             headers["x-keyrail-attempts"] = str(result.attempts)
+            if result.config_id:
+                headers["x-keyrail-config"] = result.config_id
         headers["x-keyrail-overhead-ms"] = (
             f"{overhead_ms if overhead_ms is not None else self.elapsed_ms():.3f}"
         )

@@ -21,6 +21,7 @@ from keyrail_common.config_state import ApiKeyRecord
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, provider_result_decoder
 from keyrail_common.registry import Operation
+from keyrail_common.routable import CONFIG_HEADER
 from keyrail_common.wire import decode_or_refuse
 from keyrail_ingress.auth import api_key_for, key_refusal
 from keyrail_ingress.context import IngressContext
@@ -122,6 +123,7 @@ def route_request(
         tags=record.row.tags,
         operation=operation,
         deadline_ns=record.received_ns + int(accepted.timeout_s * 1e9),
+        config_id=request.headers.get(CONFIG_HEADER, ""),
     )
 
 
@@ -165,6 +167,7 @@ async def answer(ctx: IngressContext, record: RequestRecord, route: RouteRequest
     record.apply_result(
         result.provider, result.provider_slug, result.model, result.attempts, result.usage, result.cost_usd
     )
+    record.row.config_id, record.row.virtual_model = result.config_id, result.virtual_model
     if not result.ok:
         return record.fail(result.error or NO_ERROR, result)
     observe_hops(result.timings, result.timings.done_ns)

@@ -7,7 +7,10 @@ inbox that only ever receives NATS's "no responders" status: when no worker of t
 the router answers the ingress at once, naming the pool, instead of leaving it to time out.
 
 Otherwise each target is attempted in order within the deadline budget, retried when its policy
-and the failure allow, and fallen back from when the failure module says so. Attempts that no
+and the failure allow (exponential backoff with jitter, never sooner than the upstream's retry
+delay, skipped when it would not fit in the deadline), and fallen back from when the failure
+module says so, with the `fallback_on` of the config that listed the target. A target with
+parameter overrides gets the client's body with them merged in; any other gets it untouched. Attempts that no
 worker made (no worker, an adapter this version lacks, a worker that never answered) are
 recorded here, so every attempt leaves an activity row.
 """
@@ -50,7 +53,9 @@ from keyrail_common.subjects import provider_pool
 from keyrail_router.breaker import Admission, Breaker, admission, probe_key
 from keyrail_router.breaker_feed import BreakerFeed
 from keyrail_router.budget import WORKER_GRACE_S, attempt_deadline_ns, remaining_s
+from keyrail_router.configs import Route
 from keyrail_router.resolve import Resolver, unavailable
+from keyrail_router.strategy import apply_overrides
 
 log = logging.getLogger("keyrail.router")
 
@@ -60,8 +65,15 @@ _FORWARD_MEMORY_S = 5.0
 
 
 def provider_call(
-    request: RouteRequest, target: Target, position: int, attempt: int, deadline_ns: int, routed_ns: int
+    request: RouteRequest,
+    target: Target,
+    position: int,
+    attempt: int,
+    deadline_ns: int,
+    routed_ns: int,
+    route: Route | None = None,
 ) -> ProviderCall:
+    body = apply_overrides(request.body, target.override_params) if target.override_params else request.body
     return ProviderCall(
         request_id=request.request_id,
         org_id=request.org_id,
@@ -69,7 +81,7 @@ def provider_call(
         attempt=attempt,
         fallback_position=position,
         target=target,
-        body=request.body,
+        body=body,
         received_ns=request.received_ns,
         routed_ns=routed_ns,
         deadline_ns=request.deadline_ns,
@@ -79,6 +91,8 @@ def provider_call(
         tags=request.tags,
         operation=request.operation,
         dialect=request.dialect,
+        config_id=route.config_id if route else "",
+        virtual_model=route.virtual_model if route else "",
     )
 
 
@@ -142,8 +156,10 @@ class Executor:
             and self._breakers.board.get(targets[0].provider_slug, targets[0].model) is None
         )
 
-    async def _forward(self, request: RouteRequest, target: Target, reply: str, routed_ns: int) -> None:
-        call = provider_call(request, target, 0, 1, request.deadline_ns, routed_ns)
+    async def _forward(
+        self, request: RouteRequest, target: Target, reply: str, routed_ns: int, route: Route | None
+    ) -> None:
+        call = provider_call(request, target, 0, 1, request.deadline_ns, routed_ns, route)
         call.reply_to = reply
         token = f"{self._inbox}.{next(self._tokens)}"
         self._forwarded[token] = (reply, call, time.monotonic())
@@ -216,12 +232,18 @@ class Executor:
             return self._record_local(call, error)
 
     async def execute(
-        self, request: RouteRequest, targets: list[Target], reply: str, fallback_on: FallbackOn | None = None
+        self,
+        request: RouteRequest,
+        targets: list[Target],
+        reply: str,
+        fallback_on: FallbackOn | None = None,
+        route: Route | None = None,
     ) -> ProviderResult | None:
-        """The result for the ingress, or None when a worker answers it directly (fast path)."""
+        """The result for the ingress, or None when a worker answers it directly (fast path).
+        `fallback_on`: for targets that carry none of their own."""
         routed_ns = time.time_ns()
         if self._fast_path(request, targets):
-            await self._forward(request, targets[0], reply, routed_ns)
+            await self._forward(request, targets[0], reply, routed_ns, route)
             return None
         attempts = 0
         result: ProviderResult | None = None
@@ -236,7 +258,7 @@ class Executor:
                 deadline = attempt_deadline_ns(
                     now_ns, request.deadline_ns, target.timeout_s, len(targets) - position
                 )
-                call = provider_call(request, target, position, attempts, deadline, routed_ns)
+                call = provider_call(request, target, position, attempts, deadline, routed_ns, route)
                 local = self._local_failure(request, target) or await self._circuit_refusal(target)
                 result = self._record_local(call, local) if local else await self._attempt(call)
                 result.attempts = attempts
@@ -249,6 +271,7 @@ class Executor:
                     break
                 await asyncio.sleep(delay)
             assert result is not None and result.error is not None
-            if not may_fall_back(result.error, fallback_on):
+            own = target.fallback_on
+            if not may_fall_back(result.error, own if own is not None else fallback_on):
                 return result
         return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
@@ -30,9 +31,10 @@ from keyrail_common.settings import Settings, load_settings
 from keyrail_common.wire import decode_or_refuse
 from keyrail_router.breaker import BreakerBoard, BreakerSettings
 from keyrail_router.breaker_feed import BreakerFeed
+from keyrail_router.configs import resolve_route
 from keyrail_router.executor import Executor
 from keyrail_router.metrics import ROUTE_SECONDS, ROUTED, BreakerCollector
-from keyrail_router.resolve import Resolver, resolve_targets
+from keyrail_router.resolve import Resolver
 
 log = logging.getLogger("keyrail.router")
 
@@ -46,6 +48,7 @@ class RouterService:
         executor: Executor,
         access_log: AccessLog,
         request_timeout_s: float,
+        pick: Callable[[], float] = random.random,
     ) -> None:
         self._nc = nc
         self._projection = projection
@@ -53,6 +56,7 @@ class RouterService:
         self._executor = executor
         self._access_log = access_log
         self._request_timeout_ns = int(request_timeout_s * 1e9)
+        self._pick = pick  # the random numbers of `loadbalance` configs
 
     async def on_route(self, msg: Msg) -> None:
         request = decode_or_refuse(route_request_decoder, msg.data, msg.subject)
@@ -65,23 +69,19 @@ class RouterService:
         with ROUTE_SECONDS.time():
             if not await self._projection.wait_for(request.min_config_seq):
                 log.warning("config projection behind seq=%d", request.min_config_seq)
-            resolution = resolve_targets(
-                self._resolver,
-                self._projection.state,
-                request.project_id,
-                request.model,
-                request.pinned_slug,
-                request.operation,
-            )
-            if isinstance(resolution, ErrorInfo):
+            route = resolve_route(self._resolver, self._projection.state, request, self._pick)
+            if isinstance(route, ErrorInfo):
                 result: ProviderResult | None = ProviderResult(
-                    ok=False, http_status=resolution.http_status, attempts=0, error=resolution
+                    ok=False, http_status=route.http_status, attempts=0, error=route
                 )
             else:
-                result = await self._executor.execute(request, resolution, msg.reply)
+                result = await self._executor.execute(request, route.targets, msg.reply, route=route)
         if result is None:
             self._log(
-                request, resolution[0].provider_slug if isinstance(resolution, list) else "", "forwarded", 1
+                request,
+                route.targets[0].provider_slug if not isinstance(route, ErrorInfo) else "",
+                "forwarded",
+                1,
             )
             return
         self._log(request, result.provider_slug, result.http_status, result.attempts)

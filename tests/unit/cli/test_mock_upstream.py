@@ -156,6 +156,20 @@ async def test_status_fault_via_extra_body(client: openai.AsyncOpenAI) -> None:
     assert body["error"]["type"] == "server_error"
 
 
+async def test_a_status_fault_with_times_hits_only_the_first_requests_of_its_key(
+    client: openai.AsyncOpenAI,
+) -> None:
+    fault = {"mock": {"status": 429, "times": 2, "key": "recovers"}}
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_body=fault)
+    answer = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_body=fault)
+    assert answer.choices[0].message.content == DEFAULT_REPLY
+    other_key = {"mock": {"status": 429, "times": 1, "key": "another"}}
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_body=other_key)
+
+
 async def test_status_fault_on_a_stream_is_a_plain_json_error(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         await client.chat.completions.create(

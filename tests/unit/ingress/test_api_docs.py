@@ -243,6 +243,7 @@ def test_security_per_plane(document: dict[str, Any]) -> None:
     chat = document["paths"]["/v1/chat/completions"]["post"]
     assert [p["name"] for p in chat["parameters"]] == [
         "x-keyrail-provider",
+        "x-keyrail-config",
         "x-keyrail-tags",
         "x-keyrail-timeout-ms",
     ]

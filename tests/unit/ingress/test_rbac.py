@@ -10,7 +10,17 @@ from keyrail_ingress import rbac
 from keyrail_ingress.admin.routes import ROUTES
 from keyrail_ingress.app import build_api
 from keyrail_ingress.openapi import OPERATIONS, build_document
-from keyrail_ingress.rbac import RBAC, RULES, Role, Scope, Target, authorize, may_ever, visible_projects
+from keyrail_ingress.rbac import (
+    RBAC,
+    RULES,
+    Role,
+    Scope,
+    Target,
+    authorize,
+    may_ever,
+    scope_target,
+    visible_projects,
+)
 from tests.support.api_docs import served_routes
 
 
@@ -93,6 +103,30 @@ def test_an_integration_in_scope_all_is_readable_by_any_project_role() -> None:
     assert authorize(ADMIN_A, read, everywhere) is None
     assert authorize(ADMIN_A, read, IN_B) is not None
     assert authorize(NOBODY, read, everywhere) is not None
+
+
+@pytest.mark.parametrize("permission", ["config.update", "virtual_model.create", "config.delete"])
+def test_a_routing_record_is_changed_only_by_an_admin_of_every_project_in_its_scope(permission: str) -> None:
+    rule = RBAC[permission]
+    admin_of_both = Caller(project_roles={"proj_a": "project_admin", "proj_b": "project_admin"})
+    both = scope_target(["proj_a", "proj_b"], "gateway config 'c'")
+    assert authorize(admin_of_both, rule, both) is None
+    assert authorize(ADMIN_A, rule, scope_target(["proj_a"], "gateway config 'c'")) is None
+    refusal = authorize(ADMIN_A, rule, both)  # admin of one of the two: not enough
+    assert refusal is not None and "every project in gateway config 'c''s project_scope" in refusal
+    assert authorize(DEV_A_ADMIN_B, rule, both) is not None  # a developer role does not count
+    scoped_all = scope_target("all", "gateway config 'c'")
+    assert authorize(admin_of_both, rule, scoped_all) is not None  # `all`: owners alone
+    assert authorize(OWNER, rule, scoped_all) is None
+    assert authorize(ADMIN_A, rule, scope_target([], "gateway config 'c'")) is not None
+
+
+def test_a_routing_record_is_read_by_any_project_role_in_its_scope() -> None:
+    rule = RBAC["config.read"]
+    both = scope_target(["proj_a", "proj_b"], "gateway config 'c'")
+    assert authorize(Caller(project_roles={"proj_b": "developer"}), rule, both) is None
+    assert authorize(Caller(project_roles={"proj_c": "developer"}), rule, both) is not None
+    assert authorize(Caller(project_roles={"proj_c": "developer"}), rule, scope_target("all", "c")) is None
 
 
 def test_self_covers_the_users_own_record_and_tokens_only() -> None:

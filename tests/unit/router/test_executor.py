@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import msgspec
 import pytest
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
@@ -29,6 +30,7 @@ from keyrail_common.messages import (
 from keyrail_common.registry import load_registry
 from keyrail_router.breaker import BreakerBoard, BreakerSettings
 from keyrail_router.breaker_feed import BreakerFeed
+from keyrail_router.configs import Route
 from keyrail_router.executor import Executor
 from keyrail_router.resolve import Resolver
 from tests.support.registry import registry_lacking
@@ -421,6 +423,92 @@ async def test_a_success_is_the_answer_and_the_next_target_is_not_tried() -> Non
 
     assert result is not None and result.ok and result.provider_slug == "a" and result.attempts == 1
     assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a"]
+
+
+# --- gateway config settings ----------------------------------------------------------------------
+
+
+async def test_the_backoff_schedule_doubles_and_honours_the_upstreams_retry_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("keyrail_router.executor.asyncio.sleep", sleep)
+    five_hundred = failed("a", upstream(FailureClass.UPSTREAM_5XX, 500))
+    slow_down = failed("a", upstream(FailureClass.RATE_LIMIT, 429, retry_after_s=1.5))
+    nc = FakeNats(script={POOL: [five_hundred, five_hundred, slow_down, ok("a")]})
+    retrying = target("a", retry=RetryPolicy(attempts=3, backoff_ms=100))
+
+    result = await executor(nc).execute(request(), [retrying], "_INBOX.ingress.1")
+
+    assert result is not None and result.ok and result.attempts == 4
+    # jitter 0: half the backoff, doubling (0.05, 0.1, 0.2); the 429's Retry-After of 1.5 s wins.
+    assert slept == pytest.approx([0.05, 0.1, 1.5])
+
+
+async def test_a_targets_own_fallback_on_decides_after_it() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.OVERLOADED, 503)), ok("b")]})
+    only_on_429 = target("a", fallback_on=[429])
+
+    result = await executor(nc).execute(request(), [only_on_429, target("b")], "_INBOX.ingress.1", [503])
+
+    assert result is not None and not result.ok and result.error is not None
+    assert len(nc.requests) == 1  # the config that listed "a" falls back on 429 only
+
+
+async def test_a_caller_error_never_falls_back_whatever_fallback_on_says() -> None:
+    bad = failed("a", upstream(FailureClass.CALLER_ERROR, 400))
+    nc = FakeNats(script={POOL: [bad, ok("b")]})
+
+    result = await executor(nc).execute(
+        request(), [target("a", fallback_on=[400, "caller_error"]), target("b")], "_INBOX.ingress.1"
+    )
+
+    assert result is not None and result.http_status == 400 and len(nc.requests) == 1
+
+
+async def test_overrides_are_merged_into_that_targets_body_only_and_the_route_is_on_every_call() -> None:
+    nc = FakeNats(script={POOL: [failed("a", upstream(FailureClass.OVERLOADED, 503)), ok("b")]})
+    route = Route([], config_id="chain", virtual_model="classifier")
+    overridden = target("a", override_params={"temperature": 0, "messages": None})
+
+    result = await executor(nc).execute(request(), [overridden, target("b")], "_INBOX.ingress.1", route=route)
+
+    assert result is not None and result.ok
+    (_, first, _), (_, second, _) = nc.requests
+    assert msgspec.json.decode(first.body) == {"temperature": 0}
+    assert second.body == request().body  # untouched bytes
+    assert [(c.config_id, c.virtual_model) for c in (first, second)] == [("chain", "classifier")] * 2
+
+
+async def test_a_forwarded_call_carries_its_route_and_its_overrides() -> None:
+    nc = FakeNats()
+    route = Route([], config_id="chain", virtual_model="classifier")
+
+    await executor(nc).execute(
+        request(), [target("a", override_params={"service_tier": "flex"})], "_INBOX.ingress.1", route=route
+    )
+
+    [(_, payload, _)] = nc.published
+    call = provider_call_decoder.decode(payload)
+    assert (call.config_id, call.virtual_model) == ("chain", "classifier")
+    assert msgspec.json.decode(call.body) == {"messages": [], "service_tier": "flex"}
+
+
+async def test_an_attempt_the_router_records_names_the_config_and_the_alias() -> None:
+    activity = FakeActivity()
+    nc = FakeNats(script={POOL: [NoRespondersError(), ok("b")]})
+    route = Route([], config_id="chain", virtual_model="classifier")
+
+    await executor(nc, activity).execute(
+        request(), [target("a"), target("b")], "_INBOX.ingress.1", route=route
+    )
+
+    [row] = activity.rows
+    assert (row.config_id, row.virtual_model, row.fallback_position) == ("chain", "classifier", 0)
 
 
 # --- circuit breakers ---------------------------------------------------------------------------------

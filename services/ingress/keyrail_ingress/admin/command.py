@@ -9,7 +9,9 @@ Routes are declared with `admin_route`, which names the route's rule of the RBAC
    looked up (they learn nothing about what exists);
 3. the loader finds the aggregate in the projection (404) and says which projects it belongs to;
 4. `authorize` on that target (403 naming the role that would do);
-5. the body, strictly (400 naming the field; a refused field says what to do instead);
+5. the body, strictly (400 naming the field; a refused field says what to do instead); for a
+   route whose body sets a `project_scope` (`scoped_body`), `authorize` on that scope too (a
+   creation has no target before it);
 6. for a change of an existing aggregate, the version the client read (`If-Match` or `version`):
    missing is a 428, another than the current one a 409 (a put that creates, whose loader found
    nothing, needs none).
@@ -46,6 +48,7 @@ from keyrail_ingress.rbac import (
     authorize,
     denial,
     may_ever,
+    scope_target,
     visible_projects,
 )
 from keyrail_ingress.responses import bad_body, error
@@ -161,16 +164,19 @@ def admin_route(
     load: Loader | None = None,
     body: type | None = None,
     versioned: bool = False,
+    scoped_body: str = "",
 ) -> Callable[[Handler], Handler]:
     """Register `handler` for `method path` under the rule `permission`, behind the preamble.
-    `versioned`: the route changes the loaded aggregate and needs the version the client read."""
+    `versioned`: the route changes the loaded aggregate and needs the version the client read.
+    `scoped_body`: what the body's `project_scope` scopes ("gateway config"): the caller must be
+    allowed on it too."""
     rule = RBAC[permission]
     if versioned and load is None:
         raise ValueError(f"{method} {path}: a versioned route needs the aggregate it changes")
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            command = await _prepare(request, rule, load, body, versioned)
+            command = await _prepare(request, rule, load, body, versioned, scoped_body)
             if isinstance(command, Response):
                 return command
             try:
@@ -197,7 +203,7 @@ def admin_route(
 
 
 async def _prepare(
-    request: Request, rule: Rule, load: Loader | None, kind: type | None, versioned: bool
+    request: Request, rule: Rule, load: Loader | None, kind: type | None, versioned: bool, scoped_body: str
 ) -> Command[Any, Any] | Response:
     ctx: IngressContext = request.app.state.ctx
     state = ctx.projection.state
@@ -210,7 +216,7 @@ async def _prepare(
     loaded = load(state, request.path_params) if load is not None else _untargeted(rule)
     if isinstance(loaded, Response):
         return loaded
-    refusal = authorize(caller, rule, loaded.target)
+    refusal = None if scoped_body and load is None else authorize(caller, rule, loaded.target)
     if refusal is not None:
         return forbidden(refusal)
     body: Any = None
@@ -218,6 +224,10 @@ async def _prepare(
         body = await decode(request, kind)
         if isinstance(body, Response):
             return body
+    if scoped_body:
+        refusal = authorize(caller, rule, scope_target(body.project_scope, f"the {scoped_body}"))
+        if refusal is not None:
+            return forbidden(refusal)
     version = 0
     if versioned and loaded.record is None:
         # A put that creates (a loader found nothing to change): it expects the aggregate as it is,

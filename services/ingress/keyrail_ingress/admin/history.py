@@ -18,18 +18,32 @@ import msgspec
 
 from keyrail_common.config_events import ConfigEnvelope
 from keyrail_common.config_state import ConfigState, EventMeta
+from keyrail_common.routable import Scoped
 from keyrail_ingress.admin.model_views import catalog_view, custom_model_view
 from keyrail_ingress.admin.views import (
+    config_view,
     integration_view,
     iso,
     key_view,
     project_view,
     token_view,
     user_view,
+    virtual_model_view,
 )
 from keyrail_ingress.admin_types import ChangeEntry, FieldChange
 
-AGGREGATES = ("org", "user", "admintoken", "project", "apikey", "integration", "custommodel", "catalog")
+AGGREGATES = (
+    "org",
+    "user",
+    "admintoken",
+    "project",
+    "apikey",
+    "integration",
+    "custommodel",
+    "catalog",
+    "virtualmodel",
+    "gatewayconfig",
+)
 _NOT_COMPARED = {"version", "last_used_at"}  # change with every event, or are not configuration
 
 
@@ -54,6 +68,12 @@ def snapshot(state: ConfigState, aggregate: str, aggregate_id: str) -> dict[str,
         case "integration":
             integration = state.integration(aggregate_id)
             view = integration_view(state, integration) if integration else None
+        case "virtualmodel":
+            vm = state.virtual_models.get(aggregate_id)
+            view = virtual_model_view(state, vm) if vm else None
+        case "gatewayconfig":
+            config = state.configs.get(aggregate_id)
+            view = config_view(state, config) if config else None
         case "custommodel":
             slug, _, model_slug = aggregate_id.partition("/")
             custom = state.custom_models.get(slug, model_slug)
@@ -86,13 +106,17 @@ def projects_of(state: ConfigState, aggregate: str, aggregate_id: str) -> frozen
         return frozenset({key.project_id}) if key else frozenset()
     if aggregate == "catalog":
         return None  # the catalog is everyone's
-    if aggregate in ("integration", "custommodel"):
-        integration = state.integration(aggregate_id.partition("/")[0])
-        if integration is None:
-            return frozenset()
-        scope = integration.project_scope
-        return None if scope == "all" else frozenset(scope)
-    return frozenset()
+    scoped: Scoped | None = None
+    match aggregate:
+        case "integration" | "custommodel":
+            scoped = state.integration(aggregate_id.partition("/")[0])
+        case "virtualmodel":
+            scoped = state.virtual_models.get(aggregate_id)
+        case "gatewayconfig":
+            scoped = state.configs.get(aggregate_id)
+    if scoped is None:
+        return frozenset()  # also a record just deleted: its history stays with owners
+    return None if scoped.project_scope == "all" else frozenset(scoped.project_scope)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from keyrail_ingress.admin import (
     health,
     integrations,
     projects,
+    routing_records,
     users,
 )
 from keyrail_ingress.admin.command import ROUTES, router
 
 __all__ = ["MODULES", "ROUTES", "router"]
 
-MODULES = (users, projects, integrations, health, custom_models, catalog, activity, events)
+MODULES = (users, projects, integrations, health, custom_models, catalog, routing_records, activity, events)

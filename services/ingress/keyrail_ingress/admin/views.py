@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from keyrail_common.config_events import IntegrationCreated
+import msgspec
+
+from keyrail_common.config_events import GatewayConfigSet, IntegrationCreated, VirtualModelSet
 from keyrail_common.config_state import (
     AdminTokenRecord,
     ApiKeyRecord,
@@ -13,7 +15,18 @@ from keyrail_common.config_state import (
     ProjectRecord,
     UserRecord,
 )
-from keyrail_ingress.admin_types import AdminToken, ApiKey, Integration, Project, User
+from keyrail_ingress.admin_types import (
+    AdminToken,
+    AliasTarget,
+    ApiKey,
+    ConditionSpec,
+    GatewayConfig,
+    Integration,
+    Project,
+    TargetSpec,
+    User,
+    VirtualModel,
+)
 
 
 def iso(ts: float | None) -> str | None:
@@ -89,4 +102,28 @@ def integration_view(state: ConfigState, i: IntegrationCreated) -> Integration:
         credential_fingerprint=i.credential_fingerprint or None,
         disabled=i.provider_slug in state.disabled_integrations,
         version=state.version("integration", i.provider_slug),
+    )
+
+
+def virtual_model_view(state: ConfigState, vm: VirtualModelSet) -> VirtualModel:
+    return VirtualModel(
+        alias=vm.alias,
+        project_scope=vm.project_scope,
+        target=AliasTarget(
+            provider_slug=vm.target.provider_slug, model=vm.target.model, config=vm.target.config
+        ),
+        version=state.version("virtualmodel", vm.alias),
+    )
+
+
+def config_view(state: ConfigState, config: GatewayConfigSet) -> GatewayConfig:
+    return GatewayConfig(
+        id=config.config_id,
+        project_scope=config.project_scope,
+        strategy=config.strategy,
+        targets=msgspec.convert(msgspec.to_builtins(config.targets), list[TargetSpec]),
+        fallback_on=config.fallback_on,
+        conditions=msgspec.convert(msgspec.to_builtins(config.conditions), list[ConditionSpec]),
+        default_target=config.default_target,
+        version=state.version("gatewayconfig", config.config_id),
     )
