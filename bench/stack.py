@@ -37,7 +37,9 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_name: str
 class KeyrailUnderTest:
     """`keyrail up` pinned to the gateway CPUs, provisioned with one project, key and integration."""
 
-    def __init__(self, workdir: Path, cpus: str, upstream_url: str) -> None:
+    def __init__(
+        self, workdir: Path, cpus: str, upstream_url: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         """`upstream_url` is the upstream's OpenAI base URL (ending in /v1)."""
         self.base = free_port_block(8)
         self.url = f"http://127.0.0.1:{self.base}"
@@ -51,6 +53,7 @@ class KeyrailUnderTest:
             KEYRAIL_VAULT_PORT=str(self.base + 6),
             KEYRAIL_BOOTSTRAP_TOKEN=OWNER,
         )
+        env.update(extra_env or {})
         self.log = (workdir / "keyrail-up.log").open("wb")
         self.gateway = subprocess.Popen(
             ["taskset", "-c", cpus, sys.executable, "-m", "keyrail_cli.main", "up"],

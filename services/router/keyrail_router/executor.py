@@ -157,9 +157,15 @@ class Executor:
         )
 
     async def _forward(
-        self, request: RouteRequest, target: Target, reply: str, routed_ns: int, route: Route | None
+        self,
+        request: RouteRequest,
+        target: Target,
+        reply: str,
+        routed_ns: int,
+        route: Route | None,
+        position: int = 0,
     ) -> None:
-        call = provider_call(request, target, 0, 1, request.deadline_ns, routed_ns, route)
+        call = provider_call(request, target, position, position + 1, request.deadline_ns, routed_ns, route)
         call.reply_to = reply
         token = f"{self._inbox}.{next(self._tokens)}"
         self._forwarded[token] = (reply, call, time.monotonic())
@@ -189,6 +195,25 @@ class Executor:
 
     def _local_failure(self, request: RouteRequest, target: Target) -> ErrorInfo | None:
         return unavailable(self._resolver, target, request.operation)
+
+    def _skip_open_circuits(
+        self, request: RouteRequest, targets: list[Target], routed_ns: int, route: Route | None
+    ) -> list[ProviderResult]:
+        """The leading targets whose circuit is open (not yet due a probe), each recorded as a
+        skipped attempt: what is left may then still take the fast path."""
+        skipped: list[ProviderResult] = []
+        now = time.time()
+        for position, target in enumerate(targets):
+            breaker = self._breakers.board.get(target.provider_slug, target.model)
+            if breaker is None or admission(breaker, now) is not Admission.SKIP:
+                break
+            call = provider_call(
+                request, target, position, position + 1, request.deadline_ns, routed_ns, route
+            )
+            result = self._record_local(call, circuit_open(breaker))
+            result.attempts = position + 1
+            skipped.append(result)
+        return skipped
 
     async def _circuit_refusal(self, target: Target) -> ErrorInfo | None:
         """None when the target's breaker lets this attempt through (closed, or this router won
@@ -242,12 +267,18 @@ class Executor:
         """The result for the ingress, or None when a worker answers it directly (fast path).
         `fallback_on`: for targets that carry none of their own."""
         routed_ns = time.time_ns()
-        if self._fast_path(request, targets):
-            await self._forward(request, targets[0], reply, routed_ns, route)
+        skipped = self._skip_open_circuits(request, targets, routed_ns, route)
+        start = len(skipped)
+        if start == len(targets):
+            return skipped[-1]  # every target's circuit is open: the last one's error says why
+        if self._fast_path(request, targets[start:]):
+            # The one target left answers the ingress itself, as if it had been the only one.
+            await self._forward(request, targets[start], reply, routed_ns, route, position=start)
             return None
-        attempts = 0
-        result: ProviderResult | None = None
-        for position, target in enumerate(targets):
+        attempts = start
+        result: ProviderResult | None = skipped[-1] if skipped else None
+        for position in range(start, len(targets)):
+            target = targets[position]
             retries = target.retry.attempts if target.retry else 0
             backoff_s = target.retry.backoff_ms / 1000 if target.retry else 0.0
             for retry_index in range(retries + 1):

@@ -518,15 +518,32 @@ async def test_an_open_circuit_skips_its_target_naming_the_cause_and_falls_back(
     circuits = Circuits()
     circuits.fail("openai-a", 2, at=time.time())
     nc, activity = FakeNats(script={POOL: [ok("openai-b")]}), FakeActivity()
-    result = await executor(nc, activity, circuits).execute(
-        request(), [target("openai-a"), target("openai-b")], "_INBOX.client"
-    )
+    targets = [target("openai-a"), target("openai-b"), target("openai-c")]
+    result = await executor(nc, activity, circuits).execute(request(), targets, "_INBOX.client")
     assert result is not None and result.ok and result.provider_slug == "openai-b" and result.attempts == 2
     assert [c.target.provider_slug for _, c, _ in nc.requests] == ["openai-b"]  # a was never called
     (skipped,) = activity.rows
     assert skipped.provider_slug == "openai-a" and skipped.error_class == "circuit_open"
     assert "upstream_5xx: upstream said 500" in skipped.error_message
     assert circuits.claims == []  # still cooling down: no probe claimed
+
+
+async def test_the_one_target_left_past_open_circuits_takes_the_fast_path_as_the_second_attempt() -> None:
+    """Skipping costs the fallback no extra hop: the target left answers the ingress itself."""
+    circuits = Circuits()
+    circuits.fail("openai-a", 2, at=time.time())
+    nc, activity = FakeNats(), FakeActivity()
+    result = await executor(nc, activity, circuits).execute(
+        request(), [target("openai-a"), target("openai-b")], "_INBOX.client"
+    )
+    assert result is None and nc.requests == []  # no request/reply through the router
+    ((subject, payload, _),) = nc.published
+    forwarded = provider_call_decoder.decode(payload)
+    assert subject == POOL and forwarded.target.provider_slug == "openai-b"
+    assert (forwarded.fallback_position, forwarded.attempt, forwarded.reply_to) == (1, 2, "_INBOX.client")
+    assert [(r.provider_slug, r.error_class, r.attempt) for r in activity.rows] == [
+        ("openai-a", "circuit_open", 1)
+    ]
 
 
 async def test_a_single_target_with_an_open_circuit_is_not_forwarded_but_answered_503() -> None:
