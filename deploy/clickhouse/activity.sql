@@ -8,7 +8,7 @@
 -- One row per attempt (kind = 'attempt') and one per request (kind = 'request').
 -- ReplacingMergeTree on the natural key makes a redelivered JetStream batch harmless; the
 -- service reads with FINAL. Analysts should do the same (or GROUP BY the key):
---   SELECT provider_slug, sum(cost_usd) FROM keyrail.activity FINAL
+--   SELECT provider_slug, sum(cost_usd), countIf(cost_status = 'unpriced') FROM keyrail.activity FINAL
 --   WHERE kind = 'request' AND ts >= now() - INTERVAL 1 DAY GROUP BY provider_slug;
 
 CREATE DATABASE IF NOT EXISTS keyrail;
@@ -48,6 +48,13 @@ ORDER BY (org_id, request_id, kind, attempt);
 ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
     ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String);
+
+-- Migration 3: exact decimal cost (NULL when a price or the usage is unknown, never 0), whether
+-- it is priced, and the price version it was computed with.
+ALTER TABLE keyrail.activity
+    MODIFY COLUMN cost_usd Nullable(Decimal(38, 18)),
+    ADD COLUMN IF NOT EXISTS cost_status LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS price_version LowCardinality(String);
 
 -- Least-privilege users (run as an admin; replace the placeholders). The audit service
 -- inserts and answers the admin API's activity/cost queries and `keyrail sql` (which it runs

@@ -39,6 +39,9 @@ ACTIVITY_COLUMNS = (
     # added by migration 2
     "cache_write_tokens",
     "usage_source",
+    # added by migration 3
+    "cost_status",
+    "price_version",
 )
 
 # ReplacingMergeTree on the natural key makes a redelivered batch harmless: queries read FINAL.
@@ -86,6 +89,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
     ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String)
+""",
+    ),
+    (
+        3,
+        "exact decimal cost, NULL when unpriced, and the price it was computed with",
+        """
+ALTER TABLE keyrail.activity
+    MODIFY COLUMN cost_usd Nullable(Decimal(38, 18)),
+    ADD COLUMN IF NOT EXISTS cost_status LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS price_version LowCardinality(String)
 """,
     ),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import httpx
 import openai
@@ -33,7 +34,8 @@ def _check_rows(rows: list[dict], tenant: Tenant, stream: bool) -> None:
         assert row["completion_tokens"] == REPLY_TOKENS
         assert row["stream"] == int(stream)
         assert row["latency_ms"] > 0
-        assert row["cost_usd"] == pytest.approx((5 * 0.15 + REPLY_TOKENS * 0.60) / 1_000_000)
+        assert Decimal(row["cost_usd"]) == (5 * Decimal("0.15") + REPLY_TOKENS * Decimal("0.6")) / 1_000_000
+        assert row["cost_status"] == "priced"
     if stream:
         assert kinds["request"]["ttft_ms"] > 0 and kinds["attempt"]["ttft_ms"] > 0
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 import openai
 import pytest
 
 from keyrail_common.catalog import Catalog
+from keyrail_common.cost import price_decimal
 from tests.integration.conftest import MODEL, provision
 from tests.support.openai_schema import validate_component
 from tests.support.stack import KeyrailStack, MockUpstream
@@ -48,7 +51,7 @@ def test_embeddings_answer_validates_and_is_priced_on_the_activity_rows(
     assert price is not None
     for row in (request_row, attempt_row):
         assert row["prompt_tokens"] == 5 and row["completion_tokens"] == 0
-        assert row["cost_usd"] == pytest.approx(5 * price.input_price_per_mtok / 1_000_000)
+        assert Decimal(row["cost_usd"]) == 5 * price_decimal(price.input_price_per_mtok) / 1_000_000
     assert request_row["provider_slug"] == slug and request_row["stream"] == 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -30,11 +31,65 @@ def row_values(row: ActivityRow) -> list[Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):  # exact, as text: 0.0000086, not 8.6E-6 or a float
+        return format(value.normalize(), "f")
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+# Equality filters of the activity API: query field → column. Values only ever reach ClickHouse
+# as bound parameters, never spliced into the SQL text.
+_EQUALS = {
+    "request_id": "request_id",
+    "project_id": "project_id",
+    "provider_slug": "provider_slug",
+    "model": "model",
+    "status": "status",
+    "failure_class": "error_class",
+}
+_MAX_ROWS = 1001  # a page of 1000, and one more to tell whether another page follows
+
+
+def activity_sql(query: ActivityQuery) -> tuple[str, dict[str, Any]]:
+    """The parameterised SELECT for one page of the activity log."""
+    filters = ["org_id = {org_id:String}"]
+    parameters: dict[str, Any] = {"org_id": query.org_id, "limit": max(1, min(query.limit, _MAX_ROWS))}
+    for field, column in _EQUALS.items():
+        value = getattr(query, field)
+        if value:
+            filters.append(f"{column} = {{{field}:String}}")
+            parameters[field] = value
+    if query.tag:
+        filters.append("has(tags, {tag:String})")
+        parameters["tag"] = query.tag
+    if query.since_ms:
+        filters.append("ts >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC')")
+        parameters["since_ms"] = query.since_ms
+    if query.until_ms:
+        filters.append("ts < fromUnixTimestamp64Milli({until_ms:Int64}, 'UTC')")
+        parameters["until_ms"] = query.until_ms
+    if query.project_ids:
+        filters.append("project_id IN {project_ids:Array(String)}")
+        parameters["project_ids"] = query.project_ids
+    if query.after is not None:
+        filters.append(
+            "(ts, request_id, kind, attempt) < (fromUnixTimestamp64Milli({after_ts:Int64}, 'UTC'), "
+            "{after_request:String}, {after_kind:String}, {after_attempt:UInt16})"
+        )
+        parameters.update(
+            after_ts=query.after.ts_ms,
+            after_request=query.after.request_id,
+            after_kind=query.after.kind,
+            after_attempt=query.after.attempt,
+        )
+    sql = (
+        f"SELECT * FROM keyrail.activity FINAL WHERE {' AND '.join(filters)} "
+        "ORDER BY ts DESC, request_id DESC, kind DESC, attempt DESC LIMIT {limit:UInt32}"
+    )
+    return sql, parameters
 
 
 class ActivityStore:
@@ -78,20 +133,7 @@ class ActivityStore:
         )
 
     async def activity(self, query: ActivityQuery) -> QueryResult:
-        filters = ["org_id = {org_id:String}"]
-        parameters: dict[str, Any] = {"org_id": query.org_id, "limit": max(1, min(query.limit, 1000))}
-        for field in ("request_id", "project_id", "provider_slug"):
-            value = getattr(query, field)
-            if value:
-                filters.append(f"{field} = {{{field}:String}}")
-                parameters[field] = value
-        if query.project_ids:
-            filters.append("project_id IN {project_ids:Array(String)}")
-            parameters["project_ids"] = query.project_ids
-        sql = (
-            f"SELECT * FROM keyrail.activity FINAL WHERE {' AND '.join(filters)} "
-            "ORDER BY ts DESC, kind, attempt LIMIT {limit:UInt32}"
-        )
+        sql, parameters = activity_sql(query)
         return await self._run(self._select, sql, parameters, {})
 
     async def key_usage(self, query: KeyUsageQuery) -> QueryResult:

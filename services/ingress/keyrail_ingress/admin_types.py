@@ -13,6 +13,7 @@ the client read (or the `If-Match` header does): a change decided on an older ve
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -386,7 +387,13 @@ class ActivityEntry(msgspec.Struct):
     completion_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    cost_usd: float
+    cost_usd: Annotated[
+        Decimal | None,
+        Meta(
+            description="Exact USD, as a decimal string; null when unpriced (a price or the usage "
+            "is unknown), never a guessed 0. A request row's cost is the sum of its billed attempts."
+        ),
+    ]
     tags: list[str]
     fallback_position: int
     stream: Annotated[int, Meta(description="1 for a streamed request, else 0.")]
@@ -398,6 +405,10 @@ class ActivityEntry(msgspec.Struct):
             "usage (the zeros are unknown, not free); empty: no upstream answered."
         ),
     ]
+    cost_status: Annotated[
+        str, Meta(description="`priced` or `unpriced`; empty on rows written before exact costing.")
+    ]
+    price_version: Annotated[str, Meta(description="Which price the cost was computed with.")]
 
 
 class ActivityList(msgspec.Struct):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from keyrail_common.messages import SqlQuery
 from keyrail_ingress.admin_types import (
     ActivityEntry,
@@ -90,12 +92,14 @@ EXAMPLE_ACTIVITY = ActivityEntry(
     completion_tokens=12,
     cached_tokens=0,
     reasoning_tokens=0,
-    cost_usd=0.0000086,
+    cost_usd=Decimal("0.0000086"),
     tags=["batch-eval"],
     fallback_position=0,
     stream=0,
     cache_write_tokens=0,
     usage_source="reported",
+    cost_status="priced",
+    price_version="catalog",
 )
 EXAMPLE_CHANGE = ChangeEntry(
     seq=22,
@@ -341,7 +345,7 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
                 SqlResult,
                 SqlResult(
                     columns=["provider_slug", "count()", "sum(cost_usd)"],
-                    rows=[["openai-dev-mock", 42, 0.00036]],
+                    rows=[["openai-dev-mock", 42, "0.00036"]],
                     elapsed_ms=4.21,
                 ),
             ),
