@@ -56,6 +56,118 @@ ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS cost_status LowCardinality(String),
     ADD COLUMN IF NOT EXISTS price_version LowCardinality(String);
 
+-- Migration 4: skipping indexes for the activity API's filters.
+ALTER TABLE keyrail.activity
+    ADD INDEX IF NOT EXISTS ts_range ts TYPE minmax GRANULARITY 1,
+    ADD INDEX IF NOT EXISTS project_set project_id TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS slug_set provider_slug TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS model_set model TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS tag_set tags TYPE bloom_filter GRANULARITY 4;
+
+-- Migration 5: the daily cost rollup.
+CREATE TABLE IF NOT EXISTS keyrail.costs_daily (
+    org_id String,
+    day Date,
+    project_id String,
+    provider_slug LowCardinality(String),
+    model String,
+    requests UInt64,
+    errors UInt64,
+    unpriced UInt64,
+    prompt_tokens UInt64,
+    completion_tokens UInt64,
+    cached_tokens UInt64,
+    cache_write_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_usd Decimal(38, 18)
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (org_id, day, project_id, provider_slug, model);
+
+-- Migration 6: the daily cost rollup's feed.
+CREATE MATERIALIZED VIEW IF NOT EXISTS keyrail.costs_daily_feed TO keyrail.costs_daily AS
+SELECT org_id, toDate(ts) AS day, project_id, provider_slug, model,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity
+WHERE kind = 'request'
+GROUP BY org_id, day, project_id, provider_slug, model;
+
+-- Migration 7: the daily cost rollup per tag.
+CREATE TABLE IF NOT EXISTS keyrail.costs_daily_by_tag (
+    org_id String,
+    day Date,
+    project_id String,
+    tag String,
+    requests UInt64,
+    errors UInt64,
+    unpriced UInt64,
+    prompt_tokens UInt64,
+    completion_tokens UInt64,
+    cached_tokens UInt64,
+    cache_write_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_usd Decimal(38, 18)
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (org_id, day, project_id, tag);
+
+-- Migration 8: the daily cost rollup per tag's feed.
+CREATE MATERIALIZED VIEW IF NOT EXISTS keyrail.costs_daily_by_tag_feed
+TO keyrail.costs_daily_by_tag AS
+SELECT org_id, toDate(ts) AS day, project_id, arrayJoin(if(empty(tags), [''], tags)) AS tag,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity
+WHERE kind = 'request'
+GROUP BY org_id, day, project_id, tag;
+
+-- Migration 9: the daily cost rollups, filled from the rows written before them.
+INSERT INTO keyrail.costs_daily
+SELECT org_id, toDate(ts) AS day, project_id, provider_slug, model,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity FINAL
+WHERE kind = 'request' AND (SELECT count() FROM keyrail.costs_daily) = 0
+GROUP BY org_id, day, project_id, provider_slug, model;
+
+-- Migration 10: the daily cost rollup per tag, filled from the rows written before it.
+INSERT INTO keyrail.costs_daily_by_tag
+SELECT org_id, toDate(ts) AS day, project_id, arrayJoin(if(empty(tags), [''], tags)) AS tag,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity FINAL
+WHERE kind = 'request' AND (SELECT count() FROM keyrail.costs_daily_by_tag) = 0
+GROUP BY org_id, day, project_id, tag;
+
 -- Least-privilege users (run as an admin; replace the placeholders). The audit service
 -- inserts and answers the admin API's activity/cost queries and `keyrail sql` (which it runs
 -- with readonly=1); analysts get a read-only user of their own.

@@ -44,6 +44,7 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
     # Formats with in-band stream errors (mock_formats/): an error event inside the 200 stream,
     # "before" any content or "after" the first content delta.
     inband_error: str = ""
+    no_usage: bool = False  # answer without `usage`, as some OpenAI-compatible hosts do
 
     def __post_init__(self) -> None:
         if self.status != 0 and not 400 <= self.status <= 599:
@@ -315,6 +316,8 @@ async def chat_answer(
         "service_tier": "default",
         "system_fingerprint": "fp_mock",
     }
+    if plan.no_usage:
+        del answer["usage"]
     return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": chat_id})
 
 

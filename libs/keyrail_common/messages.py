@@ -244,6 +244,24 @@ class ActivityQuery(msgspec.Struct, omit_defaults=True):
     project_ids: list[str] = []
 
 
+class CostGroupBy(enum.StrEnum):
+    SLUG = "slug"
+    MODEL = "model"
+    PROJECT = "project"
+    DAY = "day"
+    TAG = "tag"
+
+
+class CostQuery(msgspec.Struct, omit_defaults=True):
+    """Cost per group over whole UTC days, from the daily rollups."""
+
+    org_id: str
+    group_by: CostGroupBy
+    since_day: str  # ISO date, inclusive
+    until_day: str = ""  # ISO date, exclusive; empty: through today
+    project_ids: list[str] = []  # as ActivityQuery.project_ids
+
+
 class KeyUsageQuery(msgspec.Struct):
     """When each of these API keys was last used: the newest request row of each (the activity
     log already holds it, so the hot path writes nothing for "last used")."""

@@ -18,6 +18,7 @@ AUDIT_DURABLE = "audit"
 AUDIT_ACTIVITY_QUERY = "keyrail.audit.activity"
 AUDIT_SQL = "keyrail.audit.sql"
 AUDIT_KEY_USAGE = "keyrail.audit.key_usage"
+AUDIT_COSTS = "keyrail.audit.costs"
 AUDIT_QUEUE = "audit"
 
 

@@ -267,7 +267,7 @@ def test_every_documented_operation_answers_as_documented(
     assert disabled.json()["disabled"] is True
     refused = httpx.post(f"{stack.url}/v1/chat/completions", json=chat_body, headers=auth, timeout=30)
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "integration_disabled"
-    assert stack.admin("GET", f"/admin/v1/activity?slug={SLUG}").json()["data"]
+    assert stack.admin("GET", f"/admin/v1/activity?provider_slug={SLUG}").json()["data"]
 
     # --- service routes --------------------------------------------------------------------------
     for path, struct in (

@@ -267,6 +267,6 @@ def test_lists_show_a_project_role_its_own_projects_only(world: World) -> None:
     assert not {a for a, _ in aggregates} & {"user", "admintoken", "org"}  # owners only
     # Asking for another project's activity by name is refused, naming the role it would need.
     refused = world.stack.admin(
-        "GET", f"/admin/v1/activity?project={world.p}", token=world.tokens["project_admin_of_Q"]
+        "GET", f"/admin/v1/activity?project_id={world.p}", token=world.tokens["project_admin_of_Q"]
     )
     assert refused.status_code == 403 and f"project '{world.p}'" in refused.json()["error"]["message"]

@@ -150,9 +150,9 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
         deadline = time.monotonic() + 30
         requests: list[dict[str, object]] = []
         while time.monotonic() < deadline and len(requests) < 3:
-            rows = restarted.admin("GET", "/admin/v1/activity?slug=openai-restart-mock&limit=100").json()[
-                "data"
-            ]
+            rows = restarted.admin(
+                "GET", "/admin/v1/activity?provider_slug=openai-restart-mock&limit=100"
+            ).json()["data"]
             requests = [r for r in rows if r["kind"] == "request"]
             time.sleep(0.3)
         assert len(requests) == 3

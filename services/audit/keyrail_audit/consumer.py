@@ -3,8 +3,10 @@
 Rows accumulate across fetches until `MAX_ROWS` or `MAX_WAIT_S`: ClickHouse pays a fixed cost per
 insert (about 14 ms of CPU in chDB) and merges every part it creates later, so few large inserts
 cost far less CPU than many small ones.
-A crash before the insert redelivers the messages; the table's ReplacingMergeTree key makes
-the repeat harmless.
+A crash before the ack redelivers the messages. The rows of a redelivered message may be in
+ClickHouse already: they are checked and only the missing ones inserted, because the daily cost
+rollups (materialized views) would count a repeat twice; the table's ReplacingMergeTree key is the
+second line of defence for the activity log itself.
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ _FETCH_BATCH = 256
 _FETCH_WAIT_S = 0.2
 
 
+def unique_rows(rows: list[ActivityRow]) -> list[ActivityRow]:
+    """One row per key (org, request, kind, attempt): a batch published twice counts once."""
+    by_key = {(r.org_id, r.request_id, r.kind, r.attempt): r for r in rows}
+    return rows if len(by_key) == len(rows) else list(by_key.values())
+
+
 class ActivityConsumer:
     def __init__(self, js: JetStreamContext, store: ActivityStore) -> None:
         self._js = js
         self._store = store
         self._messages: list[Msg] = []
         self._rows: list[ActivityRow] = []
+        self._redelivered = False  # some of the rows may have been written before a crash
         self._first_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -76,16 +85,19 @@ class ActivityConsumer:
             self._first_at = time.monotonic()
         for message in messages:
             self._messages.append(message)
+            self._redelivered = self._redelivered or message.metadata.num_delivered > 1
             try:
                 self._rows.extend(batch_decoder.decode(message.data).rows)
             except msgspec.DecodeError:
                 log.error("dropping undecodable activity message seq=%s", message.metadata.sequence.stream)
 
     async def _flush(self) -> None:
-        messages, rows = self._messages, self._rows
-        self._messages, self._rows = [], []
+        messages, rows, redelivered = self._messages, unique_rows(self._rows), self._redelivered
+        self._messages, self._rows, self._redelivered = [], [], False
         try:
             with INSERT_SECONDS.time():
+                if redelivered:
+                    rows = await self._store.not_yet_written(rows)
                 if rows:
                     await self._store.insert(rows)
         except Exception:

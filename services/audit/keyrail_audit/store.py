@@ -14,7 +14,14 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
-from keyrail_common.messages import ActivityQuery, ActivityRow, KeyUsageQuery, QueryResult
+from keyrail_common.messages import (
+    ActivityQuery,
+    ActivityRow,
+    CostGroupBy,
+    CostQuery,
+    KeyUsageQuery,
+    QueryResult,
+)
 
 
 def row_values(row: ActivityRow) -> list[Any]:
@@ -92,6 +99,39 @@ def activity_sql(query: ActivityQuery) -> tuple[str, dict[str, Any]]:
     return sql, parameters
 
 
+# group_by → (rollup table, the column its groups are named by). Only these fixed names reach the
+# SQL text; every value is a bound parameter.
+_COST_GROUPS = {
+    CostGroupBy.SLUG: ("keyrail.costs_daily", "provider_slug"),
+    CostGroupBy.MODEL: ("keyrail.costs_daily", "model"),
+    CostGroupBy.PROJECT: ("keyrail.costs_daily", "project_id"),
+    CostGroupBy.DAY: ("keyrail.costs_daily", "toString(day)"),
+    CostGroupBy.TAG: ("keyrail.costs_daily_by_tag", "tag"),
+}
+
+
+def costs_sql(query: CostQuery) -> tuple[str, dict[str, Any]]:
+    """The parameterised SELECT of one cost report: sums over the daily rollup's rows."""
+    table, group = _COST_GROUPS[query.group_by]
+    filters = ["org_id = {org_id:String}", "day >= toDate({since_day:String})"]
+    parameters: dict[str, Any] = {"org_id": query.org_id, "since_day": query.since_day}
+    if query.until_day:
+        filters.append("day < toDate({until_day:String})")
+        parameters["until_day"] = query.until_day
+    if query.project_ids:
+        filters.append("project_id IN {project_ids:Array(String)}")
+        parameters["project_ids"] = query.project_ids
+    sql = (
+        f"SELECT {group} AS key, sum(requests) AS requests, sum(errors) AS errors, "
+        "sum(unpriced) AS unpriced, sum(prompt_tokens) AS prompt_tokens, "
+        "sum(completion_tokens) AS completion_tokens, sum(cached_tokens) AS cached_tokens, "
+        "sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens, "
+        f"sum(cost_usd) AS cost_usd FROM {table} WHERE {' AND '.join(filters)} "
+        "GROUP BY key ORDER BY key"
+    )
+    return sql, parameters
+
+
 class ActivityStore:
     def __init__(self, url: str) -> None:
         self._url = url
@@ -121,6 +161,20 @@ class ActivityStore:
     async def insert(self, rows: list[ActivityRow]) -> None:
         await self._run(self._insert, rows)
 
+    def _not_yet_written(self, rows: list[ActivityRow]) -> list[ActivityRow]:
+        assert self._client is not None
+        written = self._client.query(
+            "SELECT org_id, request_id, kind, attempt FROM keyrail.activity "
+            "WHERE request_id IN {ids:Array(String)}",
+            parameters={"ids": sorted({r.request_id for r in rows})},
+        ).result_rows
+        keys = {tuple(key) for key in written}
+        return [r for r in rows if (r.org_id, r.request_id, r.kind, r.attempt) not in keys]
+
+    async def not_yet_written(self, rows: list[ActivityRow]) -> list[ActivityRow]:
+        """The rows ClickHouse does not hold yet (for a redelivered batch, before its insert)."""
+        return await self._run(self._not_yet_written, rows)
+
     def _select(
         self, sql: str, parameters: dict[str, Any], settings: dict[str, Any], client: Client | None = None
     ) -> QueryResult:
@@ -134,6 +188,10 @@ class ActivityStore:
 
     async def activity(self, query: ActivityQuery) -> QueryResult:
         sql, parameters = activity_sql(query)
+        return await self._run(self._select, sql, parameters, {})
+
+    async def costs(self, query: CostQuery) -> QueryResult:
+        sql, parameters = costs_sql(query)
         return await self._run(self._select, sql, parameters, {})
 
     async def key_usage(self, query: KeyUsageQuery) -> QueryResult:

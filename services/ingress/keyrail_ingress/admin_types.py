@@ -415,6 +415,45 @@ class ActivityList(msgspec.Struct):
     """Activity rows, newest first."""
 
     data: list[ActivityEntry]
+    next_cursor: Annotated[
+        str | None,
+        Meta(description="Opaque: send it as `cursor` (same filters) for the next page; null on the last."),
+    ]
+
+
+class CostTokens(msgspec.Struct):
+    """Tokens by kind, in OpenAI's semantics: `prompt` counts cache reads and writes too,
+    `completion` counts reasoning too."""
+
+    prompt: int
+    completion: int
+    cached: int
+    cache_write: int
+    reasoning: int
+
+
+class CostGroup(msgspec.Struct):
+    """One group of a cost report: its client requests over the period."""
+
+    key: Annotated[str, Meta(description="The slug, model, project id, day (YYYY-MM-DD) or tag.")]
+    requests: int
+    errors: Annotated[int, Meta(description="Requests answered with an error.")]
+    error_rate: Annotated[float, Meta(description="errors / requests.")]
+    unpriced: Annotated[
+        int,
+        Meta(description="Requests with no known price or usage: not in `cost_usd`, never counted as $0."),
+    ]
+    tokens: CostTokens
+    cost_usd: Annotated[Decimal, Meta(description="Exact USD of the priced requests, as a decimal string.")]
+
+
+class CostReport(msgspec.Struct):
+    """Cost per group over whole UTC days, from the daily rollups."""
+
+    group_by: Annotated[str, Meta(description="`slug`, `model`, `project`, `day` or `tag`.")]
+    since: Annotated[str, Meta(description="The first day counted (YYYY-MM-DD, UTC).")]
+    until: Annotated[str | None, Meta(description="The first day not counted; null: through today.")]
+    data: list[CostGroup]
     next_cursor: NextCursor
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from keyrail_common.failures import FailureClass
 from keyrail_common.messages import SqlQuery
 from keyrail_ingress.admin_types import (
     ActivityEntry,
@@ -299,7 +300,9 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
         ),
         description="Rows of the activity log, newest first: one `request` row per client request and "
         "one `attempt` row per upstream call. Rows appear once the audit service has written them "
-        "(usually within a second or two).",
+        "(usually within a second or two). Pages follow the order (ts, request_id, kind, attempt), "
+        "newest first; `next_cursor` (null on the last page) asks for the next one, with the same "
+        "filters. A project role sees its own projects' rows only.",
         parameters=(
             query_parameter(
                 "request_id",
@@ -308,25 +311,56 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
                 EXAMPLE_ACTIVITY.request_id,
             ),
             query_parameter(
-                "project", "Only this project's rows (a project id).", {"type": "string"}, EXAMPLE_PROJECT.id
+                "project_id", "Only this project's rows.", {"type": "string"}, EXAMPLE_PROJECT.id
             ),
             query_parameter(
-                "slug",
-                "Only this integration's rows (a provider slug).",
+                "provider_slug",
+                "Only the rows of this integration (a provider slug).",
                 {"type": "string"},
                 "openai-dev-mock",
             ),
             query_parameter(
+                "model", "Only rows served by this upstream model.", {"type": "string"}, "gpt-4o-mini"
+            ),
+            query_parameter("status", "Only `ok` or only `error` rows.", {"enum": ["ok", "error"]}, "error"),
+            query_parameter(
+                "failure_class",
+                "Only rows that failed this way (the failure vocabulary's class).",
+                {"enum": [c.value for c in FailureClass]},
+                "rate_limit",
+            ),
+            query_parameter("tag", "Only rows carrying this tag.", {"type": "string"}, "batch-eval"),
+            query_parameter(
+                "since",
+                "Rows at or after this time: ISO 8601 (UTC unless it names a zone) or Unix seconds.",
+                {"type": "string"},
+                "2026-12-01T00:00:00Z",
+            ),
+            query_parameter(
+                "until",
+                "Rows before this time, written like `since`.",
+                {"type": "string"},
+                "2026-12-02T00:00:00Z",
+            ),
+            query_parameter(
                 "limit",
-                "At most this many rows; values outside 1 to 1000 are clamped.",
-                {"type": "integer", "default": 100},
+                "Rows per page, 1 to 1000.",
+                {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000},
                 100,
+            ),
+            query_parameter(
+                "cursor",
+                "The `next_cursor` of the previous page: the rows after its last one.",
+                {"type": "string"},
+                "lM8AAAGa23TvY7tyZXFfMDE5YWRlZjAxMjM0NTY3ODlhYmNkZWanYXR0ZW1wdAE",
             ),
         ),
         errors={
             400: error_reply(
-                "`limit` is not an integer.",
-                error_example(400, "'limit' must be an integer.", "invalid_value", "limit"),
+                "A filter is not valid (named in `param`), or a parameter is unknown.",
+                error_example(
+                    400, "'status' must be one of error, ok; got 'failed'.", "invalid_value", "status"
+                ),
             ),
             503: AUDIT_503,
         },
