@@ -168,6 +168,10 @@ FROM keyrail.activity FINAL
 WHERE kind = 'request' AND (SELECT count() FROM keyrail.costs_daily_by_tag) = 0
 GROUP BY org_id, day, project_id, tag;
 
+-- Migration 11: the credential version an attempt used.
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS credential_version UInt32;
+
 -- Least-privilege users (run as an admin; replace the placeholders). The audit service
 -- inserts and answers the admin API's activity/cost queries and `keyrail sql` (which it runs
 -- with readonly=1); analysts get a read-only user of their own.

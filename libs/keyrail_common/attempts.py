@@ -146,6 +146,7 @@ class AttemptRecorder:
             cost_usd=cost_usd,
             cost_status=cost_status(cost_usd),
             price_version=target.prices.version,
+            credential_version=target.credential_version,
             tags=call.tags,
             fallback_position=call.fallback_position,
             stream=call.stream,

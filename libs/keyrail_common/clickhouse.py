@@ -42,6 +42,8 @@ ACTIVITY_COLUMNS = (
     # added by migration 3
     "cost_status",
     "price_version",
+    # added by migration 11
+    "credential_version",
 )
 
 # ReplacingMergeTree on the natural key makes a redelivered batch harmless: queries read FINAL.
@@ -194,6 +196,14 @@ ALTER TABLE keyrail.activity
     (8, "the daily cost rollup per tag's feed", COSTS_DAILY_TAG_MV),
     (9, "the daily cost rollups, filled from the rows written before them", COSTS_BACKFILL),
     (10, "the daily cost rollup per tag, filled from the rows written before it", COSTS_TAG_BACKFILL),
+    (
+        11,
+        "the credential version an attempt used",
+        """
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS credential_version UInt32
+""",
+    ),
 )
 
 MIGRATIONS_DDL = """

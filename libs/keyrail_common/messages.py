@@ -213,6 +213,7 @@ class ActivityRow(msgspec.Struct, omit_defaults=True):
     usage_source: str = ""  # "reported" by the upstream, "missing" on an answer without it, "" no answer
     cost_status: str = "priced"  # keyrail_common.cost.CostStatus: "priced" or "unpriced"
     price_version: str = ""  # the Prices.version the cost was computed with
+    credential_version: int = 0  # attempt rows: the integration's credential version the call used
     v: int = 1
 
 

@@ -201,6 +201,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
         f"{_integration(w)}/models", {"enabled_models": ["gpt-4o-mini"]}, w.version(_integration(w))
     ),
     ("GET", "/admin/v1/activity"): lambda w: Call("/admin/v1/activity?limit=1"),
+    ("GET", "/admin/v1/costs"): lambda w: Call("/admin/v1/costs?group_by=slug"),
     ("POST", "/admin/v1/sql"): lambda w: Call("/admin/v1/sql", {"sql": "SELECT 1"}),
     ("GET", "/admin/v1/events"): lambda w: Call("/admin/v1/events?limit=1"),
 }

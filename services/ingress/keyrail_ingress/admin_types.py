@@ -409,6 +409,9 @@ class ActivityEntry(msgspec.Struct):
         str, Meta(description="`priced` or `unpriced`; empty on rows written before exact costing.")
     ]
     price_version: Annotated[str, Meta(description="Which price the cost was computed with.")]
+    credential_version: Annotated[
+        int, Meta(description="Attempt rows: the integration's credential version the call used; else 0.")
+    ]
 
 
 class ActivityList(msgspec.Struct):

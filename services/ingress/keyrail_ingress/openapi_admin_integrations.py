@@ -5,12 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from keyrail_common.failures import FailureClass
-from keyrail_common.messages import SqlQuery
+from keyrail_common.messages import CostGroupBy, SqlQuery
 from keyrail_ingress.admin_types import (
     ActivityEntry,
     ActivityList,
     ChangeEntry,
     ChangeList,
+    CostGroup,
+    CostReport,
+    CostTokens,
     CredentialsSet,
     FieldChange,
     Integration,
@@ -101,6 +104,24 @@ EXAMPLE_ACTIVITY = ActivityEntry(
     usage_source="reported",
     cost_status="priced",
     price_version="catalog",
+    credential_version=0,
+)
+EXAMPLE_COSTS = CostReport(
+    group_by="slug",
+    since="2026-11-01",
+    until="2026-12-01",
+    data=[
+        CostGroup(
+            key="openai-dev-mock",
+            requests=1200,
+            errors=6,
+            error_rate=0.005,
+            unpriced=0,
+            tokens=CostTokens(prompt=96_000, completion=48_000, cached=12_000, cache_write=0, reasoning=0),
+            cost_usd=Decimal("0.0432"),
+        )
+    ],
+    next_cursor=None,
 )
 EXAMPLE_CHANGE = ChangeEntry(
     seq=22,
@@ -360,6 +381,51 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
                 "A filter is not valid (named in `param`), or a parameter is unknown.",
                 error_example(
                     400, "'status' must be one of error, ok; got 'failed'.", "invalid_value", "status"
+                ),
+            ),
+            503: AUDIT_503,
+        },
+    ),
+    admin_operation(
+        "GET",
+        "/admin/v1/costs",
+        "getCosts",
+        "Activity",
+        "Cost per integration, model, project, day or tag",
+        "costs.read",
+        (200, json_reply("One entry per group, in key order.", CostReport, EXAMPLE_COSTS)),
+        description="Client requests (request rows), tokens by kind, exact cost, unpriced requests and "
+        "the error rate per group, over whole UTC days, from the daily rollups the audit service keeps "
+        "as rows arrive. A project role sees its own projects' requests only.",
+        parameters=(
+            query_parameter(
+                "group_by",
+                "What a group is: an integration (`slug`), upstream `model`, `project`, `day` or `tag` "
+                '(an untagged request counts under the tag ""; a request with two tags in both).',
+                {"enum": [g.value for g in CostGroupBy]},
+                "slug",
+            ),
+            query_parameter(
+                "since",
+                "The first day counted (its UTC day): ISO 8601 or Unix seconds. Default: 29 days ago.",
+                {"type": "string"},
+                "2026-11-01",
+            ),
+            query_parameter(
+                "until",
+                "The first day not counted, written like `since`. Default: through today.",
+                {"type": "string"},
+                "2026-12-01",
+            ),
+        ),
+        errors={
+            400: error_reply(
+                "`group_by` missing or not one of the groups, a bad time, or an unknown parameter.",
+                error_example(
+                    400,
+                    "'group_by' must be one of day, model, project, slug, tag; got 'provider'.",
+                    "invalid_value",
+                    "group_by",
                 ),
             ),
             503: AUDIT_503,

@@ -84,6 +84,7 @@ RULES: tuple[Rule, ...] = (
     _rule("integration", "rotate_credentials", "owner", Scope.ORG, "replacing an integration's credentials"),
     _rule("integration", "set_models", "owner", Scope.ORG, "setting an integration's enabled models"),
     _rule("activity", "read", _ANY, Scope.MINE, "reading the activity log"),
+    _rule("costs", "read", _ANY, Scope.MINE, "reading the cost report"),
     _rule("sql", "query", "owner", Scope.ORG, "running SQL over the whole activity log"),
     _rule("events", "read", _ANY, Scope.MINE, "reading the change history"),
 )

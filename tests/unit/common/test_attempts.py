@@ -172,6 +172,7 @@ def test_the_row_of_a_successful_attempt() -> None:
     )
     assert row.cost_usd == COST
     assert row.tags == ["batch", "classifier"] and row.stream is True
+    assert row.credential_version == 3
     assert row.ttft_ms == pytest.approx(250.0)
     assert row.latency_ms >= row.ttft_ms
     assert row.ts_ms == attempt.timings.upstream_sent_ns // 1_000_000

@@ -115,6 +115,7 @@ COLUMNS = [
     "usage_source",
     "cost_status",
     "price_version",
+    "credential_version",
 ]
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from keyrail_ingress.admin import activity, events, integrations, projects, users
+from keyrail_ingress.admin import activity, costs, events, integrations, projects, users
 from keyrail_ingress.admin.command import ROUTES, router
 
 __all__ = ["MODULES", "ROUTES", "router"]
 
-MODULES = (users, projects, integrations, activity, events)
+MODULES = (users, projects, integrations, activity, costs, events)
