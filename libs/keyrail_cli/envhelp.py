@@ -151,7 +151,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
     "sql": ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"],
     **{
         admin: ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"]
-        for admin in ("users", "projects", "keys", "integrations", "events")
+        for admin in ("users", "projects", "keys", "integrations", "events", "activity", "costs")
     },
     "mock-upstream": [],
 }
