@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from keyrail_audit.metrics import ACTIVITY_LAG_SECONDS, INSERT_SECONDS, ROWS_WRITTEN
+from keyrail_audit.metrics import ACTIVITY_LAG_SECONDS, INSERT_FAILURES, INSERT_SECONDS, ROWS_WRITTEN
 from keyrail_audit.store import ActivityStore
 from keyrail_common import subjects
 from keyrail_common.activity import batch_decoder
@@ -47,6 +47,7 @@ class ActivityConsumer:
         self._messages: list[Msg] = []
         self._rows: list[ActivityRow] = []
         self._redelivered = False  # some of the rows may have been written before a crash
+        self.store_failing = False  # the last insert failed: rows wait in JetStream
         self._first_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,10 +102,13 @@ class ActivityConsumer:
                 if rows:
                     await self._store.insert(rows)
         except Exception:
+            self.store_failing = True
+            INSERT_FAILURES.inc()
             log.exception("insert of %d rows failed; they will be redelivered", len(rows))
             for message in messages:
                 await message.nak(delay=1.0)
             return
+        self.store_failing = False
         for message in messages:
             await message.ack()
         ROWS_WRITTEN.inc(len(rows))

@@ -8,6 +8,7 @@ import logging
 import msgspec
 from nats.aio.msg import Msg
 
+from keyrail_audit.backlog import AuditHealth, Backlog, health_encoder
 from keyrail_audit.consumer import ActivityConsumer
 from keyrail_audit.store import ActivityStore
 from keyrail_common import subjects
@@ -66,12 +67,21 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await nc.subscribe(subjects.AUDIT_SQL, queue=subjects.AUDIT_QUEUE, cb=on_sql)
     await nc.subscribe(subjects.AUDIT_KEY_USAGE, queue=subjects.AUDIT_QUEUE, cb=on_key_usage)
     await nc.subscribe(subjects.AUDIT_COSTS, queue=subjects.AUDIT_QUEUE, cb=on_costs)
-    consumer = asyncio.create_task(ActivityConsumer(js, store).run(stop))
-    await answer_health(nc, "audit")
+    consumer = ActivityConsumer(js, store)
+    consuming = asyncio.create_task(consumer.run(stop))
+    backlog = Backlog(js)
+    polling = asyncio.create_task(backlog.run(stop))
+
+    def health() -> bytes:
+        store_state = "failing" if consumer.store_failing else "ok"
+        return health_encoder.encode(AuditHealth(backlog=backlog.messages, store=store_state))
+
+    await answer_health(nc, "audit", health)
     start_metrics(settings.metrics_port, settings.metrics_host)
     log.info("audit ready (%s)", settings.clickhouse_url.split("://", 1)[0])
     await stop.wait()
-    await consumer
+    await consuming
+    await polling
     await close_bus(nc)
     await store.close()
 
