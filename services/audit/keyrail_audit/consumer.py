@@ -30,6 +30,12 @@ log = logging.getLogger("keyrail.audit")
 
 MAX_ROWS = 20_000
 MAX_WAIT_S = 2.0
+# A message this service holds is redelivered this long after it last heard from us: after a
+# crash, the backlog is written within seconds of the restart. While alive, the service tells
+# JetStream every `_PROGRESS_S` that it is still working on what it holds (a slow insert included),
+# so a live batch is never redelivered behind its back.
+ACK_WAIT_S = 6.0
+_PROGRESS_S = ACK_WAIT_S / 3
 _FETCH_BATCH = 256
 _FETCH_WAIT_S = 0.2
 
@@ -45,6 +51,7 @@ class ActivityConsumer:
         self._js = js
         self._store = store
         self._messages: list[Msg] = []
+        self._inserting: list[Msg] = []  # the messages of the insert under way
         self._rows: list[ActivityRow] = []
         self._redelivered = False  # some of the rows may have been written before a crash
         self.store_failing = False  # the last insert failed: rows wait in JetStream
@@ -55,8 +62,9 @@ class ActivityConsumer:
             subjects.ACTIVITY_SUBJECTS,
             durable=subjects.AUDIT_DURABLE,
             stream=subjects.ACTIVITY_STREAM,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=50_000, ack_wait=60.0),
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=50_000, ack_wait=ACK_WAIT_S),
         )
+        progress = asyncio.create_task(self._keep_held(stop))
         while not stop.is_set():
             try:
                 self._add(await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_S))
@@ -79,7 +87,20 @@ class ActivityConsumer:
                 break
         if self._messages:
             await self._flush()
+        progress.cancel()
         await subscription.unsubscribe()
+
+    async def _keep_held(self, stop: asyncio.Event) -> None:
+        """Tell JetStream the held messages are still being worked on (they must not be
+        redelivered to nobody while a batch fills or a slow insert runs)."""
+        while not stop.is_set():
+            await asyncio.sleep(_PROGRESS_S)
+            for message in [*self._messages, *self._inserting]:
+                try:
+                    await message.in_progress()
+                except Exception as exc:  # reconnecting: the next round tries again
+                    log.debug("in-progress ack failed: %s", type(exc).__name__)
+                    break
 
     def _add(self, messages: list[Msg]) -> None:
         if not self._messages:
@@ -95,6 +116,13 @@ class ActivityConsumer:
     async def _flush(self) -> None:
         messages, rows, redelivered = self._messages, unique_rows(self._rows), self._redelivered
         self._messages, self._rows, self._redelivered = [], [], False
+        self._inserting = messages
+        try:
+            await self._write(messages, rows, redelivered)
+        finally:
+            self._inserting = []
+
+    async def _write(self, messages: list[Msg], rows: list[ActivityRow], redelivered: bool) -> None:
         try:
             with INSERT_SECONDS.time():
                 if redelivered:
