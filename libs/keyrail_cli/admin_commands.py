@@ -1,4 +1,5 @@
-"""`keyrail users|projects|keys|integrations|events`: the admin API from the command line.
+"""`keyrail users|projects|keys|integrations|custom-models|catalog|events`: the admin API from the
+command line.
 
 Each command is one or two admin API calls (admin_client.py) and prints a table, or with
 `--json` the API's own JSON. The admin token comes from KEYRAIL_ADMIN_TOKEN only and credentials
@@ -39,6 +40,7 @@ INTEGRATION = (
     "disabled",
     "version",
 )
+CIRCUIT = ("model", "state", "failures", "last_failure_class", "opened_at", "next_probe_at")
 EVENT = ("seq", "ts", "actor", "aggregate", "aggregate_id", "type", "changes")
 
 
@@ -244,7 +246,10 @@ COMMAND_HELP = {
     "users": "users, their roles and their admin tokens (admin API)",
     "projects": "projects: list, create, rename, archive, restore (admin API)",
     "keys": "a project's gateway API keys: list, create, revoke (admin API)",
-    "integrations": "integrations: list, create, change, disable, rotate credentials, set models (admin API)",
+    "integrations": "integrations: list, create, change, disable, rotate credentials, set models, "
+    "circuit health (admin API)",
+    "custom-models": "an integration's custom models: list, add, update, remove (admin API)",
+    "catalog": "the model catalog: list (the default action), set or remove an owner's entry (admin API)",
     "events": "the change history: who changed what and when (admin API)",
 }
 ADMIN_COMMANDS = tuple(COMMAND_HELP)
@@ -387,12 +392,15 @@ def _add_integrations(integrations: _Actions) -> None:
         "--credentials-file", required=True, metavar="FILE", help=f"the credentials: {json_file}"
     )
     rotate.add_argument("--headers-file", metavar="FILE", help=f"custom auth headers: {json_file}")
+    health = _get(lambda a: f"{one(a)}/health", CIRCUIT)
+    integrations.add("health", "the circuit breakers of its models", health, "slug")
     models = integrations.add("models", "set the enabled models", _set_models, "slug", version=True)
     models.add_argument("models", help="all, none, or comma-separated catalog models")
 
 
 def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog)."""
+    """Register the commands with `command(name, help)` (main.py's factory, which adds the epilog);
+    `custom-models` and `catalog` are model_commands.py's."""
     _add_users(_Actions(command("users", COMMAND_HELP["users"])))
     _add_projects(
         _Actions(command("projects", COMMAND_HELP["projects"])),

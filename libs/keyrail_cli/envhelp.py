@@ -82,6 +82,9 @@ _VARS = [
         "unset",
         "JSON file of per-provider registry overrides, e.g. base URLs",
     ),
+    EnvVar("KEYRAIL_BREAKER_FAILURES", "5", "failures in a row that open a target's circuit breaker"),
+    EnvVar("KEYRAIL_BREAKER_WINDOW_S", "60", "... within this many seconds of the first of them"),
+    EnvVar("KEYRAIL_BREAKER_COOLDOWN_S", "30", "seconds an open circuit skips its target before one probe"),
     EnvVar(
         "KEYRAIL_ADMIN_TOKEN",
         "unset",
@@ -101,6 +104,7 @@ _VAULT = [
     "KEYRAIL_VAULT_KV_MOUNT",
 ]
 _METRICS = ["KEYRAIL_METRICS_PORT", "KEYRAIL_METRICS_HOST"]
+_BREAKER = ["KEYRAIL_BREAKER_FAILURES", "KEYRAIL_BREAKER_WINDOW_S", "KEYRAIL_BREAKER_COOLDOWN_S"]
 
 # command → the variables it reads (directly or through the services it starts), with a
 # command-specific default where it differs.
@@ -119,6 +123,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         "KEYRAIL_REQUEST_TIMEOUT_S",
         ("KEYRAIL_HEALTH_POOLS", "the --providers value"),
         "KEYRAIL_PROVIDERS_OVERRIDE",
+        *_BREAKER,
     ],
     "ingress": [
         "KEYRAIL_DATA_DIR",
@@ -138,6 +143,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         "KEYRAIL_ACCESS_LOG",
         "KEYRAIL_REQUEST_TIMEOUT_S",
         "KEYRAIL_PROVIDERS_OVERRIDE",
+        *_BREAKER,
     ],
     "worker": [
         "KEYRAIL_DATA_DIR",
@@ -151,7 +157,17 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
     "sql": ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"],
     **{
         admin: ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"]
-        for admin in ("users", "projects", "keys", "integrations", "events", "activity", "costs")
+        for admin in (
+            "users",
+            "projects",
+            "keys",
+            "integrations",
+            "custom-models",
+            "catalog",
+            "events",
+            "activity",
+            "costs",
+        )
     },
     "mock-upstream": [],
 }

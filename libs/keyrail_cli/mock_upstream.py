@@ -20,6 +20,7 @@ import re
 import secrets
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -84,7 +85,7 @@ class _EmbeddingsRequest(msgspec.Struct):
     mock: dict[str, Any] | None = None
 
 
-def _embedding(text: str, dimensions: int = 8) -> list[float]:
+def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
     """A deterministic unit-free vector per text: equal inputs give equal embeddings."""
     digest = hashlib.sha256(text.encode()).digest()
     return [round(byte / 255 - 0.5, 6) for byte in digest[:dimensions]]
@@ -258,6 +259,7 @@ class MockContext(msgspec.Struct, frozen=True):
     defaults: FaultPlan
     require_key: str | None
     reply: str
+    vertex_public_key: str = ""  # PEM: the Vertex token endpoint verifies assertions with it
 
     def plan(self, header: str | None, body_mock: dict[str, Any] | None) -> FaultPlan:
         """This request's faults (raises ValueError on a bad one)."""
@@ -321,10 +323,53 @@ async def chat_answer(
     return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": chat_id})
 
 
+@web.middleware
+async def _client_certificate_required(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With --tls-client-ca (only then is this installed): no client certificate, no answer."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if request.path != "/healthz" and (ssl_object is None or not ssl_object.getpeercert()):
+        body = _error_body("This mock requires a client certificate (mutual TLS).", "permission_error", None)
+        return _error(403, body, "req_mock_no_client_certificate")
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def embeddings_answer(
+    request: web.Request, mock: MockContext, body: bytes, request_id: str, model: str = ""
+) -> web.Response:
+    """OpenAI's answer to an embeddings body, faults applied (the OpenAI routes' and Azure's): one
+    `mock_embedding` per input, a token per word. `model` replaces the body's in the answer."""
+    try:
+        embed = _decode_embeddings(body)
+        plan = mock.plan(request.headers.get("x-mock-fault"), embed.mock)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        return _bad_request(f"Invalid request body: {exc}", None, None, request_id)
+    if plan.delay_ms:
+        await asyncio.sleep(plan.delay_ms / 1000)
+    if plan.status:
+        return _error(plan.status, _fault_body(plan.status), request_id, plan.retry_after)
+    inputs = [embed.input] if isinstance(embed.input, str) else embed.input
+    tokens = sum(len(str(text).split()) for text in inputs)
+    answer = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": mock_embedding(str(text))}
+            for i, text in enumerate(inputs)
+        ],
+        "model": model or embed.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": request_id})
+
+
 def build_app(
-    defaults: FaultPlan, require_key: str | None = None, reply: str = DEFAULT_REPLY
+    defaults: FaultPlan,
+    require_key: str | None = None,
+    reply: str = DEFAULT_REPLY,
+    vertex_public_key: str = "",
+    client_certificates: bool = False,
 ) -> web.Application:
-    mock = MockContext(defaults, require_key, reply)
+    mock = MockContext(defaults, require_key, reply, vertex_public_key)
     counter = itertools.count(1)
     boot = secrets.token_hex(3)  # keeps ids unique across several mock processes
     expected_auth = f"Bearer {require_key}".encode() if require_key is not None else None
@@ -357,27 +402,7 @@ def build_app(
         request_id = f"req_mock_{boot}_{next(counter)}"
         if (denied := auth_error(request, request_id)) is not None:
             return denied
-        try:
-            body = _decode_embeddings(await request.read())
-            plan = _resolve_plan(defaults, request.headers.get("x-mock-fault"), body.mock)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            return _bad_request(f"Invalid request body: {exc}", None, None, request_id)
-        if plan.delay_ms:
-            await asyncio.sleep(plan.delay_ms / 1000)
-        if plan.status:
-            return _error(plan.status, _fault_body(plan.status), request_id, plan.retry_after)
-        inputs = [body.input] if isinstance(body.input, str) else body.input
-        tokens = sum(len(str(text).split()) for text in inputs)
-        answer = {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": _embedding(str(text))}
-                for i, text in enumerate(inputs)
-            ],
-            "model": body.model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": request_id})
+        return await embeddings_answer(request, mock, await request.read(), request_id)
 
     async def list_models(request: web.Request) -> web.Response:
         request_id = f"req_mock_{boot}_{next(counter)}"
@@ -389,7 +414,10 @@ def build_app(
         return web.Response(text="ok")
 
     # Large client_max_size: long-context benchmark prompts must not hit aiohttp's 1 MiB default.
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(
+        client_max_size=64 * 1024 * 1024,
+        middlewares=[_client_certificate_required] if client_certificates else [],
+    )
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
@@ -409,8 +437,13 @@ async def serve(
     defaults: FaultPlan,
     require_key: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    vertex_public_key: str = "",
+    client_certificates: bool = False,
 ) -> None:
-    runner = web.AppRunner(build_app(defaults, require_key), access_log=None)
+    app = build_app(
+        defaults, require_key, vertex_public_key=vertex_public_key, client_certificates=client_certificates
+    )
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
@@ -437,6 +470,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-cert", default=None, help="serve HTTPS with this PEM certificate (chain); needs --tls-key"
     )
     parser.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        default=None,
+        help="with --tls-cert: ask for a client certificate issued by this PEM CA (mutual TLS); a "
+        "request without one is answered 403 (except /healthz), one from another CA fails the handshake",
+    )
+    parser.add_argument(
+        "--vertex-public-key",
+        default=None,
+        help="PEM public key of the service account whose signed JWTs the Vertex token endpoint "
+        "(POST /token) accepts; without it the signature is not checked",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -454,7 +499,26 @@ def run(args: argparse.Namespace) -> None:
             raise SystemExit("HTTPS needs both --tls-cert and --tls-key")
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_context.load_cert_chain(tls_cert, tls_key)
-    coro = serve(args.host, args.port, defaults, args.require_key, ssl_context)
+        client_ca = getattr(args, "tls_client_ca", None)
+        if client_ca:
+            ssl_context.load_verify_locations(client_ca)
+            ssl_context.verify_mode = ssl.CERT_OPTIONAL  # so /healthz answers without one
+    elif getattr(args, "tls_client_ca", None):
+        raise SystemExit("--tls-client-ca needs --tls-cert and --tls-key")
+    public_key_file = getattr(args, "vertex_public_key", None)
+    try:
+        public_key = Path(public_key_file).read_text() if public_key_file else ""
+    except OSError as exc:
+        raise SystemExit(f"cannot read --vertex-public-key: {exc.strerror}") from None
+    coro = serve(
+        args.host,
+        args.port,
+        defaults,
+        args.require_key,
+        ssl_context,
+        public_key,
+        client_certificates=bool(getattr(args, "tls_client_ca", None)),
+    )
     try:
         try:
             import uvloop

@@ -20,6 +20,8 @@ from typing import Literal
 
 import msgspec
 
+from keyrail_common.registry import Operation
+
 ENVELOPE_VERSION = 1
 
 ProjectRole = Literal["project_admin", "developer"]
@@ -70,6 +72,13 @@ class UserUpdated(msgspec.Struct, tag="UserUpdated"):
 class UserDisabled(msgspec.Struct, tag="UserDisabled"):
     """The user can no longer authenticate (every token of theirs stops working); kept for the
     change history, which names them as the actor of what they did."""
+
+    user_id: str
+
+
+class UserEnabled(msgspec.Struct, tag="UserEnabled"):
+    """A disabled user may sign in again, with new tokens: the tokens they held when disabled
+    stay revoked (whoever was cut off by the disabling stays cut off)."""
 
     user_id: str
 
@@ -129,11 +138,13 @@ class IntegrationCreated(msgspec.Struct, tag="IntegrationCreated"):
     custom_host: str = ""
     allow_http: bool = False
     description: str = ""
+    credential_fingerprint: str = ""  # "…" + the key's last four characters (not a secret)
 
 
 class CredentialsRotated(msgspec.Struct, tag="CredentialsRotated"):
     provider_slug: str
     credential_version: int
+    credential_fingerprint: str = ""
 
 
 class IntegrationModelsSet(msgspec.Struct, tag="IntegrationModelsSet"):
@@ -162,12 +173,80 @@ class IntegrationDisabled(msgspec.Struct, tag="IntegrationDisabled"):
     provider_slug: str
 
 
+class IntegrationEnabled(msgspec.Struct, tag="IntegrationEnabled"):
+    """A disabled integration routed again, as it was (same credential version and settings)."""
+
+    provider_slug: str
+
+
+class CatalogPrices(msgspec.Struct, frozen=True):
+    """USD per 1M tokens; None: no known price (unpriced), 0 a real price of nothing."""
+
+    input: float | None = None
+    output: float | None = None
+    cached_input: float | None = None
+    cache_write: float | None = None
+    additional: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+class CatalogEntrySet(msgspec.Struct, tag="CatalogEntrySet"):
+    """An owner's catalog entry, all of it: a new model, or the override of a shipped one."""
+
+    catalog_id: str  # `<provider>/<model>`
+    provider: str
+    model: str
+    schema: str
+    context_window: int
+    prices: CatalogPrices
+    operation: Operation = Operation.CHAT
+    source_date: str = ""
+
+
+class CatalogEntryRemoved(msgspec.Struct, tag="CatalogEntryRemoved"):
+    """The owner's entry is gone: an added model leaves the catalog, an overridden shipped one
+    is back to its shipped values."""
+
+    catalog_id: str
+
+
+class CustomModelRegistered(msgspec.Struct, tag="CustomModelRegistered"):
+    """A model an integration serves beyond the catalog, routed as `<slug>/<model_slug>`: the
+    base model (a catalog id) selects the schema it speaks, never its price."""
+
+    provider_slug: str
+    model_slug: str
+    base_model: str
+    custom_host: str = ""  # its own base URL; empty: the integration's
+    input_price_per_mtok: float | None = None
+    output_price_per_mtok: float | None = None
+    additional_token_pricing: dict[str, float] = msgspec.field(default_factory=dict)
+
+    @property
+    def custom_model_id(self) -> str:
+        return f"{self.provider_slug}/{self.model_slug}"
+
+
+class CustomModelUpdated(CustomModelRegistered, tag="CustomModelUpdated"):
+    """Every mutable field of the custom model (all of them but the two slugs): replaying it
+    needs no earlier state."""
+
+
+class CustomModelRemoved(msgspec.Struct, tag="CustomModelRemoved"):
+    provider_slug: str
+    model_slug: str
+
+    @property
+    def custom_model_id(self) -> str:
+        return f"{self.provider_slug}/{self.model_slug}"
+
+
 ConfigEvent = (
     OrgCreated
     | UserCreated
     | UserCreatedV2
     | UserUpdated
     | UserDisabled
+    | UserEnabled
     | AdminTokenIssued
     | AdminTokenRevoked
     | ProjectCreated
@@ -179,16 +258,25 @@ ConfigEvent = (
     | IntegrationModelsSet
     | IntegrationUpdated
     | IntegrationDisabled
+    | IntegrationEnabled
+    | CatalogEntrySet
+    | CatalogEntryRemoved
+    | CustomModelRegistered
+    | CustomModelUpdated
+    | CustomModelRemoved
 )
 
-# The aggregate each event type is appended to, and the field that holds the aggregate's id: the
-# event goes to subject `keyrail.config.<aggregate>.<id>`.
+# The aggregate each event type is appended to, and the field (or property) that holds the
+# aggregate's id: the event goes to subject `keyrail.config.<aggregate>.<id>`. Catalog and custom
+# model ids hold `/` and may hold `.` (model names do); the admin API admits only characters a
+# subject token takes, and no empty token.
 AGGREGATES: dict[type, tuple[str, str]] = {
     OrgCreated: ("org", "org_id"),
     UserCreated: ("user", "user_id"),
     UserCreatedV2: ("user", "user_id"),
     UserUpdated: ("user", "user_id"),
     UserDisabled: ("user", "user_id"),
+    UserEnabled: ("user", "user_id"),
     AdminTokenIssued: ("admintoken", "token_id"),
     AdminTokenRevoked: ("admintoken", "token_id"),
     ProjectCreated: ("project", "project_id"),
@@ -200,6 +288,12 @@ AGGREGATES: dict[type, tuple[str, str]] = {
     IntegrationModelsSet: ("integration", "provider_slug"),
     IntegrationUpdated: ("integration", "provider_slug"),
     IntegrationDisabled: ("integration", "provider_slug"),
+    IntegrationEnabled: ("integration", "provider_slug"),
+    CatalogEntrySet: ("catalog", "catalog_id"),
+    CatalogEntryRemoved: ("catalog", "catalog_id"),
+    CustomModelRegistered: ("custommodel", "custom_model_id"),
+    CustomModelUpdated: ("custommodel", "custom_model_id"),
+    CustomModelRemoved: ("custommodel", "custom_model_id"),
 }
 
 

@@ -8,22 +8,30 @@ whoever holds an earlier record (a target resolved before a rotation, the change
 The lookups the data plane uses stay one dictionary access: `api_keys_by_hash` holds only keys
 that may be used (not revoked, project not archived; the archived project's keys wait in
 `dormant_keys_by_hash`) and `admin_tokens_by_hash` only tokens of enabled users that were not
-revoked (expiry is checked when a token is presented).
+revoked (expiry is checked when a token is presented). The catalog (the shipped seed plus the
+owners' entries, catalog.py) and the custom models (custom_models.py) are folded here too, so
+the router and the ingress route and price with the same ones.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from keyrail_common.catalog import Catalog, seed_models
 from keyrail_common.config_events import (
     AdminTokenIssued,
     AdminTokenRevoked,
     ApiKeyIssued,
     ApiKeyRevoked,
+    CatalogEntryRemoved,
+    CatalogEntrySet,
     ConfigEvent,
     CredentialsRotated,
+    CustomModelRegistered,
+    CustomModelRemoved,
     IntegrationCreated,
     IntegrationDisabled,
+    IntegrationEnabled,
     IntegrationModelsSet,
     IntegrationUpdated,
     OrgCreated,
@@ -33,8 +41,10 @@ from keyrail_common.config_events import (
     UserCreated,
     UserCreatedV2,
     UserDisabled,
+    UserEnabled,
     UserUpdated,
 )
+from keyrail_common.custom_models import CustomModels
 
 
 class EventMeta(msgspec.Struct, frozen=True):
@@ -115,6 +125,9 @@ class ConfigState:
         self.dormant_keys_by_hash: dict[str, ApiKeyRecord] = {}
         self.integrations: dict[str, IntegrationCreated] = {}  # routable ones, by provider slug
         self.disabled_integrations: dict[str, IntegrationCreated] = {}  # by provider slug
+        # The shipped catalog with the owners' entries applied, and the integrations' custom models.
+        self.catalog = Catalog(seed_models())
+        self.custom_models = CustomModels()
         # `<aggregate>.<id>` -> the stream sequence of its last event: the aggregate's version.
         self.versions: dict[str, int] = {}
 
@@ -144,7 +157,7 @@ class ConfigState:
         match event:
             case OrgCreated():
                 self.org = event
-            case UserCreated() | UserCreatedV2() | UserUpdated() | UserDisabled():
+            case UserCreated() | UserCreatedV2() | UserUpdated() | UserDisabled() | UserEnabled():
                 self._apply_user(event, meta)
             case AdminTokenIssued() | AdminTokenRevoked():
                 self._apply_token(event, meta)
@@ -152,11 +165,15 @@ class ConfigState:
                 self._apply_project(event, meta)
             case ApiKeyIssued() | ApiKeyRevoked():
                 self._apply_key(event, meta)
+            case CatalogEntrySet() | CatalogEntryRemoved():
+                self.catalog.apply(event, meta.seq)
+            case CustomModelRegistered() | CustomModelRemoved():  # CustomModelUpdated too
+                self.custom_models.apply(event, meta.seq, meta.ts, meta.actor)
             case _:
                 self._apply_integration(event)
 
     def _apply_user(
-        self, event: UserCreated | UserCreatedV2 | UserUpdated | UserDisabled, meta: EventMeta
+        self, event: UserCreated | UserCreatedV2 | UserUpdated | UserDisabled | UserEnabled, meta: EventMeta
     ) -> None:
         match event:
             case UserCreated():
@@ -208,9 +225,15 @@ class ConfigState:
                 current = self.users.get(event.user_id)
                 if current is not None:
                     self.users[event.user_id] = msgspec.structs.replace(current, disabled=True)
-                    for token in self.admin_tokens.values():
+                    # Their tokens die with the disabling, for good: re-enabled, they get new ones.
+                    for token in list(self.admin_tokens.values()):
                         if token.user_id == event.user_id:
+                            self.admin_tokens[token.token_id] = msgspec.structs.replace(token, revoked=True)
                             self.admin_tokens_by_hash.pop(token.token_hash, None)
+            case UserEnabled():
+                current = self.users.get(event.user_id)
+                if current is not None:
+                    self.users[event.user_id] = msgspec.structs.replace(current, disabled=False)
 
     def _apply_token(self, event: AdminTokenIssued | AdminTokenRevoked, meta: EventMeta) -> None:
         match event:
@@ -304,7 +327,11 @@ class ConfigState:
             case IntegrationCreated():
                 self.integrations[event.provider_slug] = event
             case CredentialsRotated():
-                self._replace_integration(event.provider_slug, credential_version=event.credential_version)
+                self._replace_integration(
+                    event.provider_slug,
+                    credential_version=event.credential_version,
+                    credential_fingerprint=event.credential_fingerprint,
+                )
             case IntegrationModelsSet():
                 self._replace_integration(event.provider_slug, enabled_models=event.enabled_models)
             case IntegrationUpdated():
@@ -322,6 +349,10 @@ class ConfigState:
                 current = self.integrations.pop(event.provider_slug, None)
                 if current is not None:
                     self.disabled_integrations[event.provider_slug] = current
+            case IntegrationEnabled():
+                current = self.disabled_integrations.pop(event.provider_slug, None)
+                if current is not None:
+                    self.integrations[event.provider_slug] = current
 
     def _replace_integration(self, slug: str, **changes: object) -> None:
         for table in (self.integrations, self.disabled_integrations):

@@ -43,6 +43,7 @@ class FailureClass(enum.StrEnum):
     SCOPE = "scope"  # out of the key's project scope, or the model is not enabled
     NOT_FOUND = "not_found"  # unknown model or integration
     GATEWAY_TIMEOUT = "gateway_timeout"  # the request's deadline passed inside the gateway
+    CIRCUIT_OPEN = "circuit_open"  # the target's circuit breaker is open: not attempted
 
 
 class ErrorInfo(msgspec.Struct, omit_defaults=True):
@@ -96,11 +97,14 @@ POLICIES: dict[FailureClass, Policy] = {
     FailureClass.SCOPE: Policy(403, False, False, False, never_fall_back=True),
     FailureClass.NOT_FOUND: Policy(404, False, False, False, never_fall_back=True),
     FailureClass.GATEWAY_TIMEOUT: Policy(504, False, False, False, never_fall_back=True),
+    FailureClass.CIRCUIT_OPEN: _GATEWAY_INTERNAL,
 }
 
 # Failures of the gateway itself, not answers of the upstream: a `fallback_on` list (which names
 # upstream statuses and classes) does not stop the router from trying the next target after them.
-_ALWAYS_FALL_BACK = frozenset({FailureClass.NO_WORKER, FailureClass.UNSUPPORTED, FailureClass.WORKER_ERROR})
+_ALWAYS_FALL_BACK = frozenset(
+    {FailureClass.NO_WORKER, FailureClass.UNSUPPORTED, FailureClass.WORKER_ERROR, FailureClass.CIRCUIT_OPEN}
+)
 _KEEPS_UPSTREAM_STATUS = {FailureClass.CALLER_ERROR: frozenset({400, 413, 422})}
 
 _TYPE_BY_STATUS = {
@@ -175,8 +179,10 @@ def may_retry(error: ErrorInfo) -> bool:
     return POLICIES[error.error_class].retry
 
 
-def counts_for_breaker(error: ErrorInfo) -> bool:
-    return POLICIES[error.error_class].breaker
+def counts_for_breaker(failure_class: FailureClass) -> bool:
+    """Does a failure of this class count towards its target's circuit breaker? (The breaker
+    reads classes off attempt rows, so this takes the class, not the whole error.)"""
+    return POLICIES[failure_class].breaker
 
 
 def retry_delay_s(error: ErrorInfo, retry_index: int, backoff_s: float, jitter: float) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
@@ -215,6 +216,25 @@ class ActivityRow(msgspec.Struct, omit_defaults=True):
     price_version: str = ""  # the Prices.version the cost was computed with
     credential_version: int = 0  # attempt rows: the integration's credential version the call used
     v: int = 1
+
+
+class CircuitReport(msgspec.Struct):
+    """One target's circuit breaker as the router holds it (`keyrail.router.breakers`). Times are
+    Unix seconds, 0 when it never happened."""
+
+    model: str
+    state: Literal["closed", "open", "half_open"]
+    failures: int  # the current run of failures that count
+    last_failure_class: str
+    last_failure_message: str
+    last_failure_at: float
+    opened_at: float
+    next_probe_at: float
+
+
+class CircuitReports(msgspec.Struct):
+    provider_slug: str
+    circuits: list[CircuitReport]
 
 
 class ActivityCursor(msgspec.Struct, array_like=True, frozen=True):

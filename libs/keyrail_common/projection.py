@@ -32,6 +32,7 @@ from keyrail_common.config_state import ConfigState, EventMeta
 
 __all__ = [
     "ConcurrencyConflict",
+    "ConfigMovedOn",
     "ConfigProjection",
     "ConfigPublisher",
     "ConfigState",
@@ -117,13 +118,23 @@ class ConcurrencyConflict(Exception):
     """The aggregate's subject moved on: someone else wrote it since the expected version."""
 
 
+class ConfigMovedOn(ConcurrencyConflict):
+    """A write decided on the whole configuration (`publish(..., decided_on_all=True)`) found that
+    some other event was appended since this projection last applied one."""
+
+
 class ConfigPublisher:
     def __init__(self, js: JetStreamContext, projection: ConfigProjection) -> None:
         self._js = js
         self._projection = projection
 
     async def publish(
-        self, event: ConfigEvent, actor: str, expected_version: int | None = None, expect_new: bool = False
+        self,
+        event: ConfigEvent,
+        actor: str,
+        expected_version: int | None = None,
+        expect_new: bool = False,
+        decided_on_all: bool = False,
     ) -> int:
         """Append one event to its aggregate's subject; returns its sequence (the new version).
 
@@ -131,19 +142,36 @@ class ConfigPublisher:
         sequence of its last event; 0, as `expect_new`, for an aggregate that must not exist yet).
         JetStream refuses the append when the subject has moved on since, so two writers that
         decided on the same version cannot both succeed (ConcurrencyConflict for the second).
+
+        `decided_on_all`: the decision read other aggregates too (the last-owner guard reads every
+        user and token), so the append expects the whole stream to be where this projection has
+        applied it; two such writes racing on different aggregates cannot both pass (ConfigMovedOn).
         """
         if expect_new:
             expected_version = 0
         aggregate, aggregate_id = aggregate_of(event)
         envelope = ConfigEnvelope(event=event, actor=actor, ts=time.time())
         headers = None
-        if expected_version is not None:
+        if decided_on_all:
+            state = self._projection.state
+            if expected_version is not None and state.version(aggregate, aggregate_id) != expected_version:
+                raise ConcurrencyConflict(
+                    f"{aggregate} {aggregate_id} changed since version {expected_version}"
+                )
+            # One expected sequence over every config subject: JetStream checks the stream's last.
+            headers = {
+                "Nats-Expected-Last-Subject-Sequence": str(self._projection.applied_seq),
+                "Nats-Expected-Last-Subject-Sequence-Subject": subjects.CONFIG_SUBJECTS,
+            }
+        elif expected_version is not None:
             headers = {"Nats-Expected-Last-Subject-Sequence": str(expected_version)}
         try:
             ack = await self._js.publish(
                 subjects.config_subject(aggregate, aggregate_id), encode_envelope(envelope), headers=headers
             )
         except APIError as exc:
+            if exc.err_code == 10071 and decided_on_all:
+                raise ConfigMovedOn("the configuration moved on since this projection's last event") from exc
             if exc.err_code == 10071:  # wrong last sequence
                 raise ConcurrencyConflict(
                     f"{aggregate} {aggregate_id} changed since version {expected_version}"

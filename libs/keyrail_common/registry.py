@@ -11,11 +11,14 @@ for regional endpoints or an egress gateway.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from keyrail_common.service_account import ServiceAccountError, check_location, parse_service_account
 
 
 class Operation(enum.StrEnum):
@@ -28,6 +31,8 @@ class CredentialKind(enum.StrEnum):
     STRING = "string"  # a non-empty string
     OBJECT = "object"  # a JSON object (e.g. a service-account key file)
     STRING_MAP = "string_map"  # an object of string -> non-empty string
+    GOOGLE_SERVICE_ACCOUNT = "google_service_account"  # a service-account JSON key file (service_account.py)
+    GOOGLE_LOCATION = "google_location"  # a Vertex AI region, `global`, `us` or `eu`
 
 
 class CredentialField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -38,6 +43,9 @@ class CredentialField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # False for configuration that travels with the key but names no secret (Azure's resource and
     # api-version): error messages may then say it instead of scrubbing it to "[redacted]".
     secret: bool = True
+    # Keys of an object field that name no secret (a service account's project_id, client_email):
+    # error messages may say them; every other string inside the object is scrubbed.
+    public_keys: frozenset[str] = frozenset()
 
 
 class Quirks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -45,7 +53,13 @@ class Quirks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     drop_params: frozenset[str] = frozenset()  # parameters it rejects: dropped, not failed
     drop_message_fields: frozenset[str] = frozenset()  # per-message fields it rejects
+    # Parameters only some of its models reject, by model-id prefix (xAI's reasoning models).
+    model_drop_params: dict[str, frozenset[str]] = {}
+    # The (low, high) it accepts `temperature` in; a value outside is clamped (MiniMax rejects 0).
+    temperature_range: tuple[float, float] | None = None
     stream_usage: bool = True  # accepts stream_options.include_usage
+    # A stream chunk's object carrying usage where the top-level `usage` is absent (Groq: `x_groq`).
+    usage_envelope: str = ""
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer "
 
@@ -137,10 +151,13 @@ class ProviderRegistry:
 
     # -- validation ------------------------------------------------------------------------------
 
-    def validate_credentials(self, provider: str, credentials: dict[str, Any]) -> None:
+    def validate_credentials(
+        self, provider: str, credentials: dict[str, Any], allow_http: bool = False
+    ) -> None:
         """Raise `CredentialError` naming the first field that is missing, unknown or of the wrong kind.
 
-        Messages name fields only, never values: this text goes back to the caller.
+        Messages name fields only, never values: this text goes back to the caller. `allow_http`
+        is the integration's: it also lets a service account's token_uri be plain http.
         """
         entry = self._providers[provider]
         known = {f.name: f for f in entry.credentials}
@@ -158,7 +175,12 @@ class ProviderRegistry:
                         f"credentials.{field.name}", f"credentials.{field.name} is required for '{provider}'."
                     )
                 continue
-            if not _kind_ok(field.kind, value):
+            if field.kind in _CHECKED_KINDS:
+                try:
+                    _CHECKED_KINDS[field.kind](value, f"credentials.{field.name}", allow_http)
+                except ServiceAccountError as exc:
+                    raise CredentialError(exc.field, str(exc)) from None
+            elif not _kind_ok(field.kind, value):
                 raise CredentialError(
                     f"credentials.{field.name}",
                     f"credentials.{field.name} must be {_KIND_TEXT[field.kind]}.",
@@ -169,6 +191,13 @@ _KIND_TEXT = {
     CredentialKind.STRING: "a non-empty string",
     CredentialKind.OBJECT: "a JSON object",
     CredentialKind.STRING_MAP: "an object mapping names to non-empty strings",
+}
+
+
+# Kinds whose check says which part of the value is wrong (raising ServiceAccountError).
+_CHECKED_KINDS: dict[CredentialKind, Callable[[object, str, bool], object]] = {
+    CredentialKind.GOOGLE_SERVICE_ACCOUNT: parse_service_account,
+    CredentialKind.GOOGLE_LOCATION: lambda value, field, _allow_http: check_location(value, field),
 }
 
 

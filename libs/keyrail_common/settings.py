@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True):
     access_log: bool
     request_timeout_s: float
     providers_override: str  # JSON file of per-provider registry overrides (e.g. base URLs)
+    breaker_failures: int  # counting failures in a row that open a target's circuit
+    breaker_window_s: float  # ... within this many seconds of the first
+    breaker_cooldown_s: float  # an open circuit's pause before one probe goes through
 
     @property
     def embedded_nats(self) -> bool:
@@ -75,4 +78,7 @@ def load_settings() -> Settings:
         # timeout of their own share what is left of it.
         request_timeout_s=float(_env("KEYRAIL_REQUEST_TIMEOUT_S", "600")),
         providers_override=_env("KEYRAIL_PROVIDERS_OVERRIDE", ""),
+        breaker_failures=int(_env("KEYRAIL_BREAKER_FAILURES", "5")),
+        breaker_window_s=float(_env("KEYRAIL_BREAKER_WINDOW_S", "60")),
+        breaker_cooldown_s=float(_env("KEYRAIL_BREAKER_COOLDOWN_S", "30")),
     )

@@ -14,6 +14,10 @@ ACTIVITY_SUBJECTS = "keyrail.activity.>"
 ACTIVITY_ATTEMPT = "keyrail.activity.attempt"
 ACTIVITY_REQUEST = "keyrail.activity.request"
 AUDIT_DURABLE = "audit"
+# Create-only keys: the one router replica whose write succeeds sends a half-open circuit's probe.
+BREAKER_PROBES_BUCKET = "KEYRAIL_BREAKER_PROBES"
+# Any router replica answers with the circuit breakers of one provider slug (they all hold the same).
+ROUTER_BREAKERS = "keyrail.router.breakers"
 
 AUDIT_ACTIVITY_QUERY = "keyrail.audit.activity"
 AUDIT_SQL = "keyrail.audit.sql"

@@ -11,15 +11,21 @@ from pathlib import Path
 import openai
 import pytest
 
+from keyrail_common.registry import load_registry
 from tests.support.stack import KeyrailStack, MockUpstream
+from tests.support.vertex import public_pem, rsa_key
 
 pytestmark = pytest.mark.integration
 
 PROVIDER_KEY = "sk-upstream-" + secrets.token_hex(16)
 GEMINI_KEY = "AIzaSy-upstream-" + secrets.token_hex(12)
 MODEL = "gpt-4o-mini"
-REGISTRY_ROUTED_PROVIDER = "groq"
 AZURE_PROVIDER = "azure"
+# Every provider the registry serves with the OpenAI adapter, except OpenAI itself: their registry
+# base URLs all point at the mock (each test's own integration tells them apart).
+OPENAI_COMPATIBLE_FAMILY = sorted(
+    e.name for e in load_registry().entries() if e.adapter == "openai" and e.name != "openai"
+)
 
 
 @dataclass
@@ -58,9 +64,25 @@ def gemini_upstream(workdir: Path) -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="session")
-def stack(workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream) -> Iterator[KeyrailStack]:
-    # The registry's default base URL of one provider points at the mock: an integration without a
-    # custom host is then observed reaching "its provider" without any traffic leaving the machine.
+def vertex_upstream(workdir: Path) -> Iterator[MockUpstream]:
+    """Vertex AI's upstream: the mock's token endpoint verifies JWTs with the public half of the
+    tests' service-account key (tests/support/vertex.py); the registry's Vertex base URL points
+    at its model endpoints, the key file's token_uri at its /token."""
+    public_key = workdir / "vertex-public-key.pem"
+    public_key.write_text(public_pem(rsa_key()))
+    mock = MockUpstream(log_path=workdir / "mock-vertex.log", args=("--vertex-public-key", str(public_key)))
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream, vertex_upstream: MockUpstream
+) -> Iterator[KeyrailStack]:
+    # The registry's default base URLs of the OpenAI-compatible providers point at the mock: an
+    # integration without a custom host is then observed reaching "its provider" without any
+    # traffic leaving the machine.
     # Azure's is empty (the host is its resource's): pointing it at the mock's root stands in for
     # https://<resource>.openai.azure.com, whose /openai/... routes the mock serves.
     overrides = workdir / "provider-overrides.json"
@@ -68,9 +90,10 @@ def stack(workdir: Path, upstream: MockUpstream, gemini_upstream: MockUpstream) 
     overrides.write_text(
         json.dumps(
             {
-                REGISTRY_ROUTED_PROVIDER: {"base_url": upstream.url},
+                **{provider: {"base_url": upstream.url} for provider in OPENAI_COMPATIBLE_FAMILY},
                 AZURE_PROVIDER: {"base_url": upstream.url.removesuffix("/v1")},
                 "gemini": {"base_url": gemini_url},
+                "vertex": {"base_url": vertex_upstream.url},
             }
         )
     )

@@ -144,4 +144,8 @@ def test_integrations_take_credentials_from_a_file_or_stdin_never_argv(
     )
     assert rotated.returncode == 0, rotated.stderr
     assert json.loads(rotated.stdout)["version"] == 3 and provider_key not in rotated.stdout
+    health = cli.json("integrations", "health", "openai-cli")
+    assert health == {"provider_slug": "openai-cli", "data": []}  # nothing failed: every circuit closed
+    out, _ = cli("integrations", "health", "openai-cli")
+    assert out.split()[:3] == ["model", "state", "failures"]
     assert cli.json("integrations", "disable", "openai-cli")["disabled"] is True

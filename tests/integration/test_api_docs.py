@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from keyrail_ingress import admin_types
+from keyrail_ingress import admin_model_types, admin_types
 from keyrail_ingress.models import ModelList
 from keyrail_ingress.openapi import ChatCompletion, Embeddings, ErrorResponse, HealthOk, build_document
 from tests.integration.conftest import MODEL
@@ -176,6 +176,8 @@ def test_every_documented_operation_answers_as_documented(
     c.admin("GET", "/admin/v1/integrations", "/admin/v1/integrations", t.IntegrationList)
     slug_path, slug_template = f"/admin/v1/integrations/{SLUG}", "/admin/v1/integrations/{slug}"
     version = c.admin("GET", slug_path, slug_template, t.Integration).json()["version"]
+    circuits = c.admin("GET", f"{slug_path}/health", slug_template + "/health", t.IntegrationHealth)
+    assert circuits.json()["provider_slug"] == SLUG
     patched_integration = c.admin(
         "PATCH", slug_path, slug_template, t.Integration, {"description": "docs", "version": version}
     )
@@ -246,6 +248,40 @@ def test_every_documented_operation_answers_as_documented(
     for path in ("/v1/models", "/api/v1/models"):
         listed = c.check(httpx.get(f"{stack.url}{path}", headers=gateway, timeout=10), "GET", path, ModelList)
         assert f"{SLUG}/{MODEL}" in [m["id"] for m in listed.json()["data"]]
+
+    # --- custom models and the catalog -----------------------------------------------------------
+    m = admin_model_types
+    models_path, models_template = f"{slug_path}/custom-models", slug_template + "/custom-models"
+    custom = {"model_slug": "ft-docs", "base_model": f"openai/{MODEL}", "input_price_per_mtok": 0.3}
+    c.admin("POST", models_path, models_template, m.CustomModel, custom)
+    c.admin("POST", models_path, models_template, ErrorResponse, custom)  # taken: 409
+    c.admin("POST", models_path, models_template, ErrorResponse, {**custom, "model_slug": "a..b"})  # 400
+    c.admin("GET", models_path, models_template, m.CustomModelList)
+    one_model, one_template = f"{models_path}/ft-docs", models_template + "/{model_slug}"
+    read_model = c.admin("GET", one_model, one_template, m.CustomModel).json()
+    c.admin("GET", f"{models_path}/nope", one_template, ErrorResponse)  # 404
+    patched = c.admin(
+        "PATCH",
+        one_model,
+        one_template,
+        m.CustomModel,
+        {"output_price_per_mtok": 1.2, "version": read_model["version"]},
+    ).json()
+    c.admin("DELETE", one_model, one_template, m.CustomModel, headers={"If-Match": str(patched["version"])})
+    catalog = c.admin("GET", "/admin/v1/catalog?provider=openai", "/admin/v1/catalog", m.CatalogList).json()
+    assert catalog["data"] and {e["provider"] for e in catalog["data"]} == {"openai"}
+    c.admin("GET", "/admin/v1/catalog?provider=nope", "/admin/v1/catalog", ErrorResponse)  # 400
+    entry_path, entry_template = (
+        "/admin/v1/catalog/openai/gpt-docs-added",
+        "/admin/v1/catalog/{provider}/{model}",
+    )
+    entry = {"schema": "openai", "context_window": 4096, "prices": {"input": 1.0, "output": 2.0}}
+    added = c.admin("PUT", entry_path, entry_template, m.CatalogEntry, entry).json()
+    c.admin("PUT", entry_path, entry_template, ErrorResponse, {**entry, "schema": "openia"})  # 400
+    c.admin("DELETE", "/admin/v1/catalog/openai/gpt-nope", entry_template, ErrorResponse)  # 404
+    c.admin(
+        "DELETE", entry_path, entry_template, m.CatalogRemoval, headers={"If-Match": str(added["version"])}
+    )
 
     # --- activity and SQL ------------------------------------------------------------------------
     stack.activity_rows(request_id, expected=2)

@@ -10,13 +10,14 @@ import httpx
 import nats
 import pytest
 
-from keyrail_common.config_events import IntegrationModelsSet
+from keyrail_common.config_events import IntegrationModelsSet, UserUpdated
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from tests.support.control_plane import (
     config_last_seq,
     created,
     integration,
     integration_body,
+    member,
     project,
     vault_secret,
     vault_version,
@@ -296,3 +297,112 @@ def test_a_disabled_integration_is_refused_by_the_data_plane_and_keeps_its_slug(
     assert taken.status_code == 409
     changed = stack.change("PATCH", path, {"name": "back?"}, of=path)
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "integration_disabled"
+    assert '{"disabled": false}' in changed.json()["error"]["message"]  # says how to come back
+
+    # Re-enabled, alone in its PATCH: routed again, as it was.
+    mixed = stack.change("PATCH", path, {"disabled": False, "name": "back"}, of=path)
+    assert mixed.status_code == 400 and mixed.json()["error"]["param"] == "name"
+    enabled = stack.change("PATCH", path, {"disabled": False}, of=path)
+    assert enabled.status_code == 200 and enabled.json()["disabled"] is False
+    assert enabled.json()["credential_version"] == disabled.json()["credential_version"]
+    served = httpx.post(f"{stack.url}/v1/chat/completions", json=chat, headers=auth, timeout=30)
+    assert served.status_code == 200 and served.headers["x-keyrail-provider-slug"] == "openai-to-disable"
+    history = stack.admin("GET", "/admin/v1/events?aggregate=integration/openai-to-disable&limit=1").json()
+    assert history["data"][0]["type"] == "IntegrationEnabled"
+    assert history["data"][0]["changes"]["disabled"] == {"before": True, "after": False}
+    via_patch = stack.change("PATCH", path, {"disabled": True}, of=path)
+    assert (
+        via_patch.status_code == 400 and "DELETE /admin/v1/integrations/openai-to-disable" in via_patch.text
+    )
+
+
+def test_a_re_enabled_user_signs_in_with_new_tokens_only(stack: KeyrailStack) -> None:
+    someone = member(stack, "comes back", {project(stack, "comeback"): "developer"})
+    path = f"/admin/v1/users/{someone.user_id}"
+    assert stack.change("DELETE", path, of=path).json()["disabled"] is True
+    assert stack.admin("GET", "/admin/v1/projects", token=someone.token).status_code == 401
+    enabled = stack.change("PATCH", path, {"disabled": False}, of=path)
+    assert enabled.status_code == 200 and enabled.json()["disabled"] is False
+    assert (
+        stack.admin("GET", "/admin/v1/projects", token=someone.token).status_code == 401
+    )  # cut off for good
+    (old,) = stack.admin("GET", f"{path}/tokens").json()["data"]
+    assert old["revoked"] is True
+    fresh = created(stack.admin("POST", f"{path}/tokens", {"name": "after"}))["token"]
+    assert stack.admin("GET", "/admin/v1/projects", token=fresh).status_code == 200
+
+
+async def _decide_on_all_twice(stack: KeyrailStack, user_ids: list[str]) -> list[int | BaseException]:
+    nc = await nats.connect(stack.nats_url)
+    try:
+        js = nc.jetstream()
+        projection = ConfigProjection(js)
+        await projection.start()
+        publisher = ConfigPublisher(js, projection)
+        appends = []
+        for user_id in user_ids:
+            user = projection.state.users[user_id]
+            event = UserUpdated(
+                user_id=user_id, name="renamed", email="", owner=False, project_roles=user.project_roles
+            )
+            version = projection.state.version("user", user_id)
+            appends.append(
+                publisher.publish(event, actor="test", expected_version=version, decided_on_all=True)
+            )
+        return list(await asyncio.gather(*appends, return_exceptions=True))
+    finally:
+        await nc.close()
+
+
+def test_last_owner_guard_two_owners_demoted_at_once_cannot_both_pass(stack: KeyrailStack) -> None:
+    """The race the guard alone cannot see: two owners each demote the other at the same moment,
+    each having checked that the other remains. The appends are on two different users, so only
+    the whole-configuration expectation can refuse the second."""
+    users = [
+        created(stack.admin("POST", "/admin/v1/users", {"name": f"owner {n}", "owner": True}))["id"]
+        for n in "AB"
+    ]
+    before = config_last_seq(stack)
+    results = asyncio.run(_decide_on_all_twice(stack, users))
+    assert sorted(type(r).__name__ for r in results) == ["ConfigMovedOn", "int"], results
+    assert config_last_seq(stack) == before + 1
+
+
+def test_an_owner_demotion_after_unrelated_changes_passes_once_the_ingress_has_applied_them(
+    stack: KeyrailStack,
+) -> None:
+    """Expecting the whole configuration does not make owner changes fail spuriously: changes made
+    before (here a project and a user elsewhere) are applied by the ingress, so the demotion's
+    expected sequence is the stream's last, and it is stored exactly once."""
+    user_id = created(stack.admin("POST", "/admin/v1/users", {"name": "owner C", "owner": True}))["id"]
+    project(stack, "unrelated before demotion")
+    path = f"/admin/v1/users/{user_id}"
+    version = stack.admin("GET", path).json()["version"]
+    before = config_last_seq(stack)
+    demoted = stack.admin("PATCH", path, {"owner": False}, headers={"If-Match": str(version)})
+    assert demoted.status_code == 200 and demoted.json()["owner"] is False
+    assert config_last_seq(stack) == before + 1
+
+
+def test_the_change_history_pages_with_next_cursor_and_refuses_a_cursor_it_never_gave(
+    stack: KeyrailStack,
+) -> None:
+    names = [f"paged {n}" for n in range(5)]
+    ids = [project(stack, name) for name in names]
+    seen: list[str] = []
+    seqs: list[int] = []
+    cursor = ""
+    for _ in range(10):
+        query = "/admin/v1/events?aggregate=project&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = stack.admin("GET", query).json()
+        seen += [e["aggregate_id"] for e in page["data"]]
+        seqs += [e["seq"] for e in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    mine = [i for i in seen if i in ids]
+    assert mine == ids[::-1]  # newest first, each once, across pages
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) == len(set(seqs))  # no repeat, no reorder
+    for bad in ("42", "seq-x", "seq-0"):
+        refused = stack.admin("GET", f"/admin/v1/events?cursor={bad}")
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "cursor"

@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
-from tests.integration.conftest import MODEL, REGISTRY_ROUTED_PROVIDER, Tenant, provision
+from tests.integration.conftest import MODEL, Tenant, provision
 from tests.support.stack import KeyrailStack, MockUpstream
 
 pytestmark = pytest.mark.integration
@@ -45,33 +45,6 @@ def _add_integration(stack: KeyrailStack, project_id: str, slug: str, **fields: 
     }
     response = stack.admin("POST", "/admin/v1/integrations", body)
     assert response.status_code == 201, response.text
-
-
-def test_provider_without_custom_host_goes_to_the_registry_base_url(
-    stack: KeyrailStack, upstream: MockUpstream
-) -> None:
-    # conftest points the registry's base URL of this provider at the mock (KEYRAIL_PROVIDERS_OVERRIDE).
-    tenant = provision(stack, upstream, "openai-registry-probe")
-    slug = f"{REGISTRY_ROUTED_PROVIDER}-prod-general"
-    created = stack.admin(
-        "POST",
-        "/admin/v1/integrations",
-        {
-            "name": "Groq without a custom host",
-            "provider": REGISTRY_ROUTED_PROVIDER,
-            "provider_slug": slug,
-            "project_scope": [tenant.project_id],
-            "credentials": {"api_key": upstream.api_key},
-            "enabled_models": ["llama-3.3-70b-versatile"],
-        },
-    )
-    assert created.status_code == 201, created.text
-    assert created.json()["custom_host"] is None and created.json()["api_format"] == "openai"
-    raw = _client(stack, tenant).chat.completions.with_raw_response.create(
-        model=f"{slug}/llama-3.3-70b-versatile", messages=[{"role": "user", "content": "hi"}]
-    )
-    assert raw.parse().choices[0].message.content == DEFAULT_REPLY
-    assert raw.headers["x-keyrail-provider-slug"] == slug
 
 
 def test_upstream_401_is_a_stale_credential_naming_the_slug_and_how_to_rotate_it(

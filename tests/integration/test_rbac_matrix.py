@@ -157,6 +157,29 @@ def _integration(w: World) -> str:
     return f"/admin/v1/integrations/{w.slug}"
 
 
+def _fresh_custom_model(w: World) -> Call:
+    model_slug = f"ft-matrix-{next(w.fresh)}"
+    w.owner(
+        "POST",
+        f"{_integration(w)}/custom-models",
+        {"model_slug": model_slug, "base_model": "openai/gpt-4o-mini"},
+    )
+    path = f"{_integration(w)}/custom-models/{model_slug}"
+    return Call(path, headers=w.version(path))
+
+
+def _custom_model_change(w: World) -> Call:
+    fresh = _fresh_custom_model(w)
+    return Call(fresh.path, {"input_price_per_mtok": 0.5}, fresh.headers)
+
+
+def _fresh_catalog_entry(w: World) -> Call:
+    """An owner-added entry nothing names: one a DELETE may remove."""
+    path = f"/admin/v1/catalog/openai/gpt-matrix-{next(w.fresh)}"
+    entry = w.owner("PUT", path, {"schema": "openai", "context_window": 1000, "prices": {"input": 1}})
+    return Call(path, headers={"If-Match": str(entry["version"])})
+
+
 # One request per route, fresh targets where a success changes something for good. Each is built
 # as the owner just before the call, so every cell sees the same situation.
 REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
@@ -188,6 +211,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
     ),
     ("GET", "/admin/v1/integrations"): lambda w: Call("/admin/v1/integrations"),
     ("GET", "/admin/v1/integrations/{slug}"): lambda w: Call(_integration(w)),
+    ("GET", "/admin/v1/integrations/{slug}/health"): lambda w: Call(f"{_integration(w)}/health"),
     ("PATCH", "/admin/v1/integrations/{slug}"): lambda w: Call(
         _integration(w), {"description": "changed in the matrix"}, w.version(_integration(w))
     ),
@@ -200,6 +224,24 @@ REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
     ("PUT", "/admin/v1/integrations/{slug}/models"): lambda w: Call(
         f"{_integration(w)}/models", {"enabled_models": ["gpt-4o-mini"]}, w.version(_integration(w))
     ),
+    ("POST", "/admin/v1/integrations/{slug}/custom-models"): lambda w: Call(
+        f"{_integration(w)}/custom-models",
+        {"model_slug": f"ft-new-{next(w.fresh)}", "base_model": "openai/gpt-4o-mini"},
+    ),
+    ("GET", "/admin/v1/integrations/{slug}/custom-models"): lambda w: Call(
+        f"{_integration(w)}/custom-models"
+    ),
+    ("GET", "/admin/v1/integrations/{slug}/custom-models/{model_slug}"): lambda w: Call(
+        _fresh_custom_model(w).path
+    ),
+    ("PATCH", "/admin/v1/integrations/{slug}/custom-models/{model_slug}"): _custom_model_change,
+    ("DELETE", "/admin/v1/integrations/{slug}/custom-models/{model_slug}"): _fresh_custom_model,
+    ("GET", "/admin/v1/catalog"): lambda w: Call("/admin/v1/catalog?provider=openai"),
+    ("PUT", "/admin/v1/catalog/{provider}/{model}"): lambda w: Call(
+        f"/admin/v1/catalog/openai/gpt-matrix-{next(w.fresh)}",
+        {"schema": "openai", "context_window": 1000, "prices": {"input": 1}},
+    ),
+    ("DELETE", "/admin/v1/catalog/{provider}/{model}"): _fresh_catalog_entry,
     ("GET", "/admin/v1/activity"): lambda w: Call("/admin/v1/activity?limit=1"),
     ("GET", "/admin/v1/costs"): lambda w: Call("/admin/v1/costs?group_by=slug"),
     ("POST", "/admin/v1/sql"): lambda w: Call("/admin/v1/sql", {"sql": "SELECT 1"}),

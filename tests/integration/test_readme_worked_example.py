@@ -39,6 +39,7 @@ from tests.support.readme import (
     worked_example_steps,
 )
 from tests.support.stack import KeyrailStack, MockUpstream, free_port_block
+from tests.support.vertex import service_account
 
 pytestmark = pytest.mark.integration
 
@@ -365,9 +366,14 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     saved: dict[str, dict[str, Any]] = {
         "vertex-claims": {
             "provider": "vertex",
-            "credentials": {"service_account_json": {"type": "service_account"}, "region": "us-central1"},
+            "credentials": {"service_account_json": service_account(), "region": "us-central1"},
         },
-        "deepinfra-claims": {"provider": "deepinfra", "credentials": {"api_key": "k"}},
+        "deepinfra-claims-mock": {
+            "provider": "deepinfra",
+            "credentials": {"api_key": upstream.api_key},
+            "custom_host": upstream.url,
+            "allow_http": True,
+        },
         "fal-claims": {"provider": "fal", "credentials": {"api_key": "k"}},
         "openai-embed-mock": {
             "provider": "openai",
@@ -395,20 +401,36 @@ def test_what_works_today_claims(first_start: FirstStart, upstream: MockUpstream
     def chat(model: str) -> httpx.Response:
         return call("chat/completions", {"model": model, "messages": [{"role": "user", "content": "Hello"}]})
 
-    started = time.monotonic()
-    vertex = chat("vertex-claims/claude-haiku-4-5")  # no Vertex catalog models (nor adapter) yet
-    assert (vertex.status_code, vertex.json()["error"]["code"]) == (404, "model_not_found")
-    assert time.monotonic() - started < 5, "answered at once"
-    deepinfra = chat("deepinfra-claims/meta-llama/Llama-3.3-70B-Instruct")
-    assert (deepinfra.status_code, deepinfra.json()["error"]["code"]) == (404, "model_not_found")
+    # A Vertex key file is checked when saved (its requests are tested in test_vertex_end_to_end.py).
+    unusable = {"service_account_json": {"type": "service_account"}, "region": "us-central1"}
+    refused = stack.admin(
+        "POST",
+        "/admin/v1/integrations",
+        {"name": "v", "provider_slug": "vertex-refused", "provider": "vertex", "credentials": unusable},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "credentials.service_account_json.project_id"
+    deepinfra = chat("deepinfra-claims-mock/deepseek-ai/DeepSeek-V3")  # the compatible family's catalog
+    assert deepinfra.status_code == 200 and deepinfra.json()["model"] == "deepseek-ai/DeepSeek-V3"
+    outside = chat("deepinfra-claims-mock/meta-llama/Llama-3.3-70B-Instruct")  # not in the catalog
+    assert (outside.status_code, outside.json()["error"]["code"]) == (404, "model_not_found")
     groq = chat("groq-claims-mock/llama-3.3-70b-versatile")
     assert groq.status_code == 200 and groq.headers["x-keyrail-provider-slug"] == "groq-claims-mock"
     fal = chat("fal-claims/fast-sdxl")
     assert (fal.status_code, fal.json()["error"]["code"]) == (400, "operation_not_supported")
     bare = chat("gpt-4o-mini")  # every in-scope integration serving it, in slug order
     assert bare.status_code == 200 and bare.headers["x-keyrail-provider-slug"] == "openai-claims-mock"
+    custom = {"model_slug": "ft-claims", "base_model": "openai/gpt-4o-mini", "input_price_per_mtok": 0.3}
+    registered = stack.admin("POST", "/admin/v1/integrations/openai-claims-mock/custom-models", custom)
+    assert registered.status_code == 201, registered.text
+    ft = chat("openai-claims-mock/ft-claims")  # custom models: routed from the moment the call returns
+    assert ft.status_code == 200 and ft.json()["model"] == "ft-claims", ft.text
     models = httpx.get(f"{stack.url}/v1/models", headers={"Authorization": f"Bearer {tenant.api_key}"})
-    assert "openai-claims-mock/gpt-4o-mini" in {m["id"] for m in models.json()["data"]}
+    assert {"openai-claims-mock/gpt-4o-mini", "openai-claims-mock/ft-claims"} <= {
+        m["id"] for m in models.json()["data"]
+    }
+    catalog = stack.admin("GET", "/admin/v1/catalog?provider=anthropic").json()["data"]
+    assert catalog and {e["provider"] for e in catalog} == {"anthropic"}
     embedded = call("embeddings", {"model": "openai-embed-mock/text-embedding-3-small", "input": "Hello"})
     assert embedded.status_code == 200 and embedded.json()["data"][0]["embedding"], embedded.text
     assert embedded.headers["x-keyrail-provider-slug"] == "openai-embed-mock"

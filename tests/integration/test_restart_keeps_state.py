@@ -1,6 +1,7 @@
-"""`keyrail up` stopped and started again keeps users, tokens, projects, keys, integrations, the
-change history and the credentials (the projection rebuilt from the stream, the credentials read
-from Vault); a service that dies is restarted by the supervisor."""
+"""`keyrail up` stopped and started again keeps users, tokens, projects, keys, integrations,
+custom models, the catalog's owner entries, the change history and the credentials (the
+projection rebuilt from the stream, the credentials read from Vault); a service that dies is
+restarted by the supervisor."""
 
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ def _control_plane(stack: KeyrailStack, upstream: MockUpstream, project_id: str)
     assert stack.change("PATCH", slug_path, headers, of=slug_path).status_code == 200
     rotation = {"credentials": {"api_key": upstream.api_key}}
     assert stack.change("PUT", f"{slug_path}/credentials", rotation, of=slug_path).status_code == 200
+    # Custom models registered, changed and removed; a catalog entry added and one overridden.
+    models = f"{slug_path}/custom-models"
+    for model_slug in ("ft-kept", "ft-removed"):
+        body = {"model_slug": model_slug, "base_model": "openai/gpt-4o-mini", "input_price_per_mtok": 0.3}
+        assert stack.admin("POST", models, body).status_code == 201
+    kept_model = f"{models}/ft-kept"
+    change = {"output_price_per_mtok": 0.0, "additional_token_pricing": {"reasoning": 2.5}}
+    assert stack.change("PATCH", kept_model, change, of=kept_model).status_code == 200
+    assert stack.change("DELETE", f"{models}/ft-removed", of=f"{models}/ft-removed").status_code == 200
+    entry = {"schema": "openai", "context_window": 8000, "prices": {"input": 0.5, "output": 1.0}}
+    assert stack.admin("PUT", "/admin/v1/catalog/openai/gpt-restart-added", entry).status_code == 200
+    assert (
+        stack.admin(
+            "PUT", "/admin/v1/catalog/openai/gpt-4.1-nano", entry, headers={"If-Match": "0"}
+        ).status_code
+        == 200
+    )
     return {"kept": kept.token, "gone": gone.token, "archived key": archived_key}
 
 
@@ -77,6 +95,8 @@ def _configuration(stack: KeyrailStack) -> dict[str, Any]:
         "projects": projects,
         "keys": keys,
         "integrations": get("/admin/v1/integrations"),
+        "custom models": get("/admin/v1/integrations/openai-restart-mock/custom-models"),
+        "catalog": get("/admin/v1/catalog"),
         "history": get("/admin/v1/events?limit=1000"),
     }
 
@@ -90,6 +110,10 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
         tokens = _control_plane(stack, upstream, tenant.project_id)
         before = _configuration(stack)
         assert len(before["history"]) > 15
+        assert {e["source"] for e in before["catalog"]} == {"seed", "override", "owner"}
+        assert [(m["model_slug"], m["output_price_per_mtok"]) for m in before["custom models"]] == [
+            ("ft-kept", 0.0)
+        ]
 
         # A router that dies is restarted with backoff, and the log says so.
         (router_pid,) = service_pids(stack.data_dir, "router")
@@ -114,7 +138,7 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
     restarted.start()
     try:
         # The projection, rebuilt from the stream alone, is the one before: every user, token,
-        # project, key, integration and change, field for field.
+        # project, key, integration, custom model, catalog entry and change, field for field.
         assert _configuration(restarted) == before
         assert restarted.admin("GET", "/admin/v1/projects", token=tokens["kept"]).status_code == 200
         assert restarted.admin("GET", "/admin/v1/projects", token=tokens["gone"]).status_code == 401
@@ -129,15 +153,16 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
         # Same API key, and the credential (rotated, with the patched headers) is read back from
         # OpenBao's raft storage.
         assert _chat(restarted, tenant.api_key, tenant.model) == DEFAULT_REPLY
-        # Every request row survives the restart (three chats), once the audit has caught up.
+        assert _chat(restarted, tenant.api_key, "openai-restart-mock/ft-kept") == DEFAULT_REPLY
+        # Every request row survives the restart (four chats), once the audit has caught up.
         deadline = time.monotonic() + 30
         requests: list[dict[str, object]] = []
-        while time.monotonic() < deadline and len(requests) < 3:
+        while time.monotonic() < deadline and len(requests) < 4:
             rows = restarted.admin(
                 "GET", "/admin/v1/activity?provider_slug=openai-restart-mock&limit=100"
             ).json()["data"]
             requests = [r for r in rows if r["kind"] == "request"]
             time.sleep(0.3)
-        assert len(requests) == 3
+        assert len(requests) == 4
     finally:
         assert restarted.stop() == 0

@@ -20,6 +20,7 @@ from keyrail_common import subjects
 from tests.integration.conftest import MODEL, PROVIDER_KEY, Tenant
 from tests.support.control_plane import api_key, created, integration_body, member, project
 from tests.support.stack import OWNER_TOKEN, KeyrailStack, MockUpstream
+from tests.support.stored import stored_files
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ WRONG_PROVIDER_KEY = "sk-wrong-provider-key-3c5e9a1f7b2d4e6a"
 CUSTOM_HEADER_VALUE = "hdr-secret-91f2c3d4e5a6b7c8"
 
 
-async def _stream_messages(nats_url: str) -> list[bytes]:
+async def stream_messages(nats_url: str) -> list[bytes]:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     found: list[bytes] = []
@@ -100,7 +101,7 @@ def test_no_secret_in_streams_logs_clickhouse_admin_responses_or_data_dir(
         for secret in secrets:
             assert secret not in text
 
-    messages = asyncio.run(_stream_messages(stack.nats_url))
+    messages = asyncio.run(stream_messages(stack.nats_url))
     assert len(messages) >= 6
     blob = b"\n".join(messages)
     assert b"openai-wrong-key" in blob  # the search sees real events...
@@ -113,12 +114,10 @@ def test_no_secret_in_streams_logs_clickhouse_admin_responses_or_data_dir(
         assert secret.encode() not in log
 
     scanned = 0
-    for path in Path(stack.data_dir).rglob("*"):
-        if path.is_file():
-            content = path.read_bytes()
-            scanned += 1
-            for secret in secrets:
-                assert secret.encode() not in content, f"{secret[:6]}… found in {path}"
+    for path, content in stored_files(Path(stack.data_dir)):
+        scanned += 1
+        for secret in secrets:
+            assert secret.encode() not in content, f"{secret[:6]}… found in {path}"
     assert scanned > 10
 
 
@@ -152,7 +151,10 @@ def test_no_token_credential_or_header_value_in_admin_responses_or_the_change_hi
         "credentials": {"api_key": values["rotated key"]},
         "custom_auth_headers": {"X-Org-Token": values["header at rotation"]},
     }
-    texts.append(stack.change("PUT", f"{path}/credentials", rotation, of=path).text)
+    rotated = stack.change("PUT", f"{path}/credentials", rotation, of=path)
+    assert rotated.json()["fingerprint"] == "…4e2f"  # four characters, never more of the key
+    assert stack.admin("GET", path).json()["credential_fingerprint"] == "…4e2f"
+    texts.append(rotated.text)
     patch = {"custom_auth_headers": {"X-Org-Token": values["header by patch"]}}
     texts.append(stack.change("PATCH", path, patch, of=path).text)
     refused = stack.change("PATCH", path, {"custom_host": "http://169.254.169.254/", **patch}, of=path)
@@ -187,12 +189,10 @@ def test_no_token_credential_or_header_value_in_admin_responses_or_the_change_hi
             assert secret not in text
     for text, own in creations:
         assert [s for s in secrets if s in text] == [own]
-    blob = b"\n".join(asyncio.run(_stream_messages(stack.nats_url)))
+    blob = b"\n".join(asyncio.run(stream_messages(stack.nats_url)))
     log = stack.log_path.read_bytes()
     for secret in secrets:
         assert secret.encode() not in blob and secret.encode() not in log
-    for stored in Path(stack.data_dir).rglob("*"):
-        if stored.is_file():
-            content = stored.read_bytes()
-            for secret in secrets:
-                assert secret.encode() not in content, f"{secret[:6]}… found in {stored}"
+    for stored, content in stored_files(Path(stack.data_dir)):
+        for secret in secrets:
+            assert secret.encode() not in content, f"{secret[:6]}… found in {stored}"

@@ -32,7 +32,7 @@ def served_routes(api: FastAPI, data_plane: Mapping[str, Any]) -> tuple[set[tupl
             hidden.append(route)
             continue
         for method in route.methods or ():
-            served.add((method, route.path))
+            served.add((method, route.path.replace(":path}", "}")))  # a path converter is documented plain
     return served, hidden
 
 

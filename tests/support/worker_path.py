@@ -16,6 +16,7 @@ from aiohttp import web
 
 from keyrail_common.attempts import AttemptRecorder
 from keyrail_common.messages import (
+    Prices,
     ProviderCall,
     ProviderResult,
     StreamChunk,
@@ -23,7 +24,7 @@ from keyrail_common.messages import (
     Target,
     stream_frame_decoder,
 )
-from keyrail_common.registry import load_registry
+from keyrail_common.registry import Operation, load_registry
 from keyrail_common.vault import CachedCredentials, CredentialStore
 from keyrail_workers.http_client import UpstreamPool
 from keyrail_workers.runner import AttemptRunner
@@ -44,6 +45,7 @@ class Answer:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    events: bool = False  # an SSE body, sent one event per write (as an upstream streams it)
 
 
 @dataclass
@@ -57,7 +59,7 @@ class LocalUpstream:
 async def local_upstream(answer: Answer) -> AsyncIterator[LocalUpstream]:
     upstream = LocalUpstream(url="", answer=answer)
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         upstream.sent.append(
             Sent(
                 request.method,
@@ -66,9 +68,15 @@ async def local_upstream(answer: Answer) -> AsyncIterator[LocalUpstream]:
                 await request.read(),
             )
         )
-        return web.Response(
-            status=upstream.answer.status, body=upstream.answer.body, headers=upstream.answer.headers
-        )
+        answer = upstream.answer
+        if not answer.events:
+            return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
+        await response.prepare(request)
+        for event in answer.body.split(b"\n\n"):
+            if event.strip():
+                await response.write(event + b"\n\n")
+        return response
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
@@ -91,7 +99,15 @@ class _Store(CredentialStore):
 
 
 def provider_call(
-    provider: str, adapter: str, model: str, body: dict[str, object], base_url: str, stream: bool = False
+    provider: str,
+    adapter: str,
+    model: str,
+    body: dict[str, object],
+    base_url: str,
+    stream: bool = False,
+    operation: Operation = Operation.CHAT,
+    slug: str = "",
+    prices: Prices | None = None,
 ) -> ProviderCall:
     now = time.time_ns()
     return ProviderCall(
@@ -103,13 +119,14 @@ def provider_call(
         target=Target(
             integration_id="int_1",
             provider=provider,
-            provider_slug=f"{provider}-test",
+            provider_slug=slug or f"{provider}-test",
             adapter=adapter,
             model=model,
             catalog_id=f"{provider}/{model}",
             base_url=base_url,
-            credential_ref=f"integrations/org_1/{provider}-test",
+            credential_ref=f"integrations/org_1/{slug or provider + '-test'}",
             credential_version=1,
+            prices=prices or Prices(),
         ),
         body=json.dumps(body).encode(),
         received_ns=now,
@@ -118,6 +135,7 @@ def provider_call(
         attempt_deadline_ns=now + 10_000_000_000,
         stream=stream,
         stream_inbox="_INBOX.test.stream" if stream else "",
+        operation=operation,
     )
 
 
@@ -127,28 +145,43 @@ class Outcome:
     chunks: list[bytes]
     end: StreamEnd | None
     attempt: AttemptRecorder
+    frames: list[StreamChunk | StreamEnd]  # everything published to the stream inbox, in order
+
+
+class WorkerPath:
+    """One runner with its pool and caches (credentials, tokens) for many calls, as in a worker."""
+
+    def __init__(self, secret: dict[str, object]) -> None:
+        self.secret = secret
+        self.pool = UpstreamPool(connect_timeout_s=5.0)
+        self.runner = AttemptRunner(
+            load_registry(), CachedCredentials(_Store(secret)), self.pool, self._publish
+        )
+        self._frames: dict[str, list[StreamChunk | StreamEnd]] = {}
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        self._frames.setdefault(subject, []).append(stream_frame_decoder.decode(data))
+
+    async def run(self, call: ProviderCall) -> Outcome:
+        replies: list[ProviderResult] = []
+
+        async def reply(result: ProviderResult) -> None:
+            replies.append(result)
+
+        attempt = AttemptRecorder(call)
+        await self.runner.run(call, attempt, reply)
+        frames = self._frames.pop(call.stream_inbox, [])
+        chunks = [f.data for f in frames if isinstance(f, StreamChunk)]
+        ends = [f for f in frames if isinstance(f, StreamEnd)]
+        return Outcome(replies, chunks, ends[0] if ends else None, attempt, frames)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 async def run_attempt(call: ProviderCall, secret: dict[str, object]) -> Outcome:
-    replies: list[ProviderResult] = []
-    chunks: list[bytes] = []
-    ends: list[StreamEnd] = []
-
-    async def publish(subject: str, data: bytes) -> None:
-        frame = stream_frame_decoder.decode(data)
-        if isinstance(frame, StreamChunk):
-            chunks.append(frame.data)
-        else:
-            ends.append(frame)
-
-    async def reply(result: ProviderResult) -> None:
-        replies.append(result)
-
-    pool = UpstreamPool(connect_timeout_s=5.0)
+    worker = WorkerPath(secret)
     try:
-        runner = AttemptRunner(load_registry(), CachedCredentials(_Store(secret)), pool, publish)
-        attempt = AttemptRecorder(call)
-        await runner.run(call, attempt, reply)
+        return await worker.run(call)
     finally:
-        pool.close()
-    return Outcome(replies, chunks, ends[0] if ends else None, attempt)
+        worker.close()

@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import itertools
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -68,9 +69,9 @@ class _ToolChoice(msgspec.Struct):
 
 
 class _Request(msgspec.Struct):
-    model: str
     messages: list[_Message]
     max_tokens: int
+    model: str = ""  # Claude on Vertex: in the URL
     system: str | list[_Block] | None = None
     stream: bool = False
     tools: list[_Tool] | None = None
@@ -234,35 +235,25 @@ async def _stream(
     return response
 
 
-def add_routes(app: web.Application, mock: MockContext) -> None:
+MessagesAnswer = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+
+
+def messages_answer(mock: MockContext) -> MessagesAnswer:
+    """The answer to an (authorised) Messages request; `model` is the URL's where the path names
+    it (Claude on Vertex), else "" and the body's `model` is used."""
     counter = itertools.count(1)
     boot = secrets.token_hex(3)
-    expected_key = mock.require_key.encode() if mock.require_key is not None else None
 
-    def denied(request: web.Request, request_id: str) -> web.Response | None:
-        if expected_key is not None:
-            # Anthropic's key header; the API (and the newer official SDK) also take it as a bearer token.
-            bearer = request.headers.get("authorization", "")
-            presented = request.headers.get("x-api-key") or bearer.removeprefix("Bearer ")
-            if not presented:
-                return _error(401, "x-api-key header is required", request_id)
-            # Never echo the presented key.
-            if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected_key):
-                return _error(401, "invalid x-api-key", request_id)
-        if not request.headers.get("anthropic-version"):
-            return _error(400, "anthropic-version: header is required", request_id)
-        return None
-
-    async def messages(request: web.Request) -> web.StreamResponse:
+    async def answer(request: web.Request, model: str) -> web.StreamResponse:
         number = next(counter)
         request_id = f"req_mock_{boot}_{number}"
-        if (refused := denied(request, request_id)) is not None:
-            return refused
         try:
             body = _decode_request(await request.read())
             plan = mock.plan(request.headers.get("x-mock-fault"), body.mock)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             return _error(400, f"Invalid request: {exc}", request_id)
+        if not (model or body.model):
+            return _error(400, "model: Field required", request_id)
         if not body.messages:
             return _error(400, "messages: at least one message is required", request_id)
         if plan.delay_ms:
@@ -279,7 +270,7 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         tool = _tool_to_call(body)
         reply = _Reply(
             message_id=f"msg_mock_{boot}_{number}",
-            model=body.model,
+            model=model or body.model,
             text=f"Let me call {tool.name}." if tool else plan.reply or mock.reply,
             tool=tool,
             tool_id=f"toolu_mock_{boot}_{number}",
@@ -291,5 +282,32 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         return web.Response(
             body=_encode(reply.message()), headers={"Content-Type": _JSON, "request-id": request_id}
         )
+
+    return answer
+
+
+def add_routes(app: web.Application, mock: MockContext) -> None:
+    expected_key = mock.require_key.encode() if mock.require_key is not None else None
+    answer = messages_answer(mock)
+
+    def denied(request: web.Request) -> web.Response | None:
+        request_id = "req_mock_refused"
+        if expected_key is not None:
+            # Anthropic's key header; the API (and the newer official SDK) also take it as a bearer token.
+            bearer = request.headers.get("authorization", "")
+            presented = request.headers.get("x-api-key") or bearer.removeprefix("Bearer ")
+            if not presented:
+                return _error(401, "x-api-key header is required", request_id)
+            # Never echo the presented key.
+            if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected_key):
+                return _error(401, "invalid x-api-key", request_id)
+        if not request.headers.get("anthropic-version"):
+            return _error(400, "anthropic-version: header is required", request_id)
+        return None
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        if (refused := denied(request)) is not None:
+            return refused
+        return await answer(request, "")
 
     app.router.add_post("/v1/messages", messages)

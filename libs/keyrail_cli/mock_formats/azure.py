@@ -1,7 +1,8 @@
 """Azure OpenAI (reference §7): OpenAI's chat answer at a resource's deployments.
 
 - `POST /openai/deployments/{deployment}/chat/completions?api-version=...` (deployment API) and
-  `POST /openai/v1/chat/completions` with `"model": <deployment>` (v1 API);
+  `POST /openai/v1/chat/completions` with `"model": <deployment>` (v1 API); OpenAI's embeddings
+  answer at `POST /openai/deployments/{deployment}/embeddings?api-version=...`;
 - the key in the `api-key` header (checked against `--require-key`), Azure's 401 body otherwise;
 - the deployment API without `api-version` is Azure's 404 "Resource not found";
 - the known deployments are `DEPLOYMENTS` (fixed names, so a test or a rehearsal can address a
@@ -21,10 +22,14 @@ import secrets
 import msgspec
 from aiohttp import web
 
-from keyrail_cli.mock_upstream import MockContext, chat_answer
+from keyrail_cli.mock_upstream import MockContext, chat_answer, embeddings_answer
 
 # deployment name → the model it runs (what Azure reports in `model`)
-DEPLOYMENTS = {"my-deployment": "gpt-4o-mini-2024-07-18", "prod-gpt4o-mini": "gpt-4o-mini-2024-07-18"}
+DEPLOYMENTS = {
+    "my-deployment": "gpt-4o-mini-2024-07-18",
+    "prod-gpt4o-mini": "gpt-4o-mini-2024-07-18",
+    "prod-embed-small": "text-embedding-3-small",
+}
 
 _encode = msgspec.json.Encoder().encode
 _SAFE = {"filtered": False, "severity": "safe"}
@@ -115,5 +120,17 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
             return await chat_answer(request, mock, body, request_id)  # its 400 names what is wrong
         return await answer(request, deployment, body, request_id)
 
+    async def deployment_embeddings(request: web.Request) -> web.Response:
+        request_id = f"azure-embeddings-mock-{boot}-{next(counter)}"
+        if (denied := refused(request, request_id)) is not None:
+            return denied
+        if not request.query.get("api-version"):
+            return _azure_error(404, "404", "Resource not found", request_id)
+        model = DEPLOYMENTS.get(request.match_info["deployment"])
+        if model is None:
+            return _azure_error(404, "DeploymentNotFound", _NO_DEPLOYMENT, request_id)
+        return await embeddings_answer(request, mock, await request.read(), request_id, model=model)
+
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", deployment_chat)
     app.router.add_post("/openai/v1/chat/completions", v1_chat)
+    app.router.add_post("/openai/deployments/{deployment}/embeddings", deployment_embeddings)

@@ -5,7 +5,9 @@
   (each required property set to `"mock"`), anything else the reply text, word by word on streams;
 - usage reports `tokens` (the prompt's words plus `TEMPLATE_TOKENS` the model also read) and the
   smaller `billed_units` (the words only), as Cohere does;
-- streams are Cohere's kebab-case events, `message-end` with usage, then `data: [DONE]`.
+- streams are Cohere's kebab-case events, `message-end` with usage, then `data: [DONE]`;
+- `POST /v2/embed` (an `input_type` required, as embed v3+ models do) answers one
+  `mock_embedding` per text as `embeddings.float`, billing a token per word.
 
 Faults (`x-mock-fault`, a `"mock"` body field) work as on the OpenAI routes.
 """
@@ -22,7 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from keyrail_cli.mock_upstream import FaultPlan, MockContext, close_connection, send_events
+from keyrail_cli.mock_upstream import FaultPlan, MockContext, close_connection, mock_embedding, send_events
 
 TEMPLATE_TOKENS = 7  # the chat template around the prompt: read by the model, not billed
 TOOL_CALL_TOKENS = 10  # what a tool call's output counts, whatever its arguments
@@ -52,7 +54,16 @@ class _ChatRequest(msgspec.Struct):
     mock: dict[str, Any] | None = None
 
 
+class _EmbedRequest(msgspec.Struct):
+    model: str
+    texts: list[str]
+    input_type: str
+    embedding_types: list[str] | None = None  # Cohere's default: float
+    mock: dict[str, Any] | None = None
+
+
 _decode_chat = msgspec.json.Decoder(_ChatRequest).decode
+_decode_embed = msgspec.json.Decoder(_EmbedRequest).decode
 
 
 def _error(status: int, message: str, request_id: str, retry_after: int = 0) -> web.Response:
@@ -146,12 +157,44 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
     boot = secrets.token_hex(3)
     expected_auth = f"Bearer {mock.require_key}".encode() if mock.require_key is not None else None
 
+    def refused(request: web.Request, request_id: str) -> web.Response | None:
+        if expected_auth is None:
+            return None
+        presented = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(presented, expected_auth):
+            return None
+        return _error(401, "invalid api token", request_id)
+
+    async def embed(request: web.Request) -> web.Response:
+        request_id = f"cohere-embed-mock-{boot}-{next(counter)}"
+        if (denied := refused(request, request_id)) is not None:
+            return denied
+        try:
+            body = _decode_embed(await request.read())
+            plan = mock.plan(request.headers.get("x-mock-fault"), body.mock)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return _error(400, f"invalid request: {exc}", request_id)
+        if body.embedding_types not in (None, ["float"]):
+            return _error(400, "invalid request: the Keyrail mock embeds only as float.", request_id)
+        if plan.delay_ms:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status:
+            note = f"status {plan.status} injected by the Keyrail mock upstream"
+            return _error(plan.status, note, request_id, plan.retry_after)
+        words = sum(len(text.split()) for text in body.texts)
+        answer = {
+            "id": request_id,
+            "embeddings": {"float": [mock_embedding(text) for text in body.texts]},
+            "texts": body.texts,
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": words}},
+            "response_type": "embeddings_by_type",
+        }
+        return web.Response(body=_encode(answer), headers={"Content-Type": "application/json"})
+
     async def chat(request: web.Request) -> web.StreamResponse:
         request_id = f"cohere-mock-{boot}-{next(counter)}"
-        if expected_auth is not None:
-            presented = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(presented, expected_auth):
-                return _error(401, "invalid api token", request_id)
+        if (denied := refused(request, request_id)) is not None:
+            return denied
         try:
             body = _decode_chat(await request.read())
             plan: FaultPlan = mock.plan(request.headers.get("x-mock-fault"), body.mock)
@@ -177,3 +220,4 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         )
 
     app.router.add_post("/v2/chat", chat)
+    app.router.add_post("/v2/embed", embed)

@@ -8,6 +8,9 @@ gateway must never put a credential where access logs keep it. Like Gemini 3, a 
 function call without its `thoughtSignature` is a 400. Faults as for OpenAI (status, delay, drop,
 chunk delay, reply), errors in Google's `google.rpc.Status` shape, plus `blocked=<reason>`: a
 200 without candidates whose `promptFeedback.blockReason` is that reason.
+
+`:embedContent` and `:batchEmbedContents` answer one `mock_embedding` per text (each request must
+name the URL's model, as Gemini checks), with no token counts, as AI Studio answers.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import hmac
 import itertools
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
+
+from keyrail_cli.mock_upstream import mock_embedding
 
 if TYPE_CHECKING:
     from keyrail_cli.mock_upstream import FaultPlan, MockContext
@@ -89,7 +95,21 @@ class _Request(msgspec.Struct, rename="camel"):
     mock: dict[str, Any] | None = None
 
 
+class _EmbedRequest(msgspec.Struct, rename="camel"):
+    model: str = ""
+    content: _Content | None = None
+    output_dimensionality: int | None = None
+    mock: dict[str, Any] | None = None
+
+
+class _BatchEmbedRequest(msgspec.Struct):
+    requests: list[_EmbedRequest]
+    mock: dict[str, Any] | None = None
+
+
 _decode = msgspec.json.Decoder(_Request).decode
+_decode_embed = msgspec.json.Decoder(_EmbedRequest).decode
+_decode_batch_embed = msgspec.json.Decoder(_BatchEmbedRequest).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -246,26 +266,16 @@ async def _stream(request: web.Request, plan: FaultPlan, events: list[dict[str, 
     return response
 
 
-def add_routes(app: web.Application, mock: MockContext) -> None:
+GenerateAnswer = Callable[[web.Request, bool], Awaitable[web.StreamResponse]]
+
+
+def generate_answer(mock: MockContext) -> GenerateAnswer:
+    """The answer to an (authorised) generateContent request, streamed or whole: AI Studio's and
+    Vertex's (same bodies, §6.1)."""
     counter = itertools.count(1)
     boot = secrets.token_hex(3)
-    expected = mock.require_key.encode() if mock.require_key is not None else None
-
-    def denied(request: web.Request) -> web.Response | None:
-        if "key" in request.query:
-            return _error(400, _KEY_IN_URL)
-        if expected is None:
-            return None
-        presented = request.headers.get("x-goog-api-key")
-        if not presented:
-            return _error(403, _NO_KEY)
-        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
-            return _error(400, _WRONG_KEY)
-        return None
 
     async def generate(request: web.Request, stream: bool) -> web.StreamResponse:
-        if (refusal := denied(request)) is not None:
-            return refusal
         try:
             body = _decode(await request.read())
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -297,16 +307,80 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         else:
             chunks = _answers(body, plan.reply or mock.reply, model, response_id)
         if stream:
+            if request.query.get("alt") != "sse":  # without alt=sse Gemini streams one JSON array
+                return _error(400, _status_body(400, "The Keyrail mock streams only with alt=sse."))
             return await _stream(request, plan, chunks)
         return web.Response(body=_encode(_whole(chunks)), headers={"Content-Type": _JSON})
 
+    return generate
+
+
+def add_routes(app: web.Application, mock: MockContext) -> None:
+    expected = mock.require_key.encode() if mock.require_key is not None else None
+    generate = generate_answer(mock)
+
+    def denied(request: web.Request) -> web.Response | None:
+        if "key" in request.query:
+            return _error(400, _KEY_IN_URL)
+        if expected is None:
+            return None
+        presented = request.headers.get("x-goog-api-key")
+        if not presented:
+            return _error(403, _NO_KEY)
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
+            return _error(400, _WRONG_KEY)
+        return None
+
     async def generate_content(request: web.Request) -> web.StreamResponse:
-        return await generate(request, stream=False)
+        return denied(request) or await generate(request, False)
 
     async def stream_generate_content(request: web.Request) -> web.StreamResponse:
-        if request.query.get("alt") != "sse":  # without alt=sse Gemini streams one JSON array
-            return _error(400, _status_body(400, "The Keyrail mock streams only with alt=sse."))
-        return await generate(request, stream=True)
+        return denied(request) or await generate(request, True)
 
+    async def embed(request: web.Request, batch: bool) -> web.Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
+        url_model = f"models/{request.match_info['model']}"
+        try:
+            raw = await request.read()
+            if batch:
+                whole = _decode_batch_embed(raw)
+                requests, body_mock = whole.requests, whole.mock
+            else:
+                one = _decode_embed(raw)
+                requests, body_mock = [one], one.mock
+            plan = mock.plan(request.headers.get("x-mock-fault"), body_mock)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return _error(400, _status_body(400, f"Invalid JSON payload received. {exc}"))
+        for index, item in enumerate(requests):
+            if item.model != url_model:  # Gemini checks each request names the URL's model
+                where = f"requests[{index}].model" if batch else "model"
+                return _error(400, _status_body(400, f"* {where}: must be '{url_model}', not '{item.model}'"))
+            if item.content is None or not item.content.parts:
+                return _error(400, _status_body(400, "* content: content is not specified"))
+        if plan.delay_ms:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status:
+            return _error(plan.status, _fault_body(plan.status, plan.retry_after))
+        vectors = [
+            {
+                "values": mock_embedding(
+                    " ".join(str(p.text) for p in item.content.parts if p.text is not None)
+                )
+            }
+            for item in requests
+            if item.content is not None
+        ]
+        answer = {"embeddings": vectors} if batch else {"embedding": vectors[0]}
+        return web.Response(body=_encode(answer), headers={"Content-Type": _JSON})
+
+    async def embed_content(request: web.Request) -> web.Response:
+        return await embed(request, batch=False)
+
+    async def batch_embed_contents(request: web.Request) -> web.Response:
+        return await embed(request, batch=True)
+
+    app.router.add_post("/v1beta/models/{model}:embedContent", embed_content)
+    app.router.add_post("/v1beta/models/{model}:batchEmbedContents", batch_embed_contents)
     app.router.add_post("/v1beta/models/{model}:generateContent", generate_content)
     app.router.add_post("/v1beta/models/{model}:streamGenerateContent", stream_generate_content)

@@ -27,7 +27,10 @@ EnabledModels = Annotated[
     Literal["all", "none"] | list[str],
     Meta(description="Catalog models this integration serves: `all`, `none` or a list of names."),
 ]
-NextCursor = Annotated[str | None, Meta(description="Always null: every list is returned whole.")]
+NextCursor = Annotated[
+    str | None,
+    Meta(description="Pass it as `cursor` for the next page; null on the last (or only) page."),
+]
 ProjectRole = Literal["project_admin", "developer"]
 ProjectRoles = Annotated[
     dict[str, ProjectRole],
@@ -92,6 +95,16 @@ class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
     email: str | UnsetType = UNSET
     owner: bool | UnsetType = UNSET
     project_roles: ProjectRoles | UnsetType = UNSET
+    disabled: (
+        Annotated[
+            bool,
+            Meta(
+                description="`false` re-enables a disabled user (their old tokens stay revoked), alone in "
+                "its PATCH; disable with DELETE."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     version: ExpectedVersion = None
 
 
@@ -103,6 +116,25 @@ class NewAdminToken(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[datetime, Meta(tz=True)] | None,
         Meta(description="When the token stops working (ISO 8601 with a time zone); null: until revoked."),
     ] = None
+
+
+class IntegrationTls(msgspec.Struct, forbid_unknown_fields=True):
+    """How the worker connects to this integration's https upstream (and token endpoint): stored
+    in Vault with the credentials, checked when saved. Verification is always on."""
+
+    ca_bundle_pem: Annotated[
+        str,
+        Meta(
+            description="PEM CA certificates that replace the system trust store for this integration "
+            "(an internal CA); empty: the system store."
+        ),
+    ] = ""
+    client_cert_pem: Annotated[
+        str, Meta(description="PEM client certificate (chain) for mutual TLS; with client_key_pem.")
+    ] = ""
+    client_key_pem: Annotated[
+        str, Meta(description="The unencrypted PEM private key of client_cert_pem; never returned.")
+    ] = ""
 
 
 class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
@@ -160,6 +192,7 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, str] | None,
         Meta(description="Extra headers sent upstream; stored in Vault with the credentials."),
     ] = None
+    tls: IntegrationTls | None = None
 
 
 class IntegrationPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -190,6 +223,16 @@ class IntegrationPatch(msgspec.Struct, forbid_unknown_fields=True):
     ) = UNSET
     api_format: str | UnsetType = UNSET
     allow_http: bool | UnsetType = UNSET
+    disabled: (
+        Annotated[
+            bool,
+            Meta(
+                description="`false` re-enables a disabled integration (routed again as it was), alone in "
+                "its PATCH; disable with DELETE."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     custom_auth_headers: (
         Annotated[
             dict[str, str] | None,
@@ -210,6 +253,9 @@ class NewCredentials(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, Any], Meta(description="The provider's credential fields, as at creation.")
     ]
     custom_auth_headers: dict[str, str] | None = None
+    tls: Annotated[IntegrationTls | None, Meta(description="Replaces the TLS options too; absent: none.")] = (
+        None
+    )
     version: ExpectedVersion = None
 
 
@@ -229,6 +275,9 @@ class CredentialsSet(msgspec.Struct):
     set: bool
     version: Annotated[int, Meta(description="The new Vault version.")]
     updated_at: Annotated[str, Meta(examples=["2026-12-01T19:30:00Z"])]
+    fingerprint: Annotated[
+        str | None, Meta(description="`…` and the key's last four characters.", examples=["…3f9a"])
+    ]
 
 
 class Project(msgspec.Struct):
@@ -350,6 +399,14 @@ class Integration(msgspec.Struct):
     api_format: str
     allow_http: bool
     credential_version: Annotated[int, Meta(description="Version of the credentials in Vault.")]
+    credential_fingerprint: Annotated[
+        str | None,
+        Meta(
+            description="`…` and the last four characters of the stored key, to tell keys apart; "
+            "null when the key is too short to show any of it.",
+            examples=["…3f9a"],
+        ),
+    ]
     disabled: Annotated[bool, Meta(description="Deleted: no longer routed; its activity stays.")]
     version: Version
 
@@ -496,7 +553,31 @@ class ChangeEntry(msgspec.Struct):
 
 
 class ChangeList(msgspec.Struct):
-    """Changes, oldest first."""
+    """Changes, newest first; `next_cursor` fetches the older ones (null on the last page)."""
 
     data: list[ChangeEntry]
     next_cursor: NextCursor
+
+
+class Circuit(msgspec.Struct):
+    """One model's circuit breaker on this integration."""
+
+    model: str
+    state: Annotated[
+        Literal["closed", "open", "half_open"],
+        Meta(description="`open`: skipped until `next_probe_at`; `half_open`: one probe may go through."),
+    ]
+    failures: Annotated[int, Meta(description="The current run of failures that count towards it.")]
+    last_failure_class: Annotated[str, Meta(examples=["upstream_5xx"])]
+    last_failure_message: str
+    last_failure_at: str | None
+    opened_at: str | None
+    next_probe_at: str | None
+
+
+class IntegrationHealth(msgspec.Struct):
+    """The circuit breakers of an integration's models, as the routers hold them. A model that is
+    not listed had no failure that counts in the breaker window: its circuit is closed."""
+
+    provider_slug: str
+    data: list[Circuit]

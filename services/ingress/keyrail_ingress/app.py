@@ -15,7 +15,6 @@ from starlette.responses import Response
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
-from keyrail_common.catalog import Catalog
 from keyrail_common.logs import configure_logging
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from keyrail_common.registry import load_registry
@@ -108,7 +107,6 @@ def create_app(settings: Settings) -> DataPlaneApp:
             access_log=access_log,
             stream_inboxes=stream_inboxes,
             registry=registry,
-            catalog=Catalog.load_default(),
             history=history,
         )
         log.info("ingress ready on http://%s:%d", settings.host, settings.port)

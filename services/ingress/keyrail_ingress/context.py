@@ -9,7 +9,6 @@ from nats.js import JetStreamContext
 
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
-from keyrail_common.catalog import Catalog
 from keyrail_common.projection import ConfigProjection, ConfigPublisher
 from keyrail_common.registry import ProviderRegistry
 from keyrail_common.settings import Settings
@@ -30,5 +29,4 @@ class IngressContext:
     access_log: AccessLog
     stream_inboxes: StreamInboxes
     registry: ProviderRegistry
-    catalog: Catalog
     history: ChangeHistory

@@ -7,9 +7,12 @@ import time
 from prometheus_client import Counter, Histogram
 
 from keyrail_common.messages import Timings
+from keyrail_common.metric_labels import LabelCache
 
-REQUESTS = Counter(
-    "keyrail_ingress_requests_total", "Data-plane requests answered", ["provider_slug", "http_status"]
+REQUESTS = LabelCache(
+    Counter(
+        "keyrail_ingress_requests_total", "Data-plane requests answered", ["provider_slug", "http_status"]
+    )
 )
 OVERHEAD_SECONDS = Histogram(
     "keyrail_ingress_overhead_seconds",

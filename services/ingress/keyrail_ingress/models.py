@@ -2,7 +2,8 @@
 
 Built from the same scope rules the router enforces (keyrail_common.routable), so the list never
 offers a model the router would refuse: every enabled catalog model of every in-scope
-integration as `<provider-slug>/<model>`, and once each as `<provider>/<model>`.
+integration as `<provider-slug>/<model>`, and once each as `<provider>/<model>`; every custom
+model of every in-scope integration as `<provider-slug>/<model_slug>`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyrail_common.routable import routable_models
+from keyrail_common.routable import routable_custom_models, routable_models
 from keyrail_ingress.auth import api_key_for, key_refusal
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.responses import error_response, json_response
@@ -39,10 +40,15 @@ class ModelList(msgspec.Struct):
 def list_project_models(ctx: IngressContext, project_id: str) -> ModelList:
     models: list[Model] = []
     generic: dict[str, Model] = {}
-    for model_string, entry, integration in routable_models(ctx.projection.state, ctx.catalog, project_id):
+    state = ctx.projection.state
+    for model_string, entry, integration in routable_models(state, project_id):
         models.append(Model(id=model_string, owned_by=integration.provider_slug))
         generic.setdefault(entry.id, Model(id=entry.id, owned_by=entry.provider))
-    return ModelList(data=models + sorted(generic.values(), key=lambda m: m.id))
+    custom = [
+        Model(id=model_string, owned_by=integration.provider_slug)
+        for model_string, _, integration in routable_custom_models(state, project_id)
+    ]
+    return ModelList(data=models + custom + sorted(generic.values(), key=lambda m: m.id))
 
 
 async def list_models(request: Request) -> Response:

@@ -28,6 +28,7 @@ from keyrail_ingress import rbac
 from keyrail_ingress.api_reference import render_html
 from keyrail_ingress.openapi_admin import PROJECT_OPERATIONS, USER_OPERATIONS
 from keyrail_ingress.openapi_admin_integrations import ACTIVITY_OPERATIONS, INTEGRATION_OPERATIONS
+from keyrail_ingress.openapi_admin_models import CATALOG_OPERATIONS, CUSTOM_MODEL_OPERATIONS
 from keyrail_ingress.openapi_data_plane import (
     DATA_PLANE_OPERATIONS,
     RESPONSE_HEADERS,
@@ -166,13 +167,28 @@ SERVICE_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
-ADMIN_OPERATIONS = PROJECT_OPERATIONS + INTEGRATION_OPERATIONS + USER_OPERATIONS + ACTIVITY_OPERATIONS
+ADMIN_OPERATIONS = (
+    PROJECT_OPERATIONS
+    + INTEGRATION_OPERATIONS
+    + CUSTOM_MODEL_OPERATIONS
+    + CATALOG_OPERATIONS
+    + USER_OPERATIONS
+    + ACTIVITY_OPERATIONS
+)
 OPERATIONS: tuple[Operation, ...] = DATA_PLANE_OPERATIONS + ADMIN_OPERATIONS + SERVICE_OPERATIONS
 
 TAGS = (
     {"name": "Chat", "description": "The data plane: OpenAI-compatible, authenticated with a gateway key."},
     {"name": "Projects", "description": "Projects and their gateway API keys."},
     {"name": "Integrations", "description": "Provider accounts and endpoints (credentials go to Vault)."},
+    {
+        "name": "Custom models",
+        "description": "Models an integration serves beyond the catalog, with their prices.",
+    },
+    {
+        "name": "Catalog",
+        "description": "The routable catalog models and list prices: shipped, plus the owners'.",
+    },
     {"name": "Users", "description": "Users, their roles, and their personal admin tokens."},
     {
         "name": "Activity",

@@ -11,12 +11,14 @@ from keyrail_ingress.admin_types import (
     ActivityList,
     ChangeEntry,
     ChangeList,
+    Circuit,
     CostGroup,
     CostReport,
     CostTokens,
     CredentialsSet,
     FieldChange,
     Integration,
+    IntegrationHealth,
     IntegrationList,
     IntegrationPatch,
     NewCredentials,
@@ -61,6 +63,7 @@ EXAMPLE_INTEGRATION = Integration(
     api_format="openai",
     allow_http=True,
     credential_version=1,
+    credential_fingerprint="…3f9a",
     disabled=False,
     version=21,
 )
@@ -201,6 +204,51 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
         errors={404: _INTEGRATION_404},
     ),
     admin_operation(
+        "GET",
+        "/admin/v1/integrations/{slug}/health",
+        "getIntegrationHealth",
+        "Integrations",
+        "Read the circuit breakers of an integration's models",
+        "integration.read",
+        (
+            200,
+            json_reply(
+                "The circuits the routers hold for this integration (models not listed are closed).",
+                IntegrationHealth,
+                IntegrationHealth(
+                    provider_slug="openai-dev-mock",
+                    data=[
+                        Circuit(
+                            model="gpt-4o-mini",
+                            state="open",
+                            failures=5,
+                            last_failure_class="upstream_5xx",
+                            last_failure_message="upstream said 502: Bad Gateway",
+                            last_failure_at="2026-12-01T19:30:04Z",
+                            opened_at="2026-12-01T19:30:04Z",
+                            next_probe_at="2026-12-01T19:30:34Z",
+                        )
+                    ],
+                ),
+            ),
+        ),
+        description="A target (integration + model) whose attempts fail in a row (rate limit, "
+        "overload, 5xx, timeout, connection, rejected credential, quota: `KEYRAIL_BREAKER_FAILURES` "
+        "within `KEYRAIL_BREAKER_WINDOW_S`) is skipped for `KEYRAIL_BREAKER_COOLDOWN_S`, then one "
+        "probe request goes through: its success closes the circuit, its failure opens it again. "
+        "The state is derived from the activity stream, so every router replica holds the same.",
+        parameters=(_SLUG,),
+        errors={
+            404: _INTEGRATION_404,
+            503: error_reply(
+                "No router is answering.",
+                error_example(
+                    503, "No router is answering; start one with: keyrail router", "router_unavailable"
+                ),
+            ),
+        },
+    ),
+    admin_operation(
         "PATCH",
         "/admin/v1/integrations/{slug}",
         "updateIntegration",
@@ -253,12 +301,12 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
             json_reply(
                 "The stored credential's new version.",
                 CredentialsSet,
-                CredentialsSet(set=True, version=2, updated_at=EXAMPLE_TS),
+                CredentialsSet(set=True, version=2, updated_at=EXAMPLE_TS, fingerprint="…7c2e"),
             ),
         ),
         description="Writes the replacement to Vault/OpenBao as a new version; workers use it from the "
         "next request on. Rotate at the provider first, then here, then send a request to verify. "
-        "The credential is never returned, only its version.",
+        "The credential is never returned, only its version and the key's last four characters.",
         parameters=(_SLUG,),
         request=request_body(NewCredentials(credentials={"api_key": "sk-my-new-upstream-key"}, version=21)),
         errors={
@@ -285,7 +333,8 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
         "integration.set_models",
         (200, json_reply("The integration as it is now.", Integration, EXAMPLE_INTEGRATION)),
         description='A list of catalog models of the integration\'s provider, `"all"` or `"none"`. '
-        "Routing follows from the next request on.",
+        "Routing follows from the next request on. A model outside the catalog is a custom model: "
+        "register it with `POST /admin/v1/integrations/{slug}/custom-models` (it needs no enabling).",
         parameters=(_SLUG,),
         request=request_body(NewEnabledModels(enabled_models=["gpt-4o-mini", "gpt-4o"], version=21)),
         errors={
@@ -293,7 +342,10 @@ INTEGRATION_OPERATIONS: tuple[Operation, ...] = (
                 "A model that is not in the provider's catalog, or an invalid body.",
                 error_example(
                     400,
-                    "enabled_models names models not in the catalog for provider 'openai': gpt-unknown.",
+                    "enabled_models names models not in the catalog for provider 'openai': gpt-unknown. "
+                    "Enable catalog models only (GET /admin/v1/catalog?provider=openai lists them); register "
+                    "any other model as a custom model with POST /admin/v1/integrations/openai-dev-mock/"
+                    "custom-models (custom models need no enabling).",
                     "invalid_value",
                     "enabled_models",
                 ),
@@ -503,6 +555,12 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
             ),
             query_parameter(
                 "limit", "At most this many (1 to 1000).", {"type": "integer", "default": 100}, 100
+            ),
+            query_parameter(
+                "cursor",
+                "The `next_cursor` of the previous page: the changes older than it.",
+                {"type": "string"},
+                "seq-42",
             ),
         ),
         errors={

@@ -390,7 +390,8 @@ DATA_PLANE_OPERATIONS: tuple[Operation, ...] = (
         "listModels",
         "List the models this key can route (OpenAI-compatible)",
         "Every enabled catalog model of every integration in the key's project scope, as "
-        "`<provider-slug>/<model>` (pins that integration), then once each as `<provider>/<model>` "
+        "`<provider-slug>/<model>` (pins that integration), then every custom model of those "
+        "integrations as `<provider-slug>/<model_slug>`, then once each as `<provider>/<model>` "
         "(any in-scope integration of that provider). The `openai` SDK's `client.models.list()` works.",
     ),
     _models_operation(

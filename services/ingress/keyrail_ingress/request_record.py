@@ -73,7 +73,7 @@ class RequestRecord:
         if row.provider_slug:  # an upstream answered (or failed): was its usage reported?
             row.usage_source = usage_source(self._usage, error is None)
         self.ctx.activity.record(row)
-        REQUESTS.labels(row.provider_slug or "-", str(http_status)).inc()
+        REQUESTS(row.provider_slug or "-", http_status).inc()
         OVERHEAD_SECONDS.observe(overhead_ms / 1000)
         self.ctx.access_log.line(
             request_id=self.request_id,

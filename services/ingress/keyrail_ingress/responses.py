@@ -38,8 +38,10 @@ def bad_body(exc: msgspec.ValidationError | msgspec.DecodeError) -> Response:
     param = None
     if "`" in text:
         param = text.split("`")[1]
-    if " at `$." in text:
-        param = text.rsplit(" at `$.", 1)[1].rstrip("`")
+    if "`$." in text:  # "… - at `$.field`", or "… - at `key` in `$.field`" for a dict's key
+        param = text.rsplit("`$.", 1)[1].rstrip("`")
+        if text.startswith("Object contains unknown field `"):  # the unknown field of a nested object
+            param = f"{param}.{text.split('`')[1]}"
     if isinstance(exc, msgspec.ValidationError):
         return error(400, f"Invalid request body: {text}", code="invalid_request_body", param=param)
     return error(400, "Request body is not valid JSON.", code="invalid_json")

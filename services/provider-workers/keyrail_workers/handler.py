@@ -77,7 +77,7 @@ class ProviderCallHandler:
                 )
             attempt.timings.done_ns = attempt.timings.done_ns or time.time_ns()
             self._activity.record(attempt.row())
-            WORKER_CALLS.labels(call.target.provider_slug, str(attempt.http_status)).inc()
+            WORKER_CALLS(call.target.provider_slug, attempt.http_status).inc()
             self._access_log.line(
                 request_id=call.request_id,
                 provider_slug=call.target.provider_slug,

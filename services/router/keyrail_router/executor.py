@@ -47,6 +47,8 @@ from keyrail_common.messages import (
     provider_result_decoder,
 )
 from keyrail_common.subjects import provider_pool
+from keyrail_router.breaker import Admission, Breaker, admission, probe_key
+from keyrail_router.breaker_feed import BreakerFeed
 from keyrail_router.budget import WORKER_GRACE_S, attempt_deadline_ns, remaining_s
 from keyrail_router.resolve import Resolver, unavailable
 
@@ -80,6 +82,20 @@ def provider_call(
     )
 
 
+def circuit_open(breaker: Breaker) -> ErrorInfo:
+    opened = time.strftime("%H:%M:%S", time.gmtime(breaker.opened_at))
+    probe = time.strftime("%H:%M:%S", time.gmtime(breaker.next_probe_at))
+    return failure(
+        FailureClass.CIRCUIT_OPEN,
+        f"The circuit for '{breaker.slug}' model '{breaker.model}' is open (since {opened} UTC, after "
+        f"{breaker.failures} failures in a row); the last failure was {breaker.last_failure_class}: "
+        f"{breaker.last_failure_message or 'no message'}. A probe request goes through after "
+        f"{probe} UTC; GET /admin/v1/integrations/{breaker.slug}/health shows the state.",
+        code="circuit_open",
+        provider_code=breaker.last_failure_class,
+    )
+
+
 def no_worker(target: Target) -> ErrorInfo:
     return failure(
         FailureClass.NO_WORKER,
@@ -95,11 +111,13 @@ class Executor:
         nc: NATS,
         resolver: Resolver,
         activity: ActivityPublisher,
+        breakers: BreakerFeed,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._nc = nc
         self._resolver = resolver
         self._activity = activity
+        self._breakers = breakers
         self._jitter = jitter
         self._inbox = nc.new_inbox()
         self._tokens = itertools.count()
@@ -121,6 +139,7 @@ class Executor:
             len(targets) == 1
             and targets[0].retry is None
             and self._local_failure(request, targets[0]) is None
+            and self._breakers.board.get(targets[0].provider_slug, targets[0].model) is None
         )
 
     async def _forward(self, request: RouteRequest, target: Target, reply: str, routed_ns: int) -> None:
@@ -154,6 +173,19 @@ class Executor:
 
     def _local_failure(self, request: RouteRequest, target: Target) -> ErrorInfo | None:
         return unavailable(self._resolver, target, request.operation)
+
+    async def _circuit_refusal(self, target: Target) -> ErrorInfo | None:
+        """None when the target's breaker lets this attempt through (closed, or this router won
+        the probe of a half-open one); else the open circuit's error, naming its cause."""
+        breaker = self._breakers.board.get(target.provider_slug, target.model)
+        now = time.time()
+        verdict = admission(breaker, now)
+        if verdict is Admission.GO or breaker is None:
+            return None
+        settings = self._breakers.board.settings
+        if verdict is Admission.PROBE and await self._breakers.claim_probe(probe_key(breaker, now, settings)):
+            return None
+        return circuit_open(breaker)
 
     def _record_local(self, call: ProviderCall, error: ErrorInfo) -> ProviderResult:
         """An attempt that no worker made or answered: the router writes its activity row."""
@@ -205,7 +237,7 @@ class Executor:
                     now_ns, request.deadline_ns, target.timeout_s, len(targets) - position
                 )
                 call = provider_call(request, target, position, attempts, deadline, routed_ns)
-                local = self._local_failure(request, target)
+                local = self._local_failure(request, target) or await self._circuit_refusal(target)
                 result = self._record_local(call, local) if local else await self._attempt(call)
                 result.attempts = attempts
                 if result.ok or result.error is None:

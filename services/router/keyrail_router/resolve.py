@@ -1,13 +1,14 @@
 """Where a model string goes: `resolve_targets` turns a request into an ordered target list.
 
-Pure functions over the config projection and the catalog; scope is enforced here, for every
-request, whatever the admin API allowed.
+Pure functions over the config projection (which holds the catalog and the custom models);
+scope is enforced here, for every request, whatever the admin API allowed.
 """
 
 from __future__ import annotations
 
-from keyrail_common.catalog import Catalog, CatalogModel
+from keyrail_common.catalog import CatalogModel
 from keyrail_common.config_events import IntegrationCreated
+from keyrail_common.custom_models import CustomModelRecord
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import Target
 from keyrail_common.projection import ConfigState
@@ -16,10 +17,10 @@ from keyrail_common.routable import in_scope, model_enabled
 
 
 class Resolver:
-    """The catalog and the provider registry a router resolves against (loaded once at start)."""
+    """The provider registry a router resolves against (loaded once at start); the catalog is
+    configuration, in the projection's state."""
 
-    def __init__(self, catalog: Catalog, registry: ProviderRegistry) -> None:
-        self.catalog = catalog
+    def __init__(self, registry: ProviderRegistry) -> None:
         self.registry = registry
 
 
@@ -40,6 +41,57 @@ def _target(integration: IntegrationCreated, resolver: Resolver, entry: CatalogM
         credential_version=integration.credential_version,
         prices=entry.prices,
     )
+
+
+def _custom_target(
+    integration: IntegrationCreated, resolver: Resolver, custom: CustomModelRecord, base: CatalogModel
+) -> Target:
+    """A custom model: its own host speaks the base model's schema; without one it goes where the
+    integration goes, in the integration's format (which the admin API checked speaks that schema)."""
+    provider = resolver.registry.get(integration.provider)
+    if custom.custom_host:
+        adapter, base_url = base.schema, custom.custom_host
+    else:
+        adapter = resolver.registry.adapter_for(
+            integration.provider, integration.custom_host, integration.api_format
+        )
+        base_url = integration.custom_host or (provider.base_url if provider else "")
+    return Target(
+        integration_id=integration.integration_id,
+        provider=integration.provider,
+        provider_slug=integration.provider_slug,
+        adapter=adapter,
+        model=custom.model_slug,
+        catalog_id=base.id,
+        base_url=base_url,
+        credential_ref=integration.credential_ref,
+        credential_version=integration.credential_version,
+        prices=custom.prices,
+    )
+
+
+def _custom(
+    resolver: Resolver,
+    state: ConfigState,
+    integration: IntegrationCreated,
+    custom: CustomModelRecord,
+    operation: Operation,
+) -> list[Target] | ErrorInfo:
+    base = state.catalog.by_id(custom.base_model)
+    if base is None:  # the admin API refuses to remove a base model; a replay of old events might not
+        return failure(
+            FailureClass.NOT_FOUND,
+            f"Custom model '{integration.provider_slug}/{custom.model_slug}' names base model "
+            f"'{custom.base_model}', which is no longer in the catalog. An owner can change its "
+            f"base_model with PATCH /admin/v1/integrations/{integration.provider_slug}/custom-models/"
+            f"{custom.model_slug}.",
+            code="model_not_found",
+            param="model",
+        )
+    wrong_endpoint = _wrong_endpoint(base, operation)
+    if wrong_endpoint is not None:
+        return wrong_endpoint
+    return [_custom_target(integration, resolver, custom, base)]
 
 
 _ENDPOINTS = {Operation.CHAT: "POST /v1/chat/completions", Operation.EMBEDDINGS: "POST /v1/embeddings"}
@@ -73,7 +125,12 @@ def _not_offered(resolver: Resolver, provider_name: str, what: str, operation: O
 
 
 def _pinned(
-    resolver: Resolver, project_id: str, integration: IntegrationCreated, model: str, operation: Operation
+    resolver: Resolver,
+    state: ConfigState,
+    project_id: str,
+    integration: IntegrationCreated,
+    model: str,
+    operation: Operation,
 ) -> list[Target] | ErrorInfo:
     slug = integration.provider_slug
     if not in_scope(integration, project_id):
@@ -87,13 +144,16 @@ def _pinned(
     not_offered = _not_offered(resolver, integration.provider, f"Integration '{slug}'", operation)
     if not_offered is not None:
         return not_offered
-    entry = resolver.catalog.get(integration.provider, model)
+    custom = state.custom_models.get(slug, model)
+    if custom is not None:
+        return _custom(resolver, state, integration, custom, operation)
+    entry = state.catalog.get(integration.provider, model)
     if entry is None:
         return failure(
             FailureClass.NOT_FOUND,
-            f"Model '{model}' is not in the catalog for provider '{integration.provider}'. Use one of its "
-            "catalog models (keyrail_common/catalog.json lists them); registering custom models is not "
-            "available in this version yet.",
+            f"Model '{model}' is neither in the catalog for provider '{integration.provider}' nor a custom "
+            f"model of '{slug}' (GET /v1/models lists what this key can route). An owner can register "
+            f"it with POST /admin/v1/integrations/{slug}/custom-models.",
             code="model_not_found",
             param="model",
         )
@@ -114,8 +174,8 @@ def _pinned(
 def _disabled(slug: str, param: str = "model") -> ErrorInfo:
     return failure(
         FailureClass.NOT_FOUND,
-        f"Integration '{slug}' is disabled (an owner deleted it); use another integration. Its "
-        "activity stays readable in the activity log.",
+        f"Integration '{slug}' is disabled (an owner deleted it, and can re-enable it); use another "
+        "integration. Its activity stays readable in the activity log.",
         code="integration_disabled",
         param=param,
     )
@@ -145,27 +205,29 @@ def resolve_targets(
         model = model_string
         for prefix in (f"{pinned_slug}/", f"{integration.provider}/"):
             model = model.removeprefix(prefix)
-        return _pinned(resolver, project_id, integration, model, operation)
+        return _pinned(resolver, state, project_id, integration, model, operation)
 
     prefix, sep, model = model_string.partition("/")
     if sep and prefix in state.disabled_integrations:
         return _disabled(prefix)
     if sep and prefix in state.integrations:
-        return _pinned(resolver, project_id, state.integrations[prefix], model, operation)
+        return _pinned(resolver, state, project_id, state.integrations[prefix], model, operation)
 
     not_offered = _not_offered(resolver, prefix, f"'{prefix}'", operation) if sep else None
     if not_offered is not None:
         return not_offered
-    entry = resolver.catalog.get(prefix, model) if sep else None
+    entry = state.catalog.get(prefix, model) if sep else None
     # A bare catalog model id (`gpt-4o-mini`, as IDE plugins send it), or one whose own name has a
     # slash (Groq's `openai/gpt-oss-120b`): every provider's catalog entry of that name.
-    entries = [entry] if entry is not None else resolver.catalog.with_model(model_string)
+    entries = [entry] if entry is not None else state.catalog.with_model(model_string)
     if entries:
         return _through_catalog(resolver, state, project_id, model_string, entries, operation)
     return failure(
         FailureClass.NOT_FOUND,
         f"Unknown model '{model_string}'. Use '<provider-slug>/<model>' to pin an integration, "
-        f"'<provider>/<model>' or a bare catalog model id (GET /v1/models lists what this key can route).",
+        f"'<provider>/<model>' or a bare catalog model id (GET /v1/models lists what this key can route). "
+        "A model outside the catalog is routed as '<provider-slug>/<model_slug>' once an owner registers "
+        "it with POST /admin/v1/integrations/{slug}/custom-models.",
         code="model_not_found",
         param="model",
     )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
 from keyrail_common import subjects
 from keyrail_common.access_log import AccessLog
 from keyrail_common.activity import ActivityPublisher
 from keyrail_common.bus import close_bus, connect, ensure_streams
-from keyrail_common.catalog import Catalog
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.logs import configure_logging
 from keyrail_common.messages import ProviderResult, RouteRequest, encode, route_request_decoder
@@ -27,8 +28,10 @@ from keyrail_common.runtime import (
 )
 from keyrail_common.settings import Settings, load_settings
 from keyrail_common.wire import decode_or_refuse
+from keyrail_router.breaker import BreakerBoard, BreakerSettings
+from keyrail_router.breaker_feed import BreakerFeed
 from keyrail_router.executor import Executor
-from keyrail_router.metrics import ROUTE_SECONDS, ROUTED
+from keyrail_router.metrics import ROUTE_SECONDS, ROUTED, BreakerCollector
 from keyrail_router.resolve import Resolver, resolve_targets
 
 log = logging.getLogger("keyrail.router")
@@ -85,7 +88,7 @@ class RouterService:
         await msg.respond(encode(result))
 
     def _log(self, request: RouteRequest, slug: str, outcome: int | str, attempts: int) -> None:
-        ROUTED.labels(slug or "-", str(outcome)).inc()
+        ROUTED(slug or "-", outcome).inc()
         self._access_log.line(
             request_id=request.request_id,
             provider_slug=slug,
@@ -93,6 +96,23 @@ class RouterService:
             status=outcome,
             attempts=attempts,
         )
+
+
+def breaker_settings(settings: Settings) -> BreakerSettings:
+    return BreakerSettings(
+        failures=settings.breaker_failures,
+        window_s=settings.breaker_window_s,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+
+
+def _breaker_answer(breakers: BreakerFeed) -> Callable[[Msg], Awaitable[None]]:
+    """Any replica answers for a provider slug: they all fold the same attempt rows."""
+
+    async def answer(msg: Msg) -> None:
+        await msg.respond(encode(breakers.report(msg.data.decode(errors="replace"))))
+
+    return answer
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -104,8 +124,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     access_log = AccessLog("router", settings.access_log)
     access_log.start()
     activity = ActivityPublisher(js)
-    resolver = Resolver(Catalog.load_default(), load_registry(settings.providers_override))
-    executor = Executor(nc, resolver, activity)
+    resolver = Resolver(load_registry(settings.providers_override))
+    breakers = BreakerFeed(js, BreakerBoard(breaker_settings(settings)))
+    await breakers.start()
+    REGISTRY.register(BreakerCollector(breakers.board))
+    await nc.subscribe(subjects.ROUTER_BREAKERS, queue=subjects.ROUTER_QUEUE, cb=_breaker_answer(breakers))
+    executor = Executor(nc, resolver, activity, breakers)
     await executor.start()
     service = RouterService(nc, projection, resolver, executor, access_log, settings.request_timeout_s)
     handler = ConcurrentHandler(service.on_route)

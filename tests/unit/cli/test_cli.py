@@ -17,7 +17,7 @@ from keyrail_common.settings import load_settings
 from keyrail_workers.adapters import ADAPTERS
 
 REPO = Path(__file__).resolve().parents[3]
-ADMIN_COMMANDS = ["users", "projects", "keys", "integrations", "events"]
+ADMIN_COMMANDS = ["users", "projects", "keys", "integrations", "custom-models", "catalog", "events"]
 COMMANDS = ["up", "ingress", "router", "worker", "audit", "sql", "mock-upstream", *ADMIN_COMMANDS]
 
 # What each command reads, worked out from the code (settings fields each service uses), written

@@ -13,11 +13,13 @@ from keyrail_common.config_events import (
     ConfigEvent,
     IntegrationCreated,
     IntegrationDisabled,
+    IntegrationEnabled,
     IntegrationUpdated,
     ProjectCreated,
     ProjectUpdated,
     UserCreatedV2,
     UserDisabled,
+    UserEnabled,
     UserUpdated,
     decode_envelope,
 )
@@ -105,6 +107,22 @@ def test_a_disabled_users_tokens_stop_working_and_new_ones_never_start() -> None
     assert state.users["user_a"].disabled
     assert state.admin_tokens_by_hash == {}
     assert set(state.admin_tokens) == {"tok_1", "tok_2"}  # still listed
+
+
+def test_a_re_enabled_user_keeps_the_tokens_of_before_revoked_and_works_with_new_ones() -> None:
+    state = state_of(user(), token("tok_1"), UserDisabled(user_id="user_a"), UserEnabled(user_id="user_a"))
+    assert not state.users["user_a"].disabled
+    assert state.admin_tokens["tok_1"].revoked and state.admin_tokens_by_hash == {}
+    state.apply(token("tok_3"), EventMeta(seq=9))
+    assert lookup_by_hash(state.admin_tokens_by_hash, "kra-tok_3") is not None
+
+
+def test_a_re_enabled_integration_is_routed_again_as_it_was() -> None:
+    created = integration("openai-a")
+    state = state_of(created, IntegrationDisabled(provider_slug="openai-a"))
+    assert "openai-a" not in state.integrations
+    state.apply(IntegrationEnabled(provider_slug="openai-a"), EventMeta(seq=3))
+    assert state.integrations["openai-a"] == created and state.disabled_integrations == {}
 
 
 def test_a_revoked_token_leaves_the_lookup_and_is_listed_as_revoked() -> None:

@@ -143,4 +143,5 @@ def test_catalog_prices_map_the_per_mtok_columns() -> None:
         input=entry.input_price_per_mtok,
         output=entry.output_price_per_mtok,
         cached_input=entry.cached_input_price_per_mtok,
+        version="catalog:2026-11-17",  # a shipped entry's price is named by the seed's source date
     )

@@ -44,6 +44,7 @@ EXPECTED: dict[FailureClass, tuple[int, bool, bool, bool, bool]] = {
     # The gateway's own failures: fall back, never blame the target's breaker.
     F.NO_WORKER: (503, False, True, False, False),
     F.WORKER_ERROR: (502, False, True, False, False),
+    F.CIRCUIT_OPEN: (503, False, True, False, False),
     # The client left.
     F.CLIENT_DISCONNECTED: (499, False, False, False, True),
     # Decided by the gateway before any attempt.
@@ -56,7 +57,7 @@ EXPECTED: dict[FailureClass, tuple[int, bool, bool, bool, bool]] = {
 }
 
 NEVER_FALL_BACK = sorted(c for c, row in EXPECTED.items() if row[4])
-GATEWAY_INTERNAL = [F.NO_WORKER, F.UNSUPPORTED, F.WORKER_ERROR]
+GATEWAY_INTERNAL = [F.NO_WORKER, F.UNSUPPORTED, F.WORKER_ERROR, F.CIRCUIT_OPEN]
 UPSTREAM_ANSWERS = [F.CREDENTIAL, F.MODEL_ACCESS, F.QUOTA, F.RATE_LIMIT, F.OVERLOADED, F.UPSTREAM_5XX]
 
 
@@ -192,14 +193,14 @@ def test_retry_per_class(failure_class: FailureClass) -> None:
 
 @pytest.mark.parametrize("failure_class", list(FailureClass))
 def test_breaker_per_class(failure_class: FailureClass) -> None:
-    assert counts_for_breaker(error_of(failure_class)) is EXPECTED[failure_class][3]
+    assert counts_for_breaker(error_of(failure_class).error_class) is EXPECTED[failure_class][3]
 
 
 def test_the_upstream_status_does_not_change_the_decisions_of_a_class() -> None:
     for failure_class in UPSTREAM_ANSWERS:
         plain, with_status = error_of(failure_class), error_of(failure_class, upstream_status=599)
         assert may_retry(plain) is may_retry(with_status)
-        assert counts_for_breaker(plain) is counts_for_breaker(with_status)
+        assert counts_for_breaker(plain.error_class) is counts_for_breaker(with_status.error_class)
         assert may_fall_back(plain) is may_fall_back(with_status)
 
 

@@ -21,6 +21,7 @@ from keyrail_common.registry import (
     RegistryError,
     load_registry,
 )
+from tests.support.vertex import service_account
 
 REGISTRY = load_registry()
 
@@ -135,8 +136,8 @@ def test_credential_shapes_of_the_providers_that_need_more_than_an_api_key() -> 
     fields = {name: {(f.name, f.kind) for f in entry(name).credentials} for name in ("vertex", "azure")}
 
     assert fields["vertex"] == {
-        ("service_account_json", CredentialKind.OBJECT),
-        ("region", CredentialKind.STRING),
+        ("service_account_json", CredentialKind.GOOGLE_SERVICE_ACCOUNT),
+        ("region", CredentialKind.GOOGLE_LOCATION),
     }
     assert fields["azure"] == {
         ("api_key", CredentialKind.STRING),
@@ -146,10 +147,19 @@ def test_credential_shapes_of_the_providers_that_need_more_than_an_api_key() -> 
     }
 
 
-def test_quirks_of_groq_and_perplexity_and_none_for_openai() -> None:
+def test_quirks_of_the_openai_compatible_family_and_none_for_openai() -> None:
     assert entry("groq").quirks.drop_params == {"logprobs", "logit_bias", "top_logprobs"}
     assert entry("groq").quirks.drop_message_fields == {"name"}
+    assert entry("groq").quirks.usage_envelope == "x_groq"
     assert entry("perplexity").quirks.drop_params == {"tools", "tool_choice"}
+    assert entry("minimax").quirks.drop_params == {"n"}
+    assert entry("minimax").quirks.temperature_range == (0.01, 1.0)
+    assert entry("xai").quirks.model_drop_params["grok-4.20-"] == {"reasoning_effort"}
+    assert entry("xai").quirks.model_drop_params["grok-4-1-fast-reasoning"] == {
+        "presence_penalty",
+        "frequency_penalty",
+        "stop",
+    }
     assert entry("openai").quirks == Quirks()
 
 
@@ -463,7 +473,7 @@ def test_an_unknown_field_is_named_with_the_expected_ones_and_no_value() -> None
     [
         ("openai", {"api_key": SECRET}),
         ("groq", {"api_key": SECRET}),
-        ("vertex", {"service_account_json": {"type": "service_account"}, "region": "us-central1"}),
+        ("vertex", {"service_account_json": service_account(), "region": "us-central1"}),
         (
             "azure",
             {
@@ -489,7 +499,7 @@ def test_spec_payload_credentials_pass_the_shipped_registry(name: str, credentia
             {"service_account_json": SECRET, "region": "us-central1"},
             "credentials.service_account_json",
         ),
-        ("vertex", {"service_account_json": {"type": "service_account"}}, "credentials.region"),
+        ("vertex", {"service_account_json": service_account()}, "credentials.region"),
         (
             "azure",
             {"api_key": SECRET, "resource_name": "r", "api_version": "v", "deployments": SECRET},
@@ -517,4 +527,9 @@ def test_only_configuration_fields_are_marked_non_secret() -> None:
     # and deployment map are configuration that a helpful error must be able to name.
     public = {(e.name, f.name) for e in REGISTRY.entries() for f in e.credentials if not f.secret}
 
-    assert public == {("azure", "resource_name"), ("azure", "api_version"), ("azure", "deployments")}
+    assert public == {
+        ("azure", "resource_name"),
+        ("azure", "api_version"),
+        ("azure", "deployments"),
+        ("vertex", "region"),
+    }

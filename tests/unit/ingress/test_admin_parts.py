@@ -13,9 +13,13 @@ from starlette.responses import Response
 from keyrail_common.config_events import (
     AdminTokenIssued,
     ApiKeyIssued,
+    CatalogEntrySet,
+    CatalogPrices,
     ConfigEnvelope,
     ConfigEvent,
     CredentialsRotated,
+    CustomModelRegistered,
+    CustomModelUpdated,
     IntegrationCreated,
     IntegrationUpdated,
     ProjectCreated,
@@ -25,9 +29,11 @@ from keyrail_common.config_events import (
     aggregate_of,
 )
 from keyrail_common.config_state import ConfigState, EventMeta
+from keyrail_common.registry import load_registry
 from keyrail_common.security import hash_secret
 from keyrail_ingress.admin.command import _expected_version
 from keyrail_ingress.admin.history import ChangeHistory
+from keyrail_ingress.admin.integration_checks import credential_fingerprint
 from keyrail_ingress.auth import INVALID_ADMIN_TOKEN, admin_user_for, key_refusal
 
 
@@ -187,3 +193,79 @@ def test_the_history_filters_by_actor_and_time_and_shows_a_project_role_its_proj
     assert ids(None, limit=2) == ["openai-b", "openai-everywhere"]
     assert ids(frozenset({"proj_a"})) == ["openai-everywhere", "proj_a"]  # no user, no other project
     assert ids(frozenset({"proj_b"})) == ["openai-b", "openai-everywhere", "proj_b"]
+
+
+def test_the_history_pages_older_changes_before_a_sequence_without_gaps_or_repeats() -> None:
+    replay = Replay()
+    for n in range(7):
+        replay(ProjectCreated(project_id=f"proj_{n}", org_id="org_1", name=f"P{n}"), ts=100.0 + n)
+    pages: list[list[str]] = []
+    before = 0
+    while True:
+        page = replay.history.query(None, limit=3, before_seq=before)
+        pages.append([e.aggregate_id for e in page])
+        if len(page) < 3:
+            break
+        before = page[-1].seq
+    assert pages == [["proj_6", "proj_5", "proj_4"], ["proj_3", "proj_2", "proj_1"], ["proj_0"]]
+    # The cursor combines with the filters: older than proj_3, projects, two at most.
+    proj_3 = replay.history.query(None, "project", "proj_3")[0].seq
+    older = replay.history.query(None, "project", limit=2, before_seq=proj_3)
+    assert [e.aggregate_id for e in older] == ["proj_2", "proj_1"]
+
+
+def test_a_credential_fingerprint_shows_four_characters_of_a_long_key_only() -> None:
+    registry = load_registry()
+    openai_entry, vertex, azure = (registry.get(p) for p in ("openai", "vertex", "azure"))
+    assert openai_entry is not None and vertex is not None and azure is not None
+    key = "sk-proj-" + "x" * 40 + "3f9a"
+    assert credential_fingerprint(openai_entry, {"api_key": key}) == "…3f9a"
+    assert credential_fingerprint(openai_entry, {"api_key": "short-key"}) == ""  # would give half away
+    account = {"type": "service_account", "private_key_id": "0123456789abcdef0123", "private_key": "-----"}
+    assert (
+        credential_fingerprint(vertex, {"service_account_json": account, "region": "us-central1"}) == "…0123"
+    )
+    creds = {"api_key": "a" * 28 + "7c2e", "resource_name": "contoso", "api_version": "v1", "deployments": {}}
+    assert credential_fingerprint(azure, creds) == "…7c2e"
+
+
+def test_the_history_shows_custom_models_and_catalog_entries_to_whom_may_read_them() -> None:
+    replay = Replay()
+    replay(ProjectCreated(project_id="proj_a", org_id="org_1", name="A"))
+    replay(ProjectCreated(project_id="proj_b", org_id="org_1", name="B"))
+    replay(integration("openai-b", ["proj_b"]))
+    registered = CustomModelRegistered(
+        provider_slug="openai-b",
+        model_slug="ft-v3",
+        base_model="openai/gpt-4o-mini",
+        input_price_per_mtok=0.3,
+    )
+    replay(registered)
+    replay(CustomModelUpdated(provider_slug="openai-b", model_slug="ft-v3", base_model="openai/gpt-4o-mini"))
+    override = CatalogEntrySet(
+        catalog_id="openai/gpt-4o-mini",
+        provider="openai",
+        model="gpt-4o-mini",
+        schema="openai",
+        context_window=128000,
+        prices=CatalogPrices(input=0.2, output=0.6, cached_input=0.075),
+    )
+    replay(override)
+
+    catalog, updated, created = replay.history.query(None)[:3]
+    assert (created.type, created.aggregate, created.aggregate_id) == (
+        "CustomModelRegistered",
+        "custommodel",
+        "openai-b/ft-v3",
+    )
+    assert created.changes["input_price_per_mtok"].after == 0.3
+    assert {f: (c.before, c.after) for f, c in updated.changes.items()} == {
+        "input_price_per_mtok": (0.3, None),
+        "price_version": ("custom:openai-b/ft-v3@4", "custom:openai-b/ft-v3@5"),
+    }
+    assert catalog.changes["source"].before == "seed" and catalog.changes["source"].after == "override"
+    assert catalog.changes["prices"].after["version"] == "catalog@6"
+    # A custom model is read where its integration is; the catalog by everyone.
+    seen_by_a = {e.aggregate for e in replay.history.query(frozenset({"proj_a"}))}
+    assert "catalog" in seen_by_a and "custommodel" not in seen_by_a
+    assert "custommodel" in {e.aggregate for e in replay.history.query(frozenset({"proj_b"}))}

@@ -58,6 +58,20 @@ def test_owners_manage_users_projects_and_integrations_alone() -> None:
         assert Role.DEVELOPER in RBAC[permission].roles
 
 
+def test_owners_alone_change_custom_models_and_the_catalog_which_project_roles_read() -> None:
+    owner_only = {r.permission for r in RULES if r.roles == {Role.OWNER}}
+    assert {"custom_model.create", "custom_model.update", "custom_model.delete"} <= owner_only
+    assert {"catalog.set", "catalog.delete"} <= owner_only
+    for permission in ("custom_model.list", "custom_model.read"):
+        # Developers of a project in the integration's scope, like the integration itself.
+        assert RBAC[permission].roles == {Role.OWNER, Role.PROJECT_ADMIN, Role.DEVELOPER}
+        assert RBAC[permission].scope is Scope.INTEGRATION
+    assert authorize(DEV_A_ADMIN_B, RBAC["custom_model.read"], IN_A) is None
+    refusal = authorize(DEV_A_ADMIN_B, RBAC["custom_model.create"], Target())
+    assert refusal is not None and "Registering a custom model needs the role owner" in refusal
+    assert authorize(ADMIN_A, RBAC["catalog.list"], Target(projects=None)) is None
+
+
 def test_a_project_role_counts_in_its_own_project_only() -> None:
     create_key = RBAC["api_key.create"]
 

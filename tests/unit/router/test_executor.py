@@ -14,7 +14,6 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from keyrail_common.activity import ActivityPublisher
-from keyrail_common.catalog import Catalog
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import (
     ActivityRow,
@@ -28,12 +27,14 @@ from keyrail_common.messages import (
     provider_result_decoder,
 )
 from keyrail_common.registry import load_registry
+from keyrail_router.breaker import BreakerBoard, BreakerSettings
+from keyrail_router.breaker_feed import BreakerFeed
 from keyrail_router.executor import Executor
 from keyrail_router.resolve import Resolver
 from tests.support.registry import registry_lacking
 
 S = 1_000_000_000
-RESOLVER = Resolver(Catalog.load_default(), load_registry())
+RESOLVER = Resolver(load_registry())
 Answer = ProviderResult | Exception | bytes | Callable[[ProviderCall], ProviderResult]
 
 
@@ -128,9 +129,44 @@ def upstream(failure_class: FailureClass, status: int, retry_after_s: float = 0.
     )
 
 
-def executor(nc: FakeNats, activity: FakeActivity | None = None) -> Executor:
+class Circuits(BreakerFeed):
+    """The breakers without the bus: rows are folded by the test, probe claims won or lost."""
+
+    def __init__(self, win_probes: bool = False) -> None:
+        super().__init__(cast(Any, None), BreakerBoard(BreakerSettings(failures=2, cooldown_s=30.0)))
+        self.win_probes = win_probes
+        self.claims: list[str] = []
+
+    async def claim_probe(self, key: str) -> bool:
+        self.claims.append(key)
+        return self.win_probes
+
+    def fail(self, slug: str, times: int, at: float, error_class: str = "upstream_5xx") -> None:
+        for n in range(times):
+            self.board.observe(
+                ActivityRow(
+                    request_id=f"req_{n}",
+                    kind="attempt",
+                    attempt=1,
+                    ts_ms=int(at * 1000),
+                    provider_slug=slug,
+                    model="gpt-4o-mini",
+                    status="error",
+                    error_class=error_class,
+                    error_message="upstream said 500",
+                )
+            )
+
+
+def executor(
+    nc: FakeNats, activity: FakeActivity | None = None, circuits: Circuits | None = None
+) -> Executor:
     return Executor(
-        cast(NATS, nc), RESOLVER, cast(ActivityPublisher, activity or FakeActivity()), jitter=lambda: 0.0
+        cast(NATS, nc),
+        RESOLVER,
+        cast(ActivityPublisher, activity or FakeActivity()),
+        circuits or Circuits(),
+        jitter=lambda: 0.0,
     )
 
 
@@ -308,8 +344,9 @@ async def test_a_target_this_version_cannot_attempt_is_recorded_here_and_fallen_
     claude = target("anthropic-a", provider="anthropic", adapter="anthropic")
     lacking = Executor(
         cast(NATS, nc),
-        Resolver(Catalog.load_default(), registry_lacking("anthropic")),
+        Resolver(registry_lacking("anthropic")),
         cast(ActivityPublisher, activity),
+        Circuits(),
         jitter=lambda: 0.0,
     )
 
@@ -384,3 +421,55 @@ async def test_a_success_is_the_answer_and_the_next_target_is_not_tried() -> Non
 
     assert result is not None and result.ok and result.provider_slug == "a" and result.attempts == 1
     assert [c.target.provider_slug for _, c, _ in nc.requests] == ["a"]
+
+
+# --- circuit breakers ---------------------------------------------------------------------------------
+
+
+async def test_an_open_circuit_skips_its_target_naming_the_cause_and_falls_back() -> None:
+    circuits = Circuits()
+    circuits.fail("openai-a", 2, at=time.time())
+    nc, activity = FakeNats(script={POOL: [ok("openai-b")]}), FakeActivity()
+    result = await executor(nc, activity, circuits).execute(
+        request(), [target("openai-a"), target("openai-b")], "_INBOX.client"
+    )
+    assert result is not None and result.ok and result.provider_slug == "openai-b" and result.attempts == 2
+    assert [c.target.provider_slug for _, c, _ in nc.requests] == ["openai-b"]  # a was never called
+    (skipped,) = activity.rows
+    assert skipped.provider_slug == "openai-a" and skipped.error_class == "circuit_open"
+    assert "upstream_5xx: upstream said 500" in skipped.error_message
+    assert circuits.claims == []  # still cooling down: no probe claimed
+
+
+async def test_a_single_target_with_an_open_circuit_is_not_forwarded_but_answered_503() -> None:
+    circuits = Circuits()
+    circuits.fail("openai-a", 2, at=time.time())
+    nc = FakeNats()
+    result = await executor(nc, circuits=circuits).execute(request(), [target("openai-a")], "_INBOX.client")
+    assert result is not None and result.error is not None
+    assert result.http_status == 503 and result.error.code == "circuit_open"
+    assert result.error.provider_code == "upstream_5xx"  # the underlying cause travels with it
+    assert "/admin/v1/integrations/openai-a/health" in result.error.message
+    assert nc.requests == [] and nc.published == []
+
+
+@pytest.mark.parametrize("wins", [True, False])
+async def test_after_the_cool_down_only_the_replica_that_wins_the_probe_claim_attempts(wins: bool) -> None:
+    circuits = Circuits(win_probes=wins)
+    circuits.fail("openai-a", 2, at=time.time() - 31)
+    nc = FakeNats(script={POOL: [ok("openai-a")]})
+    result = await executor(nc, circuits=circuits).execute(request(), [target("openai-a")], "_INBOX.client")
+    assert len(circuits.claims) == 1
+    assert result is not None
+    if wins:
+        assert result.ok and [c.target.provider_slug for _, c, _ in nc.requests] == ["openai-a"]
+    else:
+        assert result.error is not None and result.error.code == "circuit_open" and nc.requests == []
+
+
+async def test_a_closed_breaker_with_some_failures_still_attempts_its_target() -> None:
+    circuits = Circuits()
+    circuits.fail("openai-a", 1, at=time.time())
+    nc = FakeNats(script={POOL: [ok("openai-a")]})
+    result = await executor(nc, circuits=circuits).execute(request(), [target("openai-a")], "_INBOX.client")
+    assert result is not None and result.ok and circuits.claims == []

@@ -29,8 +29,9 @@ ORG = "org_test"
 PROJECT_A = "proj_a"
 PROJECT_B = "proj_b"
 CATALOG = Catalog.load_default()
+SEED_PRICES = "catalog:2026-11-17"  # the version a shipped entry's prices carry: the seed's source date
 REGISTRY = load_registry()
-RESOLVER = Resolver(CATALOG, REGISTRY)
+RESOLVER = Resolver(REGISTRY)
 
 
 def integration(
@@ -98,7 +99,7 @@ def test_pinned_slug_gives_exactly_one_fully_populated_target() -> None:
             credential_ref=f"keyrail/{ORG}/integrations/openai-prod-chat",
             credential_version=1,
             # Catalog list prices for gpt-4.1-mini, USD per 1M tokens (provider reference §11.1).
-            prices=Prices(input=0.4, output=1.6, cached_input=0.1),
+            prices=Prices(input=0.4, output=1.6, cached_input=0.1, version=SEED_PRICES),
         )
     ]
 
@@ -113,7 +114,7 @@ def test_pinned_anthropic_integration_goes_to_the_anthropic_pool_with_catalog_pr
     assert target.provider == "anthropic"
     assert target.model == "claude-sonnet-4-6"
     assert target.catalog_id == "anthropic/claude-sonnet-4-6"
-    assert target.prices == Prices(input=3.0, output=15.0, cached_input=0.3)
+    assert target.prices == Prices(input=3.0, output=15.0, cached_input=0.3, version=SEED_PRICES)
 
 
 def test_pinned_custom_host_is_the_target_base_url_and_its_api_format_picks_the_pool() -> None:
@@ -130,7 +131,7 @@ def test_pinned_custom_host_is_the_target_base_url_and_its_api_format_picks_the_
     assert target.base_url == "https://llm.internal.example/v1"
     assert target.adapter == "anthropic"
     assert target.provider == "openai"
-    assert target.prices == Prices(input=0.15, output=0.6, cached_input=0.075)
+    assert target.prices == Prices(input=0.15, output=0.6, cached_input=0.075, version=SEED_PRICES)
 
 
 def test_target_carries_the_rotated_credential_version() -> None:
@@ -179,7 +180,8 @@ def test_pinned_model_missing_from_the_catalog_is_404_explaining_catalog_and_cus
     assert error.param == "model"
     assert "my-finetune-v2" in error.message
     assert "catalog" in error.message
-    assert "custom models" in error.message  # says whether a model outside the catalog can be registered
+    # Says how to register a model outside the catalog, naming the real route.
+    assert "POST /admin/v1/integrations/openai-prod-chat/custom-models" in error.message
 
 
 @pytest.mark.parametrize("enabled", [["gpt-4.1"], "none", []], ids=["other-model", "none", "empty-list"])
@@ -384,7 +386,7 @@ def test_targets_take_adapter_and_default_base_url_from_the_registry(
 def test_a_registry_override_moves_the_default_base_url(tmp_path: Path) -> None:
     path = tmp_path / "override.json"
     path.write_text('{"groq": {"base_url": "https://egress.internal/groq/v1"}}')
-    resolver = Resolver(CATALOG, load_registry(str(path)))
+    resolver = Resolver(load_registry(str(path)))
     state = state_with(integration("groq-prod", provider="groq"))
 
     [target] = as_targets(resolve_targets(resolver, state, PROJECT_A, "groq-prod/llama-3.1-8b-instant"))
@@ -423,7 +425,7 @@ def test_an_available_adapter_and_an_offered_operation_can_be_attempted() -> Non
 def test_an_adapter_this_version_lacks_is_unsupported_and_falls_back(provider: str, model: str) -> None:
     target = target_of(provider, model)
 
-    error = unavailable(Resolver(CATALOG, registry_lacking(target.adapter)), target, Operation.CHAT)
+    error = unavailable(Resolver(registry_lacking(target.adapter)), target, Operation.CHAT)
 
     assert error is not None
     assert error.error_class is FailureClass.UNSUPPORTED
@@ -437,7 +439,7 @@ def test_a_custom_host_in_a_format_this_version_lacks_is_unsupported() -> None:
         "openai", "gpt-4o-mini", custom_host="https://claude-proxy.example", api_format="anthropic"
     )
 
-    error = unavailable(Resolver(CATALOG, registry_lacking("anthropic")), target, Operation.CHAT)
+    error = unavailable(Resolver(registry_lacking("anthropic")), target, Operation.CHAT)
 
     assert error is not None and error.code == "provider_adapter_unavailable"
 

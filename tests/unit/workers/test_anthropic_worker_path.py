@@ -8,33 +8,22 @@ the ingress. Only Vault is a stand-in (the credential store); nothing else is.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-
-from aiohttp import web
 
 from keyrail_common.attempts import AttemptRecorder
 from keyrail_common.failures import FailureClass, may_fall_back
 from keyrail_common.messages import (
     Prices,
-    ProviderCall,
     ProviderResult,
     StreamChunk,
     StreamEnd,
-    Target,
     Usage,
-    stream_frame_decoder,
 )
-from keyrail_common.registry import load_registry
-from keyrail_common.vault import CachedCredentials, CredentialStore
-from keyrail_workers.http_client import UpstreamPool
-from keyrail_workers.runner import AttemptRunner
 from tests.support.openai_schema import validate_component
+from tests.support.worker_path import Answer, Sent, local_upstream, provider_call, run_attempt
 from tests.unit.workers.adapters.anthropic_support import ANTHROPIC, OPENAI_MESSAGES_REQUEST, fixture
 
 API_KEY = "sk-ant-api03-WORKERPATH0123456789abcdefXYZ"
@@ -43,57 +32,8 @@ PRICES = Prices(input=3.0, output=15.0, cached_input=0.3)
 SLUG = "anthropic-prod"
 
 
-@dataclass
-class Sent:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Script:
-    """What the server answers: a status with a body (and headers), or SSE events one write each."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    sse: bytes | None = None
-    sent: list[Sent] = field(default_factory=list)
-
-
-@contextlib.asynccontextmanager
-async def anthropic_server(script: Script) -> AsyncIterator[str]:
-    async def messages(request: web.Request) -> web.StreamResponse:
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        script.sent.append(Sent(request.method, request.path_qs, headers, await request.read()))
-        if script.sse is None:
-            content = {"Content-Type": "application/json", **script.headers}
-            return web.Response(status=script.status, body=script.body, headers=content)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for event in script.sse.split(b"\n\n"):
-            if event.strip():
-                await response.write(event + b"\n\n")
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/messages", messages)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-class Vault(CredentialStore):
-    def __init__(self) -> None:  # no OpenBao behind it
-        pass
-
-    async def read(self, path: str, version: int) -> dict[str, object]:
-        return {"api_key": API_KEY, "custom_auth_headers": {"X-Org-Token": ORG_TOKEN}}
+SECRET: dict[str, object] = {"api_key": API_KEY, "custom_auth_headers": {"X-Org-Token": ORG_TOKEN}}
+SSE = {"Content-Type": "text/event-stream"}
 
 
 @dataclass
@@ -114,57 +54,21 @@ class Outcome:
         return end
 
 
-def provider_call(base_url: str, body: dict[str, Any], stream: bool) -> ProviderCall:
-    now = time.time_ns()
-    return ProviderCall(
-        request_id="req_anthropic_1",
-        org_id="org_1",
-        project_id="proj_a",
-        attempt=1,
-        fallback_position=0,
-        target=Target(
-            integration_id="int_1",
-            provider="anthropic",
-            provider_slug=SLUG,
-            adapter="anthropic",
-            model="claude-sonnet-4-5",
-            catalog_id="anthropic/claude-sonnet-4-5",
-            base_url=base_url,
-            credential_ref=f"integrations/org_1/{SLUG}",
-            credential_version=1,
+async def run(answer: Answer, body: dict[str, Any], stream: bool = False) -> Outcome:
+    async with local_upstream(answer) as upstream:
+        call = provider_call(
+            "anthropic",
+            "anthropic",
+            "claude-sonnet-4-5",
+            body,
+            upstream.url,
+            stream,
+            slug=SLUG,
             prices=PRICES,
-        ),
-        body=json.dumps(body).encode(),
-        received_ns=now,
-        routed_ns=now,
-        deadline_ns=now + 30_000_000_000,
-        attempt_deadline_ns=now + 30_000_000_000,
-        stream=stream,
-        stream_inbox="_INBOX.ingress.stream" if stream else "",
-    )
-
-
-async def run(script: Script, body: dict[str, Any], stream: bool = False) -> Outcome:
-    replies: list[ProviderResult] = []
-    frames: list[StreamChunk | StreamEnd] = []
-
-    async def publish(subject: str, data: bytes) -> None:
-        frames.append(stream_frame_decoder.decode(data))
-
-    async def reply(result: ProviderResult) -> None:
-        replies.append(result)
-
-    pool = UpstreamPool()
-    try:
-        async with anthropic_server(script) as base_url:
-            call = provider_call(base_url, body, stream)
-            runner = AttemptRunner(load_registry(), CachedCredentials(Vault()), pool, publish)
-            attempt = AttemptRecorder(call)
-            await runner.run(call, attempt, reply)
-    finally:
-        pool.close()
-    [sent] = script.sent
-    return Outcome(replies, frames, attempt, sent)
+        )
+        outcome = await run_attempt(call, SECRET)
+    [sent] = upstream.sent
+    return Outcome(outcome.replies, outcome.frames, outcome.attempt, sent)
 
 
 def expected_headers(sent: Sent, stream: bool) -> dict[str, str]:
@@ -187,12 +91,12 @@ STREAM_BODY = {
 
 
 async def test_a_request_goes_out_exactly_as_anthropic_wants_and_comes_back_as_openai() -> None:
-    script = Script(body=(ANTHROPIC / "messages_response.json").read_bytes())
+    script = Answer(body=(ANTHROPIC / "messages_response.json").read_bytes())
 
     outcome = await run(script, OPENAI_MESSAGES_REQUEST)
 
     sent = outcome.sent
-    assert (sent.method, sent.path) == ("POST", "/v1/messages")
+    assert (sent.method, sent.path_qs) == ("POST", "/v1/messages")
     assert sent.headers == expected_headers(sent, stream=False)
     assert sent.headers["host"].startswith("127.0.0.1:")
     assert json.loads(sent.body) == fixture("messages_request.json")
@@ -238,13 +142,13 @@ async def test_a_request_goes_out_exactly_as_anthropic_wants_and_comes_back_as_o
 
 
 async def test_a_streamed_tool_call_goes_to_the_ingress_as_openai_chunks_with_usage() -> None:
-    script = Script(sse=(ANTHROPIC / "tool_use_stream.sse").read_bytes())
+    script = Answer(headers=SSE, events=True, body=(ANTHROPIC / "tool_use_stream.sse").read_bytes())
     body = {**STREAM_BODY, "stream_options": {"include_usage": True}}
 
     outcome = await run(script, body, stream=True)
 
     sent = outcome.sent
-    assert sent.path == "/v1/messages" and sent.headers == expected_headers(sent, stream=True)
+    assert sent.path_qs == "/v1/messages" and sent.headers == expected_headers(sent, stream=True)
     assert json.loads(sent.body) == {
         "model": "claude-sonnet-4-5",
         "messages": [{"role": "user", "content": "hi"}],
@@ -294,7 +198,9 @@ async def test_an_overload_inside_a_200_before_content_goes_to_the_router_for_a_
         b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     )
     start = (ANTHROPIC / "messages_stream.sse").read_bytes().split(b"\n\n")[0] + b"\n\n"
-    script = Script(sse=start + b'event: ping\ndata: {"type":"ping"}\n\n' + overloaded)
+    script = Answer(
+        headers=SSE, events=True, body=start + b'event: ping\ndata: {"type":"ping"}\n\n' + overloaded
+    )
 
     outcome = await run(script, STREAM_BODY, stream=True)
 
@@ -311,7 +217,7 @@ async def test_an_overload_inside_a_200_before_content_goes_to_the_router_for_a_
 
 
 async def test_an_overload_after_content_ends_the_clients_stream_with_it() -> None:
-    script = Script(sse=(ANTHROPIC / "stream_error_overloaded.sse").read_bytes())
+    script = Answer(headers=SSE, events=True, body=(ANTHROPIC / "stream_error_overloaded.sse").read_bytes())
 
     outcome = await run(script, STREAM_BODY, stream=True)
 
@@ -328,7 +234,7 @@ async def test_an_overload_after_content_ends_the_clients_stream_with_it() -> No
 
 async def test_a_stream_that_ends_without_message_stop_is_cut() -> None:
     raw = (ANTHROPIC / "messages_stream.sse").read_bytes()
-    script = Script(sse=raw[: raw.index(b"event: message_stop")])
+    script = Answer(headers=SSE, events=True, body=raw[: raw.index(b"event: message_stop")])
 
     outcome = await run(script, STREAM_BODY, stream=True)
 
@@ -339,9 +245,8 @@ async def test_a_stream_that_ends_without_message_stop_is_cut() -> None:
 
 async def test_a_rate_limit_carries_anthropics_retry_after() -> None:
     recorded = fixture("rate_limit_headers_429.json")
-    script = Script(
-        status=429, body=(ANTHROPIC / "error_429_rate_limit.json").read_bytes(), headers=recorded["headers"]
-    )
+    headers = {"Content-Type": "application/json", **recorded["headers"]}
+    script = Answer(status=429, body=(ANTHROPIC / "error_429_rate_limit.json").read_bytes(), headers=headers)
 
     outcome = await run(script, OPENAI_MESSAGES_REQUEST)
 
@@ -360,7 +265,7 @@ async def test_an_upstream_that_echoes_the_key_and_the_custom_header_is_scrubbed
         "type": "error",
         "error": {"type": "authentication_error", "message": f"bad {API_KEY} / {ORG_TOKEN}"},
     }
-    script = Script(status=401, body=json.dumps(echo).encode())
+    script = Answer(status=401, body=json.dumps(echo).encode())
 
     outcome = await run(script, OPENAI_MESSAGES_REQUEST)
 

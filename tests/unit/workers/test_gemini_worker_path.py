@@ -11,31 +11,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from keyrail_common.attempts import AttemptRecorder
 from keyrail_common.failures import FailureClass
 from keyrail_common.messages import (
     Prices,
     ProviderCall,
-    ProviderResult,
     StreamChunk,
     StreamEnd,
-    Target,
     Usage,
-    stream_frame_decoder,
 )
-from keyrail_common.registry import load_registry
-from keyrail_common.vault import CachedCredentials, CredentialStore
-from keyrail_workers.http_client import UpstreamPool
-from keyrail_workers.runner import AttemptRunner
+from tests.support import worker_path
 from tests.support.contracts import FIXTURES
 from tests.support.openai_schema import validate_component
+from tests.support.worker_path import Answer, LocalUpstream, Sent, local_upstream, run_attempt
 
 GEMINI = FIXTURES / "gemini"
 API_KEY = "AIzaSyWORKERPATH-0123456789abcdefghijklmn"
@@ -47,104 +39,33 @@ GEMINI_PROMPT = {
 }
 
 
-@dataclass
-class Seen:
-    method: str
-    path_qs: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Upstream:
-    """Answers every request with `status`, `body` (and content type); records what it received."""
-
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    seen: list[Seen] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers), await request.read()))
-        return web.Response(status=self.status, body=self.body, headers={"Content-Type": self.content_type})
-
-
-class MemoryStore(CredentialStore):
-    def __init__(self) -> None:  # no Vault settings: nothing to connect to
-        pass
-
-    async def read(self, path: str, version: int) -> dict[str, object]:
-        return {"api_key": API_KEY}
+SSE = {"Content-Type": "text/event-stream"}
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    state = Upstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1beta"
-    yield state
-    await runner.cleanup()
+async def upstream() -> AsyncIterator[LocalUpstream]:
+    async with local_upstream(Answer()) as running:
+        yield running
 
 
-@dataclass
-class Outcome:
-    replies: list[ProviderResult]
-    frames: list[StreamChunk | StreamEnd]
-    attempt: AttemptRecorder
-
-
-def provider_call(upstream: Upstream, body: dict[str, Any], stream: bool = False) -> ProviderCall:
-    now = time.time_ns()
-    return ProviderCall(
-        request_id="req_gemini",
-        org_id="org_1",
-        project_id="proj_a",
-        attempt=1,
-        fallback_position=0,
-        target=Target(
-            integration_id="int_1",
-            provider="gemini",
-            provider_slug="gemini-prod",
-            adapter="gemini",
-            model="gemini-2.5-flash",
-            catalog_id="gemini/gemini-2.5-flash",
-            base_url=upstream.url,
-            credential_ref="integrations/org_1/gemini-prod",
-            credential_version=1,
-            prices=PRICES,
-        ),
-        body=json.dumps({"model": "gemini-prod/gemini-2.5-flash", **body, "stream": stream}).encode(),
-        received_ns=now,
-        routed_ns=now,
-        deadline_ns=now + 10_000_000_000,
-        attempt_deadline_ns=now + 10_000_000_000,
-        stream=stream,
-        stream_inbox="_INBOX.ingress.stream" if stream else "",
+def provider_call(upstream: LocalUpstream, body: dict[str, Any], stream: bool = False) -> ProviderCall:
+    return worker_path.provider_call(
+        "gemini",
+        "gemini",
+        "gemini-2.5-flash",
+        {"model": "gemini-prod/gemini-2.5-flash", **body, "stream": stream},
+        upstream.url + "/v1beta",
+        stream,
+        slug="gemini-prod",
+        prices=PRICES,
     )
 
 
-async def run(call: ProviderCall) -> Outcome:
-    replies: list[ProviderResult] = []
-    frames: list[StreamChunk | StreamEnd] = []
-
-    async def publish(subject: str, data: bytes) -> None:
-        frames.append(stream_frame_decoder.decode(data))
-
-    async def reply(result: ProviderResult) -> None:
-        replies.append(result)
-
-    runner = AttemptRunner(load_registry(), CachedCredentials(MemoryStore()), UpstreamPool(), publish)
-    attempt = AttemptRecorder(call)
-    await runner.run(call, attempt, reply)
-    return Outcome(replies, frames, attempt)
+async def run(call: ProviderCall) -> worker_path.Outcome:
+    return await run_attempt(call, {"api_key": API_KEY})
 
 
-def assert_sent(seen: Seen, path_qs: str, accept: str, body: dict[str, Any]) -> None:
+def assert_sent(seen: Sent, path_qs: str, accept: str, body: dict[str, Any]) -> None:
     assert (seen.method, seen.path_qs) == ("POST", path_qs)
     assert API_KEY not in seen.path_qs and "key=" not in seen.path_qs
     headers = {k.lower(): v for k, v in seen.headers.items()}
@@ -154,13 +75,13 @@ def assert_sent(seen: Seen, path_qs: str, accept: str, body: dict[str, Any]) -> 
     assert json.loads(seen.body) == body
 
 
-async def test_a_completion_sends_exactly_this_and_answers_exactly_that(upstream: Upstream) -> None:
-    upstream.body = (GEMINI / "generate_content_response.json").read_bytes()
+async def test_a_completion_sends_exactly_this_and_answers_exactly_that(upstream: LocalUpstream) -> None:
+    upstream.answer.body = (GEMINI / "generate_content_response.json").read_bytes()
     before = int(time.time())
 
     outcome = await run(provider_call(upstream, {**PROMPT, "temperature": 0.5}))
 
-    [seen] = upstream.seen
+    [seen] = upstream.sent
     assert_sent(
         seen,
         "/v1beta/models/gemini-2.5-flash:generateContent",
@@ -214,14 +135,14 @@ async def test_a_completion_sends_exactly_this_and_answers_exactly_that(upstream
     )
 
 
-async def test_a_stream_sends_exactly_this_and_relays_these_frames(upstream: Upstream) -> None:
-    upstream.body, upstream.content_type = (GEMINI / "stream.sse").read_bytes(), "text/event-stream"
+async def test_a_stream_sends_exactly_this_and_relays_these_frames(upstream: LocalUpstream) -> None:
+    upstream.answer.body, upstream.answer.headers = (GEMINI / "stream.sse").read_bytes(), SSE
 
     outcome = await run(
         provider_call(upstream, {**PROMPT, "stream_options": {"include_usage": True}}, stream=True)
     )
 
-    [seen] = upstream.seen
+    [seen] = upstream.sent
     assert_sent(
         seen,
         "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
@@ -246,8 +167,10 @@ async def test_a_stream_sends_exactly_this_and_relays_these_frames(upstream: Ups
     assert answer.ok and answer.streaming
 
 
-async def test_a_blocked_prompt_is_a_400_content_filter_failure_naming_the_reason(upstream: Upstream) -> None:
-    upstream.body = (GEMINI / "blocked_prompt_response.json").read_bytes()
+async def test_a_blocked_prompt_is_a_400_content_filter_failure_naming_the_reason(
+    upstream: LocalUpstream,
+) -> None:
+    upstream.answer.body = (GEMINI / "blocked_prompt_response.json").read_bytes()
 
     outcome = await run(provider_call(upstream, PROMPT))
 
@@ -267,9 +190,9 @@ async def test_a_blocked_prompt_is_a_400_content_filter_failure_naming_the_reaso
     assert outcome.attempt.row().prompt_tokens == 12
 
 
-async def test_a_blocked_prompt_in_a_stream_fails_before_any_frame(upstream: Upstream) -> None:
+async def test_a_blocked_prompt_in_a_stream_fails_before_any_frame(upstream: LocalUpstream) -> None:
     blocked = json.dumps(json.loads((GEMINI / "blocked_prompt_response.json").read_text()))
-    upstream.body, upstream.content_type = f"data: {blocked}\r\n\r\n".encode(), "text/event-stream"
+    upstream.answer.body, upstream.answer.headers = f"data: {blocked}\r\n\r\n".encode(), SSE
 
     outcome = await run(provider_call(upstream, PROMPT, stream=True))
 
@@ -279,9 +202,9 @@ async def test_a_blocked_prompt_in_a_stream_fails_before_any_frame(upstream: Ups
     assert result.http_status == 400
 
 
-async def test_a_stream_cut_before_the_finish_reason_ends_with_a_stream_cut(upstream: Upstream) -> None:
+async def test_a_stream_cut_before_the_finish_reason_ends_with_a_stream_cut(upstream: LocalUpstream) -> None:
     raw = (GEMINI / "stream.sse").read_bytes()
-    upstream.body, upstream.content_type = raw[: raw.rindex(b"data: ")], "text/event-stream"
+    upstream.answer.body, upstream.answer.headers = raw[: raw.rindex(b"data: ")], SSE
 
     outcome = await run(provider_call(upstream, PROMPT, stream=True))
 
@@ -291,10 +214,10 @@ async def test_a_stream_cut_before_the_finish_reason_ends_with_a_stream_cut(upst
     assert outcome.attempt.row().error_class == "stream_cut"
 
 
-async def test_an_error_keeps_googles_words_and_delay_but_never_the_key(upstream: Upstream) -> None:
+async def test_an_error_keeps_googles_words_and_delay_but_never_the_key(upstream: LocalUpstream) -> None:
     raw = json.loads((GEMINI / "error_429_resource_exhausted.json").read_text())
     raw["error"]["message"] += f" (key {API_KEY})"  # an upstream that echoes the key
-    upstream.status, upstream.body = 429, json.dumps(raw).encode()
+    upstream.answer.status, upstream.answer.body = 429, json.dumps(raw).encode()
 
     outcome = await run(provider_call(upstream, PROMPT))
 
@@ -309,12 +232,12 @@ async def test_an_error_keeps_googles_words_and_delay_but_never_the_key(upstream
     assert API_KEY not in result.error.message and API_KEY not in outcome.attempt.row().error_message
 
 
-async def test_a_request_gemini_cannot_take_is_refused_before_any_call(upstream: Upstream) -> None:
+async def test_a_request_gemini_cannot_take_is_refused_before_any_call(upstream: LocalUpstream) -> None:
     body = {"messages": [{"role": "tool", "tool_call_id": "call_unknown", "content": "{}"}]}
 
     outcome = await run(provider_call(upstream, body))
 
-    assert upstream.seen == []
+    assert upstream.sent == []
     [result] = outcome.replies
     assert result.error is not None
     assert (result.http_status, result.error.error_class, result.error.param) == (

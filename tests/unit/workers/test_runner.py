@@ -77,7 +77,9 @@ class FakeUpstream:
     response: FakeResponse | Exception
     sent: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
 
-    async def post(self, url: str, headers: dict[str, str], body: bytes, timeout_s: float) -> FakeResponse:
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, timeout_s: float, tls: object = None
+    ) -> FakeResponse:
         self.sent.append((url, headers, body))
         if isinstance(self.response, Exception):
             raise self.response

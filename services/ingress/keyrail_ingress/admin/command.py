@@ -11,7 +11,8 @@ Routes are declared with `admin_route`, which names the route's rule of the RBAC
 4. `authorize` on that target (403 naming the role that would do);
 5. the body, strictly (400 naming the field; a refused field says what to do instead);
 6. for a change of an existing aggregate, the version the client read (`If-Match` or `version`):
-   missing is a 428, another than the current one a 409.
+   missing is a 428, another than the current one a 409 (a put that creates, whose loader found
+   nothing, needs none).
 
 Nothing is written before all of this passed, so a refused request leaves no event and no Vault
 write. The handler then publishes with the version it was decided on (`Command.publish`), and
@@ -33,7 +34,7 @@ from starlette.responses import Response
 
 from keyrail_common.config_events import ConfigEvent
 from keyrail_common.config_state import ConfigState, UserRecord
-from keyrail_common.projection import ConcurrencyConflict
+from keyrail_common.projection import ConcurrencyConflict, ConfigMovedOn
 from keyrail_ingress.auth import admin_user_for
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.rbac import (
@@ -104,11 +105,15 @@ class Command(Generic[A, B]):
         """The projects a `mine` list answers for the caller: None for every project."""
         return visible_projects(self.caller, self.rule)
 
-    async def publish(self, event: ConfigEvent, new: bool = False) -> int:
+    async def publish(self, event: ConfigEvent, new: bool = False, decided_on_all: bool = False) -> int:
         """Append `event` as the caller. `new`: it creates an aggregate that must not exist yet;
-        otherwise it changes the loaded one, expecting the version the command was decided on."""
+        otherwise it changes the loaded one, expecting the version the command was decided on.
+        `decided_on_all`: the decision read the whole configuration (the last-owner guard), so
+        any concurrent change anywhere refuses the append."""
         expected = 0 if new else self.version
-        return await self.ctx.publisher.publish(event, actor=self.caller.user_id, expected_version=expected)
+        return await self.ctx.publisher.publish(
+            event, actor=self.caller.user_id, expected_version=expected, decided_on_all=decided_on_all
+        )
 
 
 Handler = Callable[[Command[Any, Any]], Awaitable[Response]]
@@ -170,6 +175,13 @@ def admin_route(
                 return command
             try:
                 return await handler(command)
+            except ConfigMovedOn:
+                return error(
+                    409,
+                    "The organisation's configuration changed while this was decided (this change "
+                    "depends on every owner and token): read it again and retry. Nothing was applied.",
+                    "version_conflict",
+                )
             except ConcurrencyConflict:
                 # Another writer appended to the aggregate between our check and our append.
                 aggregate = command.loaded.aggregate
@@ -177,7 +189,8 @@ def admin_route(
                 return stale(aggregate[0] if aggregate else "resource", current, command.version)
 
         router.add_api_route(path, endpoint, methods=[method], name=handler.__name__)
-        ROUTES[(method, PREFIX + path)] = rule
+        # `{model:path}` (a model name may hold `/`) is documented as `{model}`.
+        ROUTES[(method, PREFIX + path.replace(":path}", "}"))] = rule
         return handler
 
     return register
@@ -206,7 +219,12 @@ async def _prepare(
         if isinstance(body, Response):
             return body
     version = 0
-    if versioned:
+    if versioned and loaded.record is None:
+        # A put that creates (a loader found nothing to change): it expects the aggregate as it is,
+        # so two racing creations cannot both succeed.
+        assert loaded.aggregate is not None
+        version = state.version(*loaded.aggregate)
+    elif versioned:
         assert loaded.aggregate is not None
         checked = await _check_version(ctx, request, body, loaded.aggregate)
         if isinstance(checked, Response):
@@ -279,3 +297,31 @@ async def _check_version(
     if expected != current:
         return stale(aggregate[0], current, expected)
     return current
+
+
+def reenabling(patch: Any, disabled: bool, what: str, path: str) -> bool | Response:
+    """What a PATCH says about the record's `disabled` state: True to re-enable it (`"disabled":
+    false` on a disabled record, alone), False to change it as usual, or the refusal."""
+    wants = patch.disabled
+    if wants is True:
+        return error(400, f"Disable the {what} with DELETE {PREFIX}{path}.", "invalid_value", "disabled")
+    if not disabled:
+        return False  # `"disabled": false` on an enabled record: nothing to do
+    if wants is False:
+        others = [f for f in patch.__struct_fields__ if f not in ("disabled", "version")]
+        sent = [f for f in others if not isinstance(getattr(patch, f), UnsetType)]
+        if sent:
+            return error(
+                400,
+                f'Re-enable the {what} first (PATCH with only "disabled": false), then change '
+                f"{', '.join(sent)}.",
+                "invalid_value",
+                sent[0],
+            )
+        return True
+    return error(
+        409,
+        f"The {what} is disabled; it cannot change. Re-enable it first: PATCH {PREFIX}{path} with "
+        '{"disabled": false}.',
+        f"{what}_disabled",
+    )

@@ -32,5 +32,30 @@ async def list_events(c: Command[None, None]) -> Response:
         limit = min(max(int(params.get("limit", "100")), 1), MAX_LIMIT)
     except ValueError:
         return error(400, "'limit' must be an integer.", "invalid_value", "limit")
-    found = c.ctx.history.query(c.visible(), aggregate, aggregate_id, params.get("actor", ""), since, limit)
-    return json_response(ChangeList(data=found, next_cursor=None))
+    before_seq = _cursor_seq(params.get("cursor", ""))
+    if before_seq is None:
+        return error(
+            400,
+            "'cursor' must be a next_cursor this endpoint returned; omit it for the newest changes.",
+            "invalid_value",
+            "cursor",
+        )
+    found = c.ctx.history.query(
+        c.visible(), aggregate, aggregate_id, params.get("actor", ""), since, limit, before_seq
+    )
+    # A full page may have more behind it: the cursor is the oldest change returned (its sequence).
+    next_cursor = f"{_CURSOR_PREFIX}{found[-1].seq}" if len(found) == limit else None
+    return json_response(ChangeList(data=found, next_cursor=next_cursor))
+
+
+_CURSOR_PREFIX = "seq-"
+
+
+def _cursor_seq(raw: str) -> int | None:
+    """The sequence a cursor stands for (0 without one); None for a cursor this API never gave."""
+    if not raw:
+        return 0
+    digits = raw.removeprefix(_CURSOR_PREFIX)
+    if raw == digits or not digits.isdigit() or int(digits) < 1:
+        return None
+    return int(digits)

@@ -9,6 +9,7 @@ does the history: a credential rotation shows as `credential_version` 1 -> 2.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import msgspec
 
 from keyrail_common.config_events import ConfigEnvelope
 from keyrail_common.config_state import ConfigState, EventMeta
+from keyrail_ingress.admin.model_views import catalog_view, custom_model_view
 from keyrail_ingress.admin.views import (
     integration_view,
     iso,
@@ -27,7 +29,7 @@ from keyrail_ingress.admin.views import (
 )
 from keyrail_ingress.admin_types import ChangeEntry, FieldChange
 
-AGGREGATES = ("org", "user", "admintoken", "project", "apikey", "integration")
+AGGREGATES = ("org", "user", "admintoken", "project", "apikey", "integration", "custommodel", "catalog")
 _NOT_COMPARED = {"version", "last_used_at"}  # change with every event, or are not configuration
 
 
@@ -52,6 +54,13 @@ def snapshot(state: ConfigState, aggregate: str, aggregate_id: str) -> dict[str,
         case "integration":
             integration = state.integration(aggregate_id)
             view = integration_view(state, integration) if integration else None
+        case "custommodel":
+            slug, _, model_slug = aggregate_id.partition("/")
+            custom = state.custom_models.get(slug, model_slug)
+            view = custom_model_view(state, custom) if custom else None
+        case "catalog":
+            entry = state.catalog.by_id(aggregate_id)
+            view = catalog_view(state, entry) if entry else None
     if view is None:
         return None
     fields: dict[str, Any] = msgspec.to_builtins(view)
@@ -75,8 +84,10 @@ def projects_of(state: ConfigState, aggregate: str, aggregate_id: str) -> frozen
     if aggregate == "apikey":
         key = state.api_keys.get(aggregate_id)
         return frozenset({key.project_id}) if key else frozenset()
-    if aggregate == "integration":
-        integration = state.integration(aggregate_id)
+    if aggregate == "catalog":
+        return None  # the catalog is everyone's
+    if aggregate in ("integration", "custommodel"):
+        integration = state.integration(aggregate_id.partition("/")[0])
         if integration is None:
             return frozenset()
         scope = integration.project_scope
@@ -121,11 +132,14 @@ class ChangeHistory:
         actor: str = "",
         since: float = 0.0,
         limit: int = 100,
+        before_seq: int = 0,
     ) -> list[ChangeEntry]:
         """The newest `limit` matching changes, newest first; `visible`: the caller's projects
-        (None: an owner, who sees everything)."""
+        (None: an owner, who sees everything); `before_seq`: only changes older than that stream
+        sequence (the next page; 0: from the newest)."""
         found: list[ChangeEntry] = []
-        for entry in reversed(self._entries):
+        start = bisect_left(self._entries, before_seq, key=lambda e: e.change.seq) if before_seq else None
+        for entry in reversed(self._entries[:start]):
             if len(found) >= limit:
                 break
             change = entry.change

@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import msgspec
 from starlette.responses import Response
 
 from keyrail_common.catalog import Catalog
 from keyrail_common.config_state import ConfigState
 from keyrail_common.hosts import HostRejected, validate_custom_host
 from keyrail_common.registry import CredentialError, ProviderEntry, ProviderRegistry
+from keyrail_common.tls import TlsOptions, TlsOptionsError, tls_context
+from keyrail_ingress.admin_types import IntegrationTls
 from keyrail_ingress.responses import error
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -66,10 +69,10 @@ def check_endpoint(
 
 
 def check_credentials(
-    registry: ProviderRegistry, provider: str, credentials: dict[str, Any]
+    registry: ProviderRegistry, provider: str, credentials: dict[str, Any], allow_http: bool
 ) -> Response | None:
     try:
-        registry.validate_credentials(provider, credentials)
+        registry.validate_credentials(provider, credentials, allow_http)
     except CredentialError as exc:
         return _invalid(str(exc), exc.field)
     return None
@@ -85,23 +88,63 @@ def check_scope(state: ConfigState, scope: Literal["all"] | list[str]) -> Respon
 
 
 def check_models(
-    catalog: Catalog, provider: str, enabled: Literal["all", "none"] | list[str]
+    catalog: Catalog, provider: str, enabled: Literal["all", "none"] | list[str], slug: str = ""
 ) -> Response | None:
+    """Only catalog models of the provider; anything else is a custom model, registered on its own
+    route (once the integration exists: `slug` is empty while it is being created)."""
     if not isinstance(enabled, list):
         return None
     unknown = [m for m in enabled if catalog.get(provider, m) is None]
     if unknown:
+        where = f"/admin/v1/integrations/{slug or '<provider_slug>'}/custom-models"
         return _invalid(
             f"enabled_models names models not in the catalog for provider '{provider}': "
-            f"{', '.join(unknown)}.",
+            f"{', '.join(unknown)}. Enable catalog models only (GET /admin/v1/catalog?provider={provider} "
+            f"lists them); register any other model as a custom model with POST {where}"
+            f"{'' if slug else ' once the integration exists'} (custom models need no enabling).",
             "enabled_models",
         )
     return None
 
 
-def vault_secret(credentials: dict[str, Any], custom_auth_headers: dict[str, str] | None) -> dict[str, Any]:
-    """What Vault stores for an integration: its credential fields and its custom auth headers."""
+def check_tls(tls: IntegrationTls | None) -> Response | None:
+    """The TLS options make a verifying context (the worker builds the same one); the 400 names the
+    field, never its PEM."""
+    if tls is None:
+        return None
+    try:
+        tls_context(TlsOptions(**msgspec.structs.asdict(tls)))
+    except TlsOptionsError as exc:
+        field, message = exc.as_integration_field()
+        return _invalid(message, field)
+    return None
+
+
+_FINGERPRINT_CHARS = 4
+
+
+def credential_fingerprint(provider: ProviderEntry, credentials: dict[str, Any]) -> str:
+    """`…` and the last four characters of the credential's key, as provider consoles show them,
+    so an operator can tell which key is stored; "" when the key is too short to give any away.
+    (A service-account key is told by the id of its private key, which is no secret.)"""
+    for field in provider.credentials:
+        value = credentials.get(field.name)
+        if isinstance(value, dict):
+            value = value.get("private_key_id")
+        if field.secret and isinstance(value, str):
+            return f"…{value[-_FINGERPRINT_CHARS:]}" if len(value) >= 4 * _FINGERPRINT_CHARS else ""
+    return ""
+
+
+def vault_secret(
+    credentials: dict[str, Any], custom_auth_headers: dict[str, str] | None, tls: IntegrationTls | None = None
+) -> dict[str, Any]:
+    """What Vault stores for an integration: its credential fields, its custom auth headers and
+    its TLS options (the worker reads them all in one credential read)."""
     secret: dict[str, Any] = dict(credentials)
     if custom_auth_headers:
         secret["custom_auth_headers"] = custom_auth_headers
+    options = {name: pem for name, pem in msgspec.structs.asdict(tls).items() if pem} if tls else {}
+    if options:
+        secret["tls"] = options
     return secret

@@ -19,6 +19,7 @@ from keyrail_common.config_events import (
     CredentialsRotated,
     IntegrationCreated,
     IntegrationDisabled,
+    IntegrationEnabled,
     IntegrationModelsSet,
     IntegrationUpdated,
 )
@@ -27,7 +28,7 @@ from keyrail_common.projection import ConcurrencyConflict
 from keyrail_common.registry import ProviderEntry
 from keyrail_common.security import new_id
 from keyrail_common.vault import credential_path
-from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found
+from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found, reenabling
 from keyrail_ingress.admin.integration_checks import (
     check_credentials,
     check_endpoint,
@@ -35,6 +36,8 @@ from keyrail_ingress.admin.integration_checks import (
     check_provider,
     check_scope,
     check_slug,
+    check_tls,
+    credential_fingerprint,
     vault_secret,
 )
 from keyrail_ingress.admin.views import integration_view, iso
@@ -73,7 +76,8 @@ def _disabled(c: Command[IntegrationCreated, Any]) -> Response | None:
         return None
     return error(
         409,
-        f"Integration '{slug}' is disabled and cannot change; create a new integration instead.",
+        f"Integration '{slug}' is disabled and cannot change. Re-enable it first: PATCH "
+        f'/admin/v1/integrations/{slug} with {{"disabled": false}}.',
         "integration_disabled",
     )
 
@@ -97,9 +101,10 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
     if isinstance(endpoint, Response):
         return endpoint
     for refusal in (
-        check_credentials(ctx.registry, body.provider, body.credentials),
+        check_credentials(ctx.registry, body.provider, body.credentials, body.allow_http),
+        check_tls(body.tls),
         check_scope(c.state, body.project_scope),
-        check_models(ctx.catalog, body.provider, body.enabled_models),
+        check_models(c.state.catalog, body.provider, body.enabled_models),
     ):
         if refusal is not None:
             return refusal
@@ -107,7 +112,9 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
         return _taken(body.provider_slug)
     custom_host, api_format = endpoint
     path = credential_path(c.org_id, body.provider_slug)
-    version = await ctx.credentials.write(path, vault_secret(body.credentials, body.custom_auth_headers))
+    version = await ctx.credentials.write(
+        path, vault_secret(body.credentials, body.custom_auth_headers, body.tls)
+    )
     integration = IntegrationCreated(
         integration_id=new_id("int"),
         org_id=c.org_id,
@@ -122,6 +129,7 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
         custom_host=custom_host,
         allow_http=body.allow_http,
         description=body.description,
+        credential_fingerprint=credential_fingerprint(provider, body.credentials),
     )
     try:
         await c.publish(integration, new=True)
@@ -160,10 +168,14 @@ async def get_integration(c: Command[IntegrationCreated, None]) -> Response:
 )
 async def update_integration(c: Command[IntegrationCreated, IntegrationPatch]) -> Response:
     """Changes what may change; the endpoint (host, format, allow_http) is checked as at creation."""
-    refused = _disabled(c)
-    if refused is not None:
-        return refused
     current, patch = c.record, c.body
+    slug = current.provider_slug
+    enable = reenabling(patch, slug in c.state.disabled_integrations, "integration", f"/integrations/{slug}")
+    if isinstance(enable, Response):
+        return enable
+    if enable:
+        await c.publish(IntegrationEnabled(provider_slug=slug))
+        return json_response(integration_view(c.state, c.state.integrations[slug]))
     name = given(patch.name, current.name).strip()
     if not name:
         return error(400, "'name' must not be blank.", "invalid_value", "name")
@@ -219,13 +231,24 @@ async def disable_integration(c: Command[IntegrationCreated, None]) -> Response:
 )
 async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> Response:
     """Replace the stored credential (a new Vault version); workers use it from the next request."""
-    refused = _disabled(c) or check_credentials(c.ctx.registry, c.record.provider, c.body.credentials)
+    refused = (
+        _disabled(c)
+        or check_credentials(c.ctx.registry, c.record.provider, c.body.credentials, c.record.allow_http)
+        or check_tls(c.body.tls)
+    )
     if refused is not None:
         return refused
-    secret = vault_secret(c.body.credentials, c.body.custom_auth_headers)
+    secret = vault_secret(c.body.credentials, c.body.custom_auth_headers, c.body.tls)
     version = await c.ctx.credentials.write(c.record.credential_ref, secret)
-    await c.publish(CredentialsRotated(provider_slug=c.record.provider_slug, credential_version=version))
-    return json_response(CredentialsSet(set=True, version=version, updated_at=iso(time.time()) or ""))
+    fingerprint = credential_fingerprint(_provider(c), c.body.credentials)
+    rotated = CredentialsRotated(
+        provider_slug=c.record.provider_slug, credential_version=version, credential_fingerprint=fingerprint
+    )
+    await c.publish(rotated)
+    updated_at = iso(time.time()) or ""
+    return json_response(
+        CredentialsSet(set=True, version=version, updated_at=updated_at, fingerprint=fingerprint or None)
+    )
 
 
 @admin_route(
@@ -238,7 +261,9 @@ async def rotate_credentials(c: Command[IntegrationCreated, NewCredentials]) -> 
 )
 async def set_enabled_models(c: Command[IntegrationCreated, NewEnabledModels]) -> Response:
     """Which catalog models of the provider the integration serves: a list, "all" or "none"."""
-    refused = _disabled(c) or check_models(c.ctx.catalog, c.record.provider, c.body.enabled_models)
+    refused = _disabled(c) or check_models(
+        c.state.catalog, c.record.provider, c.body.enabled_models, c.record.provider_slug
+    )
     if refused is not None:
         return refused
     slug = c.record.provider_slug

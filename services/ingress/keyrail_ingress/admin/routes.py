@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from keyrail_ingress.admin import activity, costs, events, integrations, projects, users
+from keyrail_ingress.admin import (
+    activity,
+    catalog,
+    costs,
+    custom_models,
+    events,
+    health,
+    integrations,
+    projects,
+    users,
+)
 from keyrail_ingress.admin.command import ROUTES, router
 
 __all__ = ["MODULES", "ROUTES", "router"]
 
-MODULES = (users, projects, integrations, activity, costs, events)
+MODULES = (users, projects, integrations, health, custom_models, catalog, activity, costs, events)

@@ -2,7 +2,9 @@
 
 A token is shown once, when it is issued; the projection keeps its hash. The organisation is
 never left without a usable owner: demoting or disabling the last owner, or revoking the last
-owner token, is refused (409), since nothing but a new data dir could undo it.
+owner token, is refused (409), since nothing but a new data dir could undo it. Those changes are
+decided on every owner and token at once, so they append expecting the whole configuration
+unchanged (`decided_on_all`): two owners demoting each other at the same moment cannot both pass.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from keyrail_common.config_events import (
     ProjectRole,
     UserCreatedV2,
     UserDisabled,
+    UserEnabled,
     UserUpdated,
 )
 from keyrail_common.config_state import AdminTokenRecord, ConfigState, UserRecord
 from keyrail_common.security import hash_secret, new_admin_token, new_id
-from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found
+from keyrail_ingress.admin.command import Command, Loaded, admin_route, given, not_found, reenabling
 from keyrail_ingress.admin.views import iso, token_view, user_view
 from keyrail_ingress.admin_types import (
     AdminTokenCreated,
@@ -122,8 +125,12 @@ async def get_user(c: Command[UserRecord, None]) -> Response:
 @admin_route("PATCH", "/users/{user_id}", "user.update", load=load_user, body=UserPatch, versioned=True)
 async def update_user(c: Command[UserRecord, UserPatch]) -> Response:
     user, patch = c.record, c.body
-    if user.disabled:
-        return error(409, f"User '{user.user_id}' is disabled; it cannot change.", "user_disabled")
+    enable = reenabling(patch, user.disabled, "user", f"/users/{user.user_id}")
+    if isinstance(enable, Response):
+        return enable
+    if enable:
+        await c.publish(UserEnabled(user_id=user.user_id))
+        return json_response(user_view(c.state, c.state.users[user.user_id]))
     name = given(patch.name, user.name).strip()
     if not name:
         return _blank(name)
@@ -138,11 +145,13 @@ async def update_user(c: Command[UserRecord, UserPatch]) -> Response:
         owner=given(patch.owner, user.owner),
         project_roles=roles,
     )
-    if user.owner and not event.owner and not _other_owner_can_sign_in(c.state, user.user_id):
+    demotes_owner = user.owner and not event.owner
+    if demotes_owner and not _other_owner_can_sign_in(c.state, user.user_id):
         return _last_owner(f"Taking owner from '{user.user_id}'")
     unchanged = (user.name, user.email, user.owner, user.project_roles)
     if (event.name, event.email, event.owner, event.project_roles) != unchanged:
-        await c.publish(event)  # a change that changes nothing is no event (and no new version)
+        # A change that changes nothing is no event (and no new version).
+        await c.publish(event, decided_on_all=demotes_owner)
     return json_response(user_view(c.state, c.state.users[user.user_id]))
 
 
@@ -157,7 +166,7 @@ async def disable_user(c: Command[UserRecord, None]) -> Response:
     if not user.disabled:
         if user.owner and not _other_owner_can_sign_in(c.state, user.user_id):
             return _last_owner(f"Disabling '{user.user_id}'")
-        await c.publish(UserDisabled(user_id=user.user_id))
+        await c.publish(UserDisabled(user_id=user.user_id), decided_on_all=user.owner)
     return json_response(user_view(c.state, c.state.users[user.user_id]))
 
 
@@ -216,5 +225,8 @@ async def revoke_token(c: Command[AdminTokenRecord, None]) -> Response:
     if not token.revoked:
         if [t.token_id for t in _usable_owner_tokens(c.state)] == [token.token_id]:
             return _last_owner(f"Revoking '{token.token_id}', the last owner token,")
-        await c.publish(AdminTokenRevoked(token_id=token.token_id, user_id=token.user_id))
+        owner_token = token.user_id in {u.user_id for u in c.state.owners()}
+        await c.publish(
+            AdminTokenRevoked(token_id=token.token_id, user_id=token.user_id), decided_on_all=owner_token
+        )
     return json_response(token_view(c.state, c.state.admin_tokens[token.token_id]))

@@ -86,6 +86,7 @@ def integration_view(state: ConfigState, i: IntegrationCreated) -> Integration:
         api_format=i.api_format,
         allow_http=i.allow_http,
         credential_version=i.credential_version,
+        credential_fingerprint=i.credential_fingerprint or None,
         disabled=i.provider_slug in state.disabled_integrations,
         version=state.version("integration", i.provider_slug),
     )

@@ -12,8 +12,16 @@ from keyrail_workers.adapters.base import Adapter
 from keyrail_workers.adapters.cohere import CohereAdapter
 from keyrail_workers.adapters.gemini import GeminiAdapter
 from keyrail_workers.adapters.openai import OpenAIAdapter
+from keyrail_workers.adapters.vertex import VertexAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.name: adapter
-    for adapter in (OpenAIAdapter(), AnthropicAdapter(), GeminiAdapter(), AzureAdapter(), CohereAdapter())
+    for adapter in (
+        OpenAIAdapter(),
+        AnthropicAdapter(),
+        GeminiAdapter(),
+        VertexAdapter(),
+        AzureAdapter(),
+        CohereAdapter(),
+    )
 }

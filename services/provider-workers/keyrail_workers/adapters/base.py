@@ -13,7 +13,7 @@ reports a failed generation is a failure, not an answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -35,6 +35,7 @@ class AdapterCall(msgspec.Struct, frozen=True):
     base_url: str  # the custom host, else the provider's default
     quirks: Quirks = Quirks()
     custom_headers: Mapping[str, str] = {}
+    access_token: str = ""  # a short-lived token the runner exchanged the credential for (Vertex's OAuth2)
 
 
 class UpstreamRequest(msgspec.Struct):
@@ -121,3 +122,22 @@ class Adapter(Protocol):
     def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> StreamTranslator: ...
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
+
+
+class AccessToken(msgspec.Struct, frozen=True):
+    value: str
+    expires_in_s: float  # lifetime from when the token endpoint answered
+
+
+@runtime_checkable
+class TokenExchanger(Protocol):
+    """An adapter whose upstream takes a short-lived token obtained with the credential, not the
+    credential itself (Vertex: a signed JWT exchanged for an OAuth2 access token). The runner does
+    the exchange's HTTP, caches the token per credential version and puts it in `AdapterCall`;
+    on a 401 from the upstream it drops the token and exchanges once more."""
+
+    def token_request(self, credential: Credential, now_s: float) -> UpstreamRequest | UpstreamError:
+        """The token endpoint's request (`now_s` is wall-clock time: JWTs carry it)."""
+        ...
+
+    def parse_token_response(self, status: int, body: bytes) -> AccessToken | UpstreamError: ...

@@ -185,6 +185,7 @@ def test_a_missing_api_version_is_refused() -> None:
     assert error.provider_code == "missing_api_version"
 
 
-def test_the_adapter_answers_openai_chat() -> None:
+def test_the_adapter_answers_openai_chat_and_embeddings() -> None:
     assert ADAPTER.name == "azure"
-    assert ADAPTER.dialects == {Dialect.OPENAI} and ADAPTER.operations == {Operation.CHAT}
+    assert ADAPTER.dialects == {Dialect.OPENAI}
+    assert ADAPTER.operations == {Operation.CHAT, Operation.EMBEDDINGS}

@@ -151,29 +151,6 @@ async def test_an_in_band_error_ends_the_stream_with_it() -> None:
 # --- errors -------------------------------------------------------------------------------------------
 
 F = FailureClass
-# fixture → (HTTP status, failure class, provider_code)
-ERRORS: dict[str, tuple[int, FailureClass, str]] = {
-    "error_400_content_filter.json": (400, F.CONTENT_FILTER, "content_filter"),
-    "error_401.json": (401, F.CREDENTIAL, "401"),
-    "error_429.json": (429, F.RATE_LIMIT, "429"),
-    "error_deployment_not_found.json": (404, F.MODEL_ACCESS, "DeploymentNotFound"),
-}
-
-
-def test_every_azure_error_fixture_has_an_expectation() -> None:
-    assert {p.name for p in AZURE.glob("error_*.json")} == set(ERRORS)
-
-
-@pytest.mark.parametrize("name", sorted(ERRORS))
-def test_error_fixtures_are_classified(name: str) -> None:
-    status, failure_class, code = ERRORS[name]
-    body = RAW[name]
-
-    error = ADAPTER.classify_error(status, {}, body)
-
-    assert (error.failure_class, error.provider_code, error.upstream_status) == (failure_class, code, status)
-    assert error.message == json.loads(body)["error"]["message"]  # the upstream's words, whole
-    assert error.retry_after_s == 0.0
 
 
 @pytest.mark.parametrize(

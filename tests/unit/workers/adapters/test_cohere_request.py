@@ -359,6 +359,7 @@ def test_a_request_no_upstream_would_take_is_the_callers_error(body: dict[str, A
     assert (error.failure_class, error.provider_code) == (FailureClass.CALLER_ERROR, "invalid_request")
 
 
-def test_the_adapter_answers_openai_chat() -> None:
+def test_the_adapter_answers_openai_chat_and_embeddings() -> None:
     assert ADAPTER.name == "cohere"
-    assert ADAPTER.dialects == {Dialect.OPENAI} and ADAPTER.operations == {Operation.CHAT}
+    assert ADAPTER.dialects == {Dialect.OPENAI}
+    assert ADAPTER.operations == {Operation.CHAT, Operation.EMBEDDINGS}

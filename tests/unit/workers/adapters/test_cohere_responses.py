@@ -350,26 +350,6 @@ def test_the_event_name_is_used_when_the_data_has_no_type() -> None:
 # --- errors -------------------------------------------------------------------------------------------
 
 F = FailureClass
-# fixture → (status, failure class)
-ERRORS = {
-    "error_400.json": (400, F.CALLER_ERROR),
-    "error_401.json": (401, F.CREDENTIAL),
-    "error_429.json": (429, F.RATE_LIMIT),
-}
-
-
-def test_every_cohere_error_fixture_has_an_expectation() -> None:
-    assert {name for name in RAW if name.startswith("error_")} == set(ERRORS)
-
-
-@pytest.mark.parametrize("name", sorted(ERRORS))
-def test_error_fixtures_are_classified(name: str) -> None:
-    status, failure_class = ERRORS[name]
-
-    error = ADAPTER.classify_error(status, {}, RAW[name])
-
-    assert (error.failure_class, error.upstream_status) == (failure_class, status)
-    assert error.message == json.loads(RAW[name])["message"]
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,9 @@
-"""The OpenAI adapter's `classify_error`: every error fixture on disk → its failure class.
-
-New error fixtures are picked up automatically and fail until their expected class is written here.
-"""
+"""The OpenAI adapter's `classify_error` beyond the fixtures (which the conformance suite
+classifies): retry headers, provider codes refining the status, Azure-shaped and odd bodies."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -15,33 +12,12 @@ from keyrail_common.failures import FailureClass
 from keyrail_workers.adapters import ADAPTERS
 from keyrail_workers.upstream_errors import upstream_failure
 from tests.support.contracts import FIXTURES
+from tests.unit.workers.conformance.cases import ErrorCase, load_cases
 
 ADAPTER = ADAPTERS["openai"]
 F = FailureClass
-ERROR_FIXTURES = sorted(
-    [*(FIXTURES / "openai").glob("error_*.json"), *(FIXTURES / "openai_compatible").glob("*error_*.json")]
-)
+ERROR_CASES = load_cases()["openai"].errors  # the conformance suite classifies each fixture
 RATE_LIMIT_HEADERS = FIXTURES / "anthropic" / "rate_limit_headers_429.json"
-
-# fixture → (failure class, the upstream's code or type as provider_code)
-EXPECTED: dict[str, tuple[FailureClass, str]] = {
-    "openai/error_400_unsupported_parameter.json": (F.CALLER_ERROR, "unsupported_parameter"),
-    "openai/error_401_invalid_api_key.json": (F.CREDENTIAL, "invalid_api_key"),
-    "openai/error_404_model_not_found.json": (F.MODEL_ACCESS, "model_not_found"),
-    "openai/error_429_insufficient_quota.json": (F.QUOTA, "insufficient_quota"),  # not a rate limit
-    "openai/error_429_rate_limit.json": (F.RATE_LIMIT, "rate_limit_exceeded"),
-    "openai_compatible/groq_error_400_unsupported_field.json": (F.CALLER_ERROR, "invalid_request_error"),
-}
-
-
-def key(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}"
-
-
-def status_of(path: Path) -> int:
-    match = re.search(r"error_(\d{3})_", path.name)
-    assert match, f"{path.name}: error fixtures are named error_<status>_<what>.json"
-    return int(match.group(1))
 
 
 def fixture_headers(path: Path) -> dict[str, str]:
@@ -50,34 +26,14 @@ def fixture_headers(path: Path) -> dict[str, str]:
     return {k.lower(): v for k, v in raw.get("headers", {}).items()}
 
 
-def test_every_error_fixture_has_an_expectation() -> None:
-    assert ERROR_FIXTURES, "no error fixtures found"
-    assert {key(p) for p in ERROR_FIXTURES} == set(EXPECTED)
-
-
-@pytest.mark.parametrize("path", ERROR_FIXTURES, ids=key)
-def test_error_fixtures_are_classified(path: Path) -> None:
-    assert key(path) in EXPECTED, f"add the expected failure class of {key(path)} to EXPECTED"
-    failure_class, provider_code = EXPECTED[key(path)]
-    upstream = status_of(path)
-
-    error = ADAPTER.classify_error(upstream, fixture_headers(path), path.read_bytes())
-
-    assert error.failure_class is failure_class
-    assert error.upstream_status == upstream
-    assert error.provider_code == provider_code
-    assert error.message == json.loads(path.read_text())["error"]["message"]  # whole: scrubbing comes later
-    assert error.retry_after_s == 0.0  # none of these bodies comes with retry headers
-
-
-@pytest.mark.parametrize("path", ERROR_FIXTURES, ids=key)
-def test_rate_limit_headers_give_a_retry_delay_only_to_rate_limits(path: Path) -> None:
+@pytest.mark.parametrize("case", ERROR_CASES, ids=lambda c: c.fixture)
+def test_rate_limit_headers_give_a_retry_delay_only_to_rate_limits(case: ErrorCase) -> None:
     headers = fixture_headers(RATE_LIMIT_HEADERS)
     assert headers["retry-after"] == "17"
 
-    error = ADAPTER.classify_error(status_of(path), headers, path.read_bytes())
+    error = ADAPTER.classify_error(case.status, headers, (FIXTURES / case.fixture).read_bytes())
 
-    expected = 17.0 if EXPECTED[key(path)][0] is F.RATE_LIMIT else 0.0
+    expected = 17.0 if case.failure_class is F.RATE_LIMIT else 0.0
     assert error.retry_after_s == pytest.approx(expected)
 
 

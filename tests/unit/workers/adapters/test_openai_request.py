@@ -3,7 +3,6 @@ quirks (from the registry) applied, usage always requested on streams, the crede
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from keyrail_common.messages import Dialect
 from keyrail_common.registry import Operation, Quirks, load_registry
 from keyrail_workers.adapters.base import AdapterCall, UpstreamRequest
 from keyrail_workers.adapters.openai import OpenAIAdapter
+from tests.support.adapters import expected_openai_body as expected_body
 from tests.support.contracts import FIXTURES
 
 REGISTRY = load_registry()
@@ -78,20 +78,6 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 # --- the contract, over every fixture request and every OpenAI-compatible provider --------------
-
-
-def expected_body(original: dict[str, Any], quirks: Quirks, model: str, stream: bool) -> dict[str, Any]:
-    """What the registry's quirks say the upstream must receive."""
-    expected = copy.deepcopy(original)
-    expected["model"] = model
-    for param in quirks.drop_params:
-        expected.pop(param, None)
-    for message in expected.get("messages", []):
-        for field in quirks.drop_message_fields:
-            message.pop(field, None)
-    if stream and quirks.stream_usage:
-        expected["stream_options"] = {**(original.get("stream_options") or {}), "include_usage": True}
-    return expected
 
 
 def test_there_are_fixture_requests_and_openai_compatible_providers() -> None:
@@ -204,6 +190,46 @@ def test_perplexity_drops_tools_and_tool_choice() -> None:
     assert sent["parallel_tool_calls"] is True
     assert sent["messages"] == body["messages"]
     assert request.url == "https://api.perplexity.ai/chat/completions"
+
+
+REASONING_REJECTS = {"presence_penalty": 0.5, "frequency_penalty": 0.5, "stop": ["END"]}
+
+
+@pytest.mark.parametrize(
+    ("model", "dropped"),
+    [
+        ("grok-4-1-fast-reasoning", {"presence_penalty", "frequency_penalty", "stop"}),
+        ("grok-4.20-0309-reasoning", {"presence_penalty", "frequency_penalty", "stop", "reasoning_effort"}),
+        ("grok-4.20-0309-non-reasoning", {"reasoning_effort"}),
+        ("grok-4-1-fast-non-reasoning", set()),  # not a prefix match of the reasoning variant
+        ("grok-4.5", set()),
+    ],
+)
+def test_xai_drops_what_only_some_of_its_models_reject(model: str, dropped: set[str]) -> None:
+    body = {"model": "x", "messages": [], "reasoning_effort": "low", **REASONING_REJECTS}
+
+    _, sent = build("xai", dict(body), model=model)
+
+    assert sent == {k: v for k, v in {**body, "model": model}.items() if k not in dropped}
+
+
+@pytest.mark.parametrize(
+    ("temperature", "sent_temperature"), [(0, 0.01), (0.0, 0.01), (0.7, 0.7), (1, 1), (1.6, 1.0), (2, 1.0)]
+)
+def test_minimax_temperature_is_clamped_into_its_range_and_n_dropped(
+    temperature: float, sent_temperature: float
+) -> None:
+    body = {"model": "x", "messages": [], "temperature": temperature, "n": 1}
+
+    _, sent = build("minimax", body, model="MiniMax-M2.7")
+
+    assert sent == {"model": "MiniMax-M2.7", "messages": [], "temperature": sent_temperature}
+
+
+def test_a_temperature_that_is_not_a_number_is_left_for_the_upstream_to_refuse() -> None:
+    _, sent = build("minimax", {"model": "x", "messages": [], "temperature": "hot"}, model="MiniMax-M2.7")
+
+    assert sent["temperature"] == "hot"
 
 
 def test_openai_keeps_parameters_groq_would_drop() -> None:

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from keyrail_common.failures import FailureClass
 from keyrail_common.messages import Dialect, Usage
-from keyrail_common.registry import Operation
+from keyrail_common.registry import Operation, Quirks, load_registry
 from keyrail_workers.adapters import ADAPTERS
 from keyrail_workers.adapters.base import AdapterCall, StreamStep, StreamTranslator, UpstreamRequest
 from keyrail_workers.sse import sse_events
@@ -199,6 +200,37 @@ def test_reasoning_tokens_in_stream_usage() -> None:
     reader.feed("", json.dumps(chunk).encode())
 
     assert reader.usage == Usage(prompt_tokens=50, completion_tokens=400, reasoning_tokens=320)
+
+
+GROQ_FINAL_CHUNK = {
+    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+    "x_groq": {"id": "req_01", "usage": {"prompt_tokens": 44, "completion_tokens": 8, "queue_time": 0.01}},
+}
+
+
+def test_usage_in_the_registrys_usage_envelope_is_read_where_top_level_usage_is_absent() -> None:
+    call = msgspec.structs.replace(CALL, quirks=load_registry().get("groq").quirks)  # type: ignore[union-attr]
+    request = UpstreamRequest(method="POST", url="https://x/chat/completions", headers={}, body=b"{}")
+    reader = ADAPTER.stream_translator(call, request)
+    data = json.dumps(GROQ_FINAL_CHUNK).encode()
+
+    reader.feed("", data)
+
+    assert reader.usage == Usage(prompt_tokens=44, completion_tokens=8)
+
+
+def test_top_level_usage_wins_over_the_envelope_and_no_envelope_is_read_without_the_quirk() -> None:
+    call = msgspec.structs.replace(CALL, quirks=Quirks(usage_envelope="x_groq"))
+    request = UpstreamRequest(method="POST", url="https://x/chat/completions", headers={}, body=b"{}")
+    both = {**GROQ_FINAL_CHUNK, "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+    enveloped = ADAPTER.stream_translator(call, request)
+    plain = translator(client_wants_usage=False)
+
+    enveloped.feed("", json.dumps(both).encode())
+    plain.feed("", json.dumps(GROQ_FINAL_CHUNK).encode())
+
+    assert enveloped.usage == Usage(prompt_tokens=1, completion_tokens=2)
+    assert plain.usage is None
 
 
 async def test_tool_call_fragments_count_as_content_and_no_usage_is_invented() -> None:

@@ -44,8 +44,6 @@ _json_encode = msgspec.json.Encoder().encode
 
 def build_messages_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
     body: dict[str, Any] = _json_decode(call.body)
-    options = body.get("stream_options")
-    client_wants_usage = call.stream and isinstance(options, dict) and bool(options.get("include_usage"))
     # Header names are case-insensitive: one spelling each, so a custom header cannot double ours.
     # A custom `anthropic-version`, `anthropic-beta` or OAuth `authorization` is kept.
     headers = {"anthropic-version": ANTHROPIC_VERSION}
@@ -64,8 +62,14 @@ def build_messages_request(call: AdapterCall, credential: Credential) -> Upstrea
         url=f"{base}/v1/messages",
         headers=headers,
         body=_json_encode(translate(body, call.model, call.stream)),
-        client_wants_usage=client_wants_usage,
+        client_wants_usage=client_wants_usage(body, call.stream),
     )
+
+
+def client_wants_usage(body: dict[str, Any], stream: bool) -> bool:
+    """The client asked for the usage chunk (`stream_options.include_usage`) of its stream."""
+    options = body.get("stream_options")
+    return stream and isinstance(options, dict) and bool(options.get("include_usage"))
 
 
 def translate(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Azure OpenAI: OpenAI's chat-completions wire format at a customer's own deployments.
+"""Azure OpenAI: OpenAI's chat-completions and embeddings wire format at a customer's own deployments.
 
-Only the URL and the auth header differ from OpenAI (request.py); the body, the response, the
+Only the URL and the auth header differ from OpenAI (request.py, embeddings.py); the body, the response, the
 stream and the error envelope are OpenAI's, so those are the OpenAI adapter's own functions.
 """
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from keyrail_common.messages import Dialect
 from keyrail_common.registry import Operation
+from keyrail_workers.adapters.azure.embeddings import build_embeddings_request
 from keyrail_workers.adapters.azure.request import build_azure_request
 from keyrail_workers.adapters.base import (
     AdapterCall,
@@ -26,9 +27,11 @@ from keyrail_workers.adapters.openai.stream import OpenAIStreamTranslator
 class AzureAdapter:
     name = "azure"
     dialects = frozenset({Dialect.OPENAI})
-    operations = frozenset({Operation.CHAT})
+    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
 
     def build_request(self, call: AdapterCall, credential: Credential) -> UpstreamRequest | UpstreamError:
+        if call.operation is Operation.EMBEDDINGS:
+            return build_embeddings_request(call, credential)
         return build_azure_request(call, credential)
 
     def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse:

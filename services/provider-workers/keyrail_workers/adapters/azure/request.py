@@ -1,5 +1,5 @@
-"""Azure OpenAI request (reference §7): OpenAI's chat body, sent to a deployment of the customer's
-resource with an `api-key` header.
+"""Azure OpenAI request (reference §7): OpenAI's chat (or embeddings: embeddings.py) body, sent to
+a deployment of the customer's resource with an `api-key` header.
 
 The integration's credentials name the resource, the api-version and the deployment that serves
 each model slug (`deployments`). Two URL shapes:
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -49,6 +50,19 @@ def _deployment(call: AdapterCall, resource: str, deployments: object) -> str | 
 
 
 def build_azure_request(call: AdapterCall, credential: Credential) -> UpstreamRequest | UpstreamError:
+    payload, client_wants_usage = chat_payload(call)
+    return azure_request(call, credential, "chat/completions", payload, client_wants_usage)
+
+
+def azure_request(
+    call: AdapterCall,
+    credential: Credential,
+    path: str,
+    payload: dict[str, Any],
+    client_wants_usage: bool = False,
+) -> UpstreamRequest | UpstreamError:
+    """The request for `path` (`chat/completions`, `embeddings`) at the deployment the credentials
+    map the model to, or why there is none."""
     resource = credential.get("resource_name")
     if not isinstance(resource, str) or not _RESOURCE_NAME.fullmatch(resource):
         return _refused(
@@ -63,15 +77,14 @@ def build_azure_request(call: AdapterCall, credential: Credential) -> UpstreamRe
     if isinstance(deployment, UpstreamError):
         return deployment
 
-    payload, client_wants_usage = chat_payload(call)
     base = (call.base_url.rstrip("/") or f"https://{resource}.openai.azure.com") + "/openai"
     if api_version == V1:
         payload["model"] = deployment
-        url = f"{base}/v1/chat/completions"
+        url = f"{base}/v1/{path}"
     else:
-        del payload["model"]
+        payload.pop("model", None)
         url = (
-            f"{base}/deployments/{quote(deployment, safe='')}/chat/completions"
+            f"{base}/deployments/{quote(deployment, safe='')}/{path}"
             f"?api-version={quote(api_version, safe='')}"
         )
     quirks = msgspec.structs.replace(call.quirks, auth_header="api-key", auth_scheme="")

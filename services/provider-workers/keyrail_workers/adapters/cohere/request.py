@@ -206,16 +206,20 @@ def build_cohere_request(call: AdapterCall, credential: Credential) -> UpstreamR
             f"the body is not an OpenAI chat request Cohere can take: {exc}",
             provider_code="invalid_request",
         )
+    return UpstreamRequest(
+        method="POST",
+        url=call.base_url.rstrip("/") + "/v2/chat",
+        headers=cohere_headers(call, credential),
+        body=_json_encode(body),
+        client_wants_usage=client_wants_usage,
+    )
+
+
+def cohere_headers(call: AdapterCall, credential: Credential) -> dict[str, str]:
     headers = dict(call.custom_headers)
     api_key = credential.get("api_key")
     if isinstance(api_key, str) and api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     headers["Content-Type"] = "application/json"
     headers["Accept"] = "text/event-stream" if call.stream else "application/json"
-    return UpstreamRequest(
-        method="POST",
-        url=call.base_url.rstrip("/") + "/v2/chat",
-        headers=headers,
-        body=_json_encode(body),
-        client_wants_usage=client_wants_usage,
-    )
+    return headers

@@ -17,8 +17,9 @@ from keyrail_workers.adapters.base import (
     UpstreamError,
     UpstreamRequest,
 )
+from keyrail_workers.adapters.openai.embeddings import build_embeddings_request
 from keyrail_workers.adapters.openai.errors import classify_error
-from keyrail_workers.adapters.openai.request import build_chat_request, build_embeddings_request
+from keyrail_workers.adapters.openai.request import build_chat_request
 from keyrail_workers.adapters.openai.response import parse_chat_response
 from keyrail_workers.adapters.openai.stream import OpenAIStreamTranslator
 
@@ -37,7 +38,7 @@ class OpenAIAdapter:
         return parse_chat_response(call, body)
 
     def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> OpenAIStreamTranslator:
-        return OpenAIStreamTranslator(request.client_wants_usage)
+        return OpenAIStreamTranslator(request.client_wants_usage, call.quirks.usage_envelope)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_error(status, headers, body)

@@ -1,5 +1,6 @@
 """OpenAI requests: the client's body with the upstream model name. Chat completions also get the
-provider's quirks applied (rejected parameters dropped) and usage requested on streams.
+provider's quirks applied (rejected parameters dropped, temperature clamped into its range) and
+usage requested on streams.
 
 The payload and the headers are built apart so that Azure (OpenAI's body, its own URL and auth
 header) composes them."""
@@ -24,6 +25,15 @@ def chat_payload(call: AdapterCall) -> tuple[dict[str, Any], bool]:
     payload["model"] = call.model
     for param in quirks.drop_params:
         payload.pop(param, None)
+    for prefix, params in quirks.model_drop_params.items():
+        if call.model.startswith(prefix):
+            for param in params:
+                payload.pop(param, None)
+    if quirks.temperature_range is not None:
+        temperature = payload.get("temperature")
+        if isinstance(temperature, int | float):
+            low, high = quirks.temperature_range
+            payload["temperature"] = min(max(temperature, low), high)
     if quirks.drop_message_fields:
         for message in payload.get("messages", ()):
             for field in quirks.drop_message_fields:
@@ -60,16 +70,4 @@ def build_chat_request(call: AdapterCall, credential: Credential) -> UpstreamReq
         headers=chat_headers(call, credential, call.quirks),
         body=_json_encode(payload),
         client_wants_usage=client_wants_usage,
-    )
-
-
-def build_embeddings_request(call: AdapterCall, credential: Credential) -> UpstreamRequest:
-    """The client's embeddings body with the upstream model name; nothing else changes."""
-    payload: dict[str, Any] = _json_decode(call.body)
-    payload["model"] = call.model
-    return UpstreamRequest(
-        method="POST",
-        url=_url(call, "/embeddings"),
-        headers=chat_headers(call, credential, call.quirks) | {"Accept": "application/json"},
-        body=_json_encode(payload),
     )

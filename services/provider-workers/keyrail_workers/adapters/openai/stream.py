@@ -1,6 +1,7 @@
 """OpenAI chat-completions stream: chunks pass through byte for byte; the translator only looks
 inside for usage, content (the commit point) and in-band errors, and drops the usage chunk the
-client did not ask for (we always ask the upstream for it).
+client did not ask for (we always ask the upstream for it). A provider that puts usage elsewhere
+names the object in the registry (`usage_envelope`; Groq's `x_groq.usage`).
 
 Chunks before the first content (the role-only preamble) are held back and sent with it: until
 content arrives nothing has reached the client, so an upstream failure there is an attempt the
@@ -9,6 +10,7 @@ router may still fall back from. A stream that ends without content sends what i
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -37,13 +39,29 @@ class _ChunkProbe(msgspec.Struct):
     error: dict[str, Any] | None = None
 
 
-_chunk_decoder = msgspec.json.Decoder(_ChunkProbe)
+class _UsageEnvelope(msgspec.Struct):
+    usage: WireUsage | None = None
+
+
+@functools.cache
+def _chunk_decoder(usage_envelope: str) -> msgspec.json.Decoder[Any]:
+    """The probe's decoder; with the provider's usage envelope (a registry quirk) read as well."""
+    if not usage_envelope:
+        return msgspec.json.Decoder(_ChunkProbe)
+    probe = msgspec.defstruct(
+        "_EnvelopedChunkProbe", [(usage_envelope, _UsageEnvelope | None, None)], bases=(_ChunkProbe,)
+    )
+    return msgspec.json.Decoder(probe)
+
+
 _NOTHING = StreamStep()
 
 
 class OpenAIStreamTranslator:
-    def __init__(self, client_wants_usage: bool) -> None:
+    def __init__(self, client_wants_usage: bool, usage_envelope: str = "") -> None:
         self._client_wants_usage = client_wants_usage
+        self._usage_envelope = usage_envelope
+        self._decoder = _chunk_decoder(usage_envelope)
         self._done = False
         self._committed = False
         self._held: list[bytes] = []
@@ -55,13 +73,17 @@ class OpenAIStreamTranslator:
             held, self._held = self._held, []
             return StreamStep(frames=held, done=True)
         try:
-            probe = _chunk_decoder.decode(data)
+            probe: _ChunkProbe = self._decoder.decode(data)
         except msgspec.DecodeError:
             return StreamStep(
                 error=UpstreamError(FailureClass.STREAM_CUT, "the upstream sent an undecodable stream chunk")
             )
         if probe.error is not None:
             return StreamStep(error=in_band_error(probe.error))
+        if probe.usage is None and self._usage_envelope:
+            envelope: _UsageEnvelope | None = getattr(probe, self._usage_envelope)
+            if envelope is not None and envelope.usage is not None:
+                self.usage = envelope.usage.to_usage()
         if probe.usage is not None:
             self.usage = probe.usage.to_usage()
             if not probe.choices and not self._client_wants_usage:

@@ -20,6 +20,7 @@ class WireUsage(msgspec.Struct):
     completion_tokens: int = 0
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
+    reasoning_tokens: int = 0  # Perplexity's, beside the completion tokens instead of inside details
 
     def to_usage(self) -> Usage:
         return Usage(
@@ -27,6 +28,8 @@ class WireUsage(msgspec.Struct):
             completion_tokens=self.completion_tokens,
             cached_tokens=self.prompt_tokens_details.cached_tokens if self.prompt_tokens_details else 0,
             reasoning_tokens=(
-                self.completion_tokens_details.reasoning_tokens if self.completion_tokens_details else 0
+                self.completion_tokens_details.reasoning_tokens
+                if self.completion_tokens_details
+                else self.reasoning_tokens
             ),
         )
