@@ -8,7 +8,7 @@
 -- One row per attempt (kind = 'attempt') and one per request (kind = 'request').
 -- ReplacingMergeTree on the natural key makes a redelivered JetStream batch harmless; the
 -- service reads with FINAL. Analysts should do the same (or GROUP BY the key):
---   SELECT provider_slug, sum(cost_usd) FROM keyrail.activity FINAL
+--   SELECT provider_slug, sum(cost_usd), countIf(cost_status = 'unpriced') FROM keyrail.activity FINAL
 --   WHERE kind = 'request' AND ts >= now() - INTERVAL 1 DAY GROUP BY provider_slug;
 
 CREATE DATABASE IF NOT EXISTS keyrail;
@@ -49,7 +49,130 @@ ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS cache_write_tokens UInt32,
     ADD COLUMN IF NOT EXISTS usage_source LowCardinality(String);
 
--- Migration 3: the gateway config and the virtual model that routed a request.
+-- Migration 3: exact decimal cost (NULL when a price or the usage is unknown, never 0), whether
+-- it is priced, and the price version it was computed with.
+ALTER TABLE keyrail.activity
+    MODIFY COLUMN cost_usd Nullable(Decimal(38, 18)),
+    ADD COLUMN IF NOT EXISTS cost_status LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS price_version LowCardinality(String);
+
+-- Migration 4: skipping indexes for the activity API's filters.
+ALTER TABLE keyrail.activity
+    ADD INDEX IF NOT EXISTS ts_range ts TYPE minmax GRANULARITY 1,
+    ADD INDEX IF NOT EXISTS project_set project_id TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS slug_set provider_slug TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS model_set model TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS tag_set tags TYPE bloom_filter GRANULARITY 4;
+
+-- Migration 5: the daily cost rollup.
+CREATE TABLE IF NOT EXISTS keyrail.costs_daily (
+    org_id String,
+    day Date,
+    project_id String,
+    provider_slug LowCardinality(String),
+    model String,
+    requests UInt64,
+    errors UInt64,
+    unpriced UInt64,
+    prompt_tokens UInt64,
+    completion_tokens UInt64,
+    cached_tokens UInt64,
+    cache_write_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_usd Decimal(38, 18)
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (org_id, day, project_id, provider_slug, model);
+
+-- Migration 6: the daily cost rollup's feed.
+CREATE MATERIALIZED VIEW IF NOT EXISTS keyrail.costs_daily_feed TO keyrail.costs_daily AS
+SELECT org_id, toDate(ts) AS day, project_id, provider_slug, model,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity
+WHERE kind = 'request'
+GROUP BY org_id, day, project_id, provider_slug, model;
+
+-- Migration 7: the daily cost rollup per tag.
+CREATE TABLE IF NOT EXISTS keyrail.costs_daily_by_tag (
+    org_id String,
+    day Date,
+    project_id String,
+    tag String,
+    requests UInt64,
+    errors UInt64,
+    unpriced UInt64,
+    prompt_tokens UInt64,
+    completion_tokens UInt64,
+    cached_tokens UInt64,
+    cache_write_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_usd Decimal(38, 18)
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (org_id, day, project_id, tag);
+
+-- Migration 8: the daily cost rollup per tag's feed.
+CREATE MATERIALIZED VIEW IF NOT EXISTS keyrail.costs_daily_by_tag_feed
+TO keyrail.costs_daily_by_tag AS
+SELECT org_id, toDate(ts) AS day, project_id, arrayJoin(if(empty(tags), [''], tags)) AS tag,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity
+WHERE kind = 'request'
+GROUP BY org_id, day, project_id, tag;
+
+-- Migration 9: the daily cost rollups, filled from the rows written before them.
+INSERT INTO keyrail.costs_daily
+SELECT org_id, toDate(ts) AS day, project_id, provider_slug, model,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity FINAL
+WHERE kind = 'request' AND (SELECT count() FROM keyrail.costs_daily) = 0
+GROUP BY org_id, day, project_id, provider_slug, model;
+
+-- Migration 10: the daily cost rollup per tag, filled from the rows written before it.
+INSERT INTO keyrail.costs_daily_by_tag
+SELECT org_id, toDate(ts) AS day, project_id, arrayJoin(if(empty(tags), [''], tags)) AS tag,
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd
+FROM keyrail.activity FINAL
+WHERE kind = 'request' AND (SELECT count() FROM keyrail.costs_daily_by_tag) = 0
+GROUP BY org_id, day, project_id, tag;
+
+-- Migration 11: the credential version an attempt used.
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS credential_version UInt32;
+
+-- Migration 12: the gateway config and the virtual model that routed a request.
 ALTER TABLE keyrail.activity
     ADD COLUMN IF NOT EXISTS config_id LowCardinality(String),
     ADD COLUMN IF NOT EXISTS virtual_model LowCardinality(String);
@@ -72,51 +195,6 @@ ALTER TABLE keyrail.activity
 -- exist already, and every Keyrail query names keyrail.activity in full.
 
 -- ---------------------------------------------------------------------------------------
--- Cluster variant (replicated shards). Run INSTEAD of the single-server DDL above, and
--- BEFORE the first audit service starts: the service's own CREATE TABLE IF NOT EXISTS
--- keyrail.activity is then a no-op because the Distributed table below already has that
--- name (otherwise it would create a plain local table on whichever node it reached).
--- Needs the usual `{cluster}`, `{shard}` and `{replica}` macros and ClickHouse Keeper.
---
--- CREATE DATABASE IF NOT EXISTS keyrail ON CLUSTER '{cluster}';
---
--- CREATE TABLE IF NOT EXISTS keyrail.activity_local ON CLUSTER '{cluster}' (
---     request_id String,
---     kind LowCardinality(String),
---     attempt UInt16,
---     ts DateTime64(3, 'UTC'),
---     org_id String,
---     project_id String,
---     api_key_id String,
---     provider LowCardinality(String),
---     provider_slug LowCardinality(String),
---     model String,
---     status LowCardinality(String),
---     http_status UInt16,
---     error_class LowCardinality(String),
---     error_message String,
---     latency_ms Float64,
---     ttft_ms Float64,
---     overhead_ms Float64,
---     prompt_tokens UInt32,
---     completion_tokens UInt32,
---     cached_tokens UInt32,
---     reasoning_tokens UInt32,
---     cost_usd Float64,
---     tags Array(String),
---     fallback_position UInt16,
---     stream UInt8
--- ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/keyrail/activity_local', '{replica}')
--- PARTITION BY toYYYYMM(ts)
--- ORDER BY (org_id, request_id, kind, attempt);
---
--- -- The name the services use. Sharding by (org_id, request_id) keeps every version of a
--- -- row on one shard, so FINAL (applied per shard) still deduplicates redeliveries.
--- CREATE TABLE IF NOT EXISTS keyrail.activity ON CLUSTER '{cluster}'
--- AS keyrail.activity_local
--- ENGINE = Distributed('{cluster}', keyrail, activity_local, cityHash64(org_id, request_id));
---
--- The audit service acks a JetStream batch once the INSERT returns. Make that mean "written
--- to the shards" rather than "queued on the node it reached" with, in the audit user's
--- profile: distributed_foreground_insert = 1 (insert_distributed_sync on older servers).
--- Grants as above, on keyrail.* ON CLUSTER '{cluster}'.
+-- Cluster variant (replicated shards behind Distributed tables): deploy/clickhouse/cluster.sql,
+-- generated from the same migrations. Run it INSTEAD of this file, before the first audit
+-- service starts.

@@ -277,7 +277,7 @@ COMMAND_HELP = {
 ADMIN_COMMANDS = tuple(COMMAND_HELP)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="ingress URL (default http://127.0.0.1:$KEYRAIL_PORT)")
     parser.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
@@ -295,7 +295,7 @@ class _Actions:
         parser = self._subs.add_parser(name, help=help, description=help)
         for arg in args:
             parser.add_argument(arg)
-        _common(parser)
+        add_common_options(parser)
         if version:
             parser.add_argument(
                 "--version",
@@ -451,7 +451,7 @@ def add_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     configs = _Actions(command("configs", COMMAND_HELP["configs"]))
     _add_routing(configs, CONFIGS, "id", "gateway config", CONFIG)
     events = command("events", COMMAND_HELP["events"])
-    _common(events)
+    add_common_options(events)
     events.add_argument("--aggregate", help="e.g. integration or integration/openai-prod")
     events.add_argument("--actor", help="a user id")
     events.add_argument("--since", help="ISO 8601 or Unix seconds")

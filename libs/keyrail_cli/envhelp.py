@@ -167,6 +167,8 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
             "virtual-models",
             "configs",
             "events",
+            "activity",
+            "costs",
         )
     },
     "mock-upstream": [],

@@ -100,10 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--url", default=None, help="ingress URL (default http://127.0.0.1:$KEYRAIL_PORT)")
     sql.add_argument("--token", default=None, help="admin token (default $KEYRAIL_ADMIN_TOKEN)")
-    from keyrail_cli import admin_commands, mock_upstream, model_commands
+    from keyrail_cli import admin_commands, analytics_commands, mock_upstream, model_commands
 
     admin_commands.add_commands(command)
     model_commands.add_commands(command)
+    analytics_commands.add_commands(command)
     mock_upstream.add_arguments(command("mock-upstream", "OpenAI-compatible local upstream"))
     return parser
 
@@ -147,6 +148,10 @@ def main(argv: list[str] | None = None) -> None:
             from keyrail_cli.admin_commands import run
 
             sys.exit(run(args))
+        case "activity" | "costs":
+            from keyrail_cli.analytics_commands import run as run_analytics
+
+            sys.exit(run_analytics(args))
         case "mock-upstream":
             from keyrail_cli import mock_upstream
 

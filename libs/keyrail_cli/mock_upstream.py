@@ -49,6 +49,7 @@ class FaultPlan(msgspec.Struct, forbid_unknown_fields=True):
     # the same `key`, later ones are answered (an upstream that recovers, for retry rehearsals).
     times: int = 0
     key: str = ""
+    no_usage: bool = False  # answer without `usage`, as some OpenAI-compatible hosts do
 
     def __post_init__(self) -> None:
         if self.status != 0 and not 400 <= self.status <= 599:
@@ -332,6 +333,8 @@ async def chat_answer(
         "service_tier": "default",
         "system_fingerprint": "fp_mock",
     }
+    if plan.no_usage:
+        del answer["usage"]
     return web.Response(body=_encode(answer), headers={"Content-Type": _JSON, "x-request-id": chat_id})
 
 

@@ -14,11 +14,11 @@ from keyrail_cli.admin_commands import (
     INTEGRATIONS,
     Output,
     _Actions,
-    _common,
     _get,
     _given,
     _version,
     _versioned,
+    add_common_options,
 )
 
 CUSTOM_MODEL = (
@@ -162,12 +162,12 @@ def _add_custom_models(models: _Actions) -> None:
 
 
 def _add_catalog(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    add_common_options(parser)
     parser.add_argument("--provider", help="only this provider's entries")
     parser.set_defaults(run=_catalog)
     actions = parser.add_subparsers(dest="action", required=False, metavar="ACTION")
     listing = actions.add_parser("list", help="list the catalog (the default)")
-    _common(listing)
+    add_common_options(listing)
     listing.add_argument("--provider", help="only this provider's entries")
     for name, help, run in (
         ("set", "add a catalog entry, or override a shipped one (all of it)", _set_catalog_entry),
@@ -176,7 +176,7 @@ def _add_catalog(parser: argparse.ArgumentParser) -> None:
         action = actions.add_parser(name, help=help, description=help)
         action.add_argument("provider")
         action.add_argument("model")
-        _common(action)
+        add_common_options(action)
         action.add_argument(
             "--version", type=int, default=None, help="the version you read (default: as listed now)"
         )

@@ -9,9 +9,20 @@ cost is computed once, from the usage the upstream reported.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
+from keyrail_common import cost
+from keyrail_common.cost import cost_status
 from keyrail_common.failures import ErrorInfo
-from keyrail_common.messages import ActivityRow, ProviderCall, ProviderResult, StreamEnd, Timings, Usage
+from keyrail_common.messages import (
+    ZERO_COST,
+    ActivityRow,
+    ProviderCall,
+    ProviderResult,
+    StreamEnd,
+    Timings,
+    Usage,
+)
 
 
 def usage_source(usage: Usage | None, answered: bool) -> str:
@@ -32,7 +43,7 @@ class AttemptRecorder:
         self.error: ErrorInfo | None = None
         self.http_status = 200
         self._usage: Usage | None = None
-        self.cost_usd = 0.0
+        self._cost: Decimal | None = ZERO_COST
 
     @property
     def usage(self) -> Usage | None:
@@ -41,7 +52,15 @@ class AttemptRecorder:
     @usage.setter
     def usage(self, usage: Usage | None) -> None:
         self._usage = usage
-        self.cost_usd = self.call.target.prices.cost_usd(usage) if usage is not None else 0.0
+        self._cost = cost.attempt_cost(self.call.target.prices, usage) if usage is not None else ZERO_COST
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """What the upstream billed: from the reported usage; an answer without usage is unpriced
+        (its tokens are unknown), a failure without usage was not billed (a real 0)."""
+        if self._usage is None and self.error is None:
+            return None
+        return self._cost
 
     def mark_content(self) -> None:
         if not self.first_content:
@@ -78,6 +97,7 @@ class AttemptRecorder:
             virtual_model=self.call.virtual_model,
             usage=self._usage,
             cost_usd=self.cost_usd,
+            price_version=target.prices.version,
             streaming=streaming,
             timings=self.timings,
         )
@@ -96,6 +116,7 @@ class AttemptRecorder:
             attempts=self.call.attempt,
             usage=self._usage,
             cost_usd=self.cost_usd,
+            price_version=target.prices.version,
             error=error,
             timings=self.timings,
         )
@@ -103,6 +124,7 @@ class AttemptRecorder:
     def row(self) -> ActivityRow:
         call, target = self.call, self.call.target
         usage = self._usage or Usage()
+        cost_usd = self.cost_usd
         return ActivityRow(
             request_id=call.request_id,
             kind="attempt",
@@ -125,7 +147,10 @@ class AttemptRecorder:
             reasoning_tokens=usage.reasoning_tokens,
             cache_write_tokens=usage.cache_write_tokens,
             usage_source=usage_source(self._usage, self.error is None),
-            cost_usd=self.cost_usd,
+            cost_usd=cost_usd,
+            cost_status=cost_status(cost_usd),
+            price_version=target.prices.version,
+            credential_version=target.credential_version,
             tags=call.tags,
             fallback_position=call.fallback_position,
             stream=call.stream,

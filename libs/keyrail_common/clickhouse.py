@@ -40,6 +40,11 @@ ACTIVITY_COLUMNS = (
     "cache_write_tokens",
     "usage_source",
     # added by migration 3
+    "cost_status",
+    "price_version",
+    # added by migration 11
+    "credential_version",
+    # added by migration 12
     "config_id",
     "virtual_model",
 )
@@ -78,6 +83,81 @@ ORDER BY (org_id, request_id, kind, attempt)
 """
 
 
+# The daily cost rollups behind GET /admin/v1/costs: one row per (org, day, project, slug, model)
+# and per tag, summed as the request rows arrive (a materialized view on keyrail.activity), so a
+# month is a few thousand rows to add up, not millions. Read them with sum() and GROUP BY: parts
+# are summed in the background, not at insert. Only request rows count (a request's cost is the
+# sum of its attempts already); unpriced requests add to `unpriced`, not to the cost. The audit
+# service inserts each row once (consumer.py drops redelivered rows it already wrote), so the
+# rollups, which cannot deduplicate, stay exact.
+_ROLLUP_SUMS = """
+    requests UInt64,
+    errors UInt64,
+    unpriced UInt64,
+    prompt_tokens UInt64,
+    completion_tokens UInt64,
+    cached_tokens UInt64,
+    cache_write_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_usd Decimal(38, 18)
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(day)"""
+COSTS_DAILY_DDL = f"""
+CREATE TABLE IF NOT EXISTS keyrail.costs_daily (
+    org_id String,
+    day Date,
+    project_id String,
+    provider_slug LowCardinality(String),
+    model String,{_ROLLUP_SUMS}
+ORDER BY (org_id, day, project_id, provider_slug, model)
+"""
+COSTS_DAILY_TAG_DDL = f"""
+CREATE TABLE IF NOT EXISTS keyrail.costs_daily_by_tag (
+    org_id String,
+    day Date,
+    project_id String,
+    tag String,{_ROLLUP_SUMS}
+ORDER BY (org_id, day, project_id, tag)
+"""
+_ROLLUP_SELECT = """
+    count() AS requests,
+    countIf(status = 'error') AS errors,
+    countIf(cost_status = 'unpriced') AS unpriced,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(cost_usd, 0)) AS cost_usd"""
+_DAILY_SELECT = f"""
+SELECT org_id, toDate(ts) AS day, project_id, provider_slug, model,{_ROLLUP_SELECT}
+FROM keyrail.activity{{final}}
+WHERE kind = 'request'{{guard}}
+GROUP BY org_id, day, project_id, provider_slug, model"""
+# An untagged request counts under the tag '' so the per-tag rollup adds up to the whole.
+_TAG_SELECT = f"""
+SELECT org_id, toDate(ts) AS day, project_id, arrayJoin(if(empty(tags), [''], tags)) AS tag,{_ROLLUP_SELECT}
+FROM keyrail.activity{{final}}
+WHERE kind = 'request'{{guard}}
+GROUP BY org_id, day, project_id, tag"""
+COSTS_DAILY_MV = (
+    "\nCREATE MATERIALIZED VIEW IF NOT EXISTS keyrail.costs_daily_feed TO keyrail.costs_daily AS"
+    + (_DAILY_SELECT.format(final="", guard="") + "\n")
+)
+COSTS_DAILY_TAG_MV = (
+    "\nCREATE MATERIALIZED VIEW IF NOT EXISTS keyrail.costs_daily_by_tag_feed\n"
+    "TO keyrail.costs_daily_by_tag AS" + _TAG_SELECT.format(final="", guard="") + "\n"
+)
+# Rows written before the rollups existed; only into an empty rollup, so a rerun adds nothing.
+COSTS_BACKFILL = "\nINSERT INTO keyrail.costs_daily" + (
+    _DAILY_SELECT.format(final=" FINAL", guard=" AND (SELECT count() FROM keyrail.costs_daily) = 0") + "\n"
+)
+COSTS_TAG_BACKFILL = "\nINSERT INTO keyrail.costs_daily_by_tag" + (
+    _TAG_SELECT.format(final=" FINAL", guard=" AND (SELECT count() FROM keyrail.costs_daily_by_tag) = 0")
+    + "\n"
+)
+
+
 # Versioned, idempotent schema changes, applied in order at start and recorded in
 # keyrail.schema_migrations; a table created by an older version gets the later columns too.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -93,6 +173,42 @@ ALTER TABLE keyrail.activity
     ),
     (
         3,
+        "exact decimal cost, NULL when unpriced, and the price it was computed with",
+        """
+ALTER TABLE keyrail.activity
+    MODIFY COLUMN cost_usd Nullable(Decimal(38, 18)),
+    ADD COLUMN IF NOT EXISTS cost_status LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS price_version LowCardinality(String)
+""",
+    ),
+    (
+        4,
+        "skipping indexes for the activity API's filters",
+        """
+ALTER TABLE keyrail.activity
+    ADD INDEX IF NOT EXISTS ts_range ts TYPE minmax GRANULARITY 1,
+    ADD INDEX IF NOT EXISTS project_set project_id TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS slug_set provider_slug TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS model_set model TYPE bloom_filter GRANULARITY 4,
+    ADD INDEX IF NOT EXISTS tag_set tags TYPE bloom_filter GRANULARITY 4
+""",
+    ),
+    (5, "the daily cost rollup", COSTS_DAILY_DDL),
+    (6, "the daily cost rollup's feed", COSTS_DAILY_MV),
+    (7, "the daily cost rollup per tag", COSTS_DAILY_TAG_DDL),
+    (8, "the daily cost rollup per tag's feed", COSTS_DAILY_TAG_MV),
+    (9, "the daily cost rollups, filled from the rows written before them", COSTS_BACKFILL),
+    (10, "the daily cost rollup per tag, filled from the rows written before it", COSTS_TAG_BACKFILL),
+    (
+        11,
+        "the credential version an attempt used",
+        """
+ALTER TABLE keyrail.activity
+    ADD COLUMN IF NOT EXISTS credential_version UInt32
+""",
+    ),
+    (
+        12,
         "the gateway config and the virtual model that routed a request",
         """
 ALTER TABLE keyrail.activity

@@ -12,6 +12,7 @@ config and virtual model of a request (`config_id`, `virtual_model`) and a targe
 from __future__ import annotations
 
 import enum
+from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
@@ -20,6 +21,8 @@ from keyrail_common.failures import ErrorInfo
 from keyrail_common.registry import Operation
 
 MESSAGE_VERSION = 2
+
+ZERO_COST = Decimal(0)
 
 
 class Dialect(enum.StrEnum):
@@ -51,7 +54,8 @@ class Prices(msgspec.Struct, frozen=True, omit_defaults=True):
     """USD per one million tokens. None is "no known price" (the cost is unpriced, never $0);
     0 is a real price of nothing. `additional` prices further token kinds by name (for example
     `reasoning` or `cache_write`, from a custom model's additional token pricing); `version` names
-    which price this is, so an activity row can say what it was costed with."""
+    which price this is, so an activity row can say what it was costed with. The cost itself is
+    computed in `keyrail_common.cost`."""
 
     input: float | None = None
     output: float | None = None
@@ -59,16 +63,6 @@ class Prices(msgspec.Struct, frozen=True, omit_defaults=True):
     cache_write: float | None = None
     additional: dict[str, float] = {}
     version: str = ""
-
-    def cost_usd(self, usage: Usage) -> float:
-        # Interim: unknown prices count as 0 until exact (decimal, unpriced-aware) costing lands.
-        uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
-        return (
-            uncached * (self.input or 0.0)
-            + usage.cached_tokens
-            * (self.cached_input if self.cached_input is not None else self.input or 0.0)
-            + usage.completion_tokens * (self.output or 0.0)
-        ) / 1_000_000
 
 
 class RouteRequest(msgspec.Struct, omit_defaults=True):
@@ -162,7 +156,8 @@ class ProviderResult(msgspec.Struct, omit_defaults=True):
     provider_slug: str = ""
     model: str = ""
     attempts: int = 1
-    cost_usd: float = 0.0
+    cost_usd: Decimal | None = ZERO_COST  # None: unpriced (a price or the usage is unknown)
+    price_version: str = ""
     body: bytes = b""
     error: ErrorInfo | None = None
     usage: Usage | None = None
@@ -188,7 +183,8 @@ class StreamEnd(msgspec.Struct, tag="end", omit_defaults=True):
     provider_slug: str
     model: str
     attempts: int
-    cost_usd: float = 0.0
+    cost_usd: Decimal | None = ZERO_COST
+    price_version: str = ""
     usage: Usage | None = None
     error: ErrorInfo | None = None
     timings: Timings = msgspec.field(default_factory=Timings)
@@ -221,12 +217,17 @@ class ActivityRow(msgspec.Struct, omit_defaults=True):
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
-    cost_usd: float = 0.0
+    # Exact USD (a decimal string on the bus); None: unpriced. An attempt the upstream did not
+    # bill (it failed without reporting usage) costs a real 0.
+    cost_usd: Decimal | None = ZERO_COST
     tags: list[str] = []
     fallback_position: int = 0
     stream: bool = False
     cache_write_tokens: int = 0
     usage_source: str = ""  # "reported" by the upstream, "missing" on an answer without it, "" no answer
+    cost_status: str = "priced"  # keyrail_common.cost.CostStatus: "priced" or "unpriced"
+    price_version: str = ""  # the Prices.version the cost was computed with
+    credential_version: int = 0  # attempt rows: the integration's credential version the call used
     config_id: str = ""  # the gateway config that routed the request
     virtual_model: str = ""  # the virtual model alias the request named
     v: int = 1
@@ -251,14 +252,50 @@ class CircuitReports(msgspec.Struct):
     circuits: list[CircuitReport]
 
 
+class ActivityCursor(msgspec.Struct, array_like=True, frozen=True):
+    """Where a page of the activity log ended: the last row's sort key (newest first)."""
+
+    ts_ms: int
+    request_id: str
+    kind: str
+    attempt: int
+
+
 class ActivityQuery(msgspec.Struct, omit_defaults=True):
+    """A page of the activity log, newest first, ordered by (ts, request_id, kind, attempt)."""
+
     org_id: str
     request_id: str = ""
     project_id: str = ""
     provider_slug: str = ""
+    model: str = ""
+    status: str = ""
+    failure_class: str = ""
+    tag: str = ""
+    since_ms: int = 0  # rows at or after this time; 0: no bound
+    until_ms: int = 0  # rows before this time; 0: no bound
     limit: int = 100
+    after: ActivityCursor | None = None  # only rows after this one in the order
     # When set, only these projects' rows (what a project role may read); empty: no such limit.
     project_ids: list[str] = []
+
+
+class CostGroupBy(enum.StrEnum):
+    SLUG = "slug"
+    MODEL = "model"
+    PROJECT = "project"
+    DAY = "day"
+    TAG = "tag"
+
+
+class CostQuery(msgspec.Struct, omit_defaults=True):
+    """Cost per group over whole UTC days, from the daily rollups."""
+
+    org_id: str
+    group_by: CostGroupBy
+    since_day: str  # ISO date, inclusive
+    until_day: str = ""  # ISO date, exclusive; empty: through today
+    project_ids: list[str] = []  # as ActivityQuery.project_ids
 
 
 class KeyUsageQuery(msgspec.Struct):

@@ -43,11 +43,13 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def answer_health(nc: NATS, component: str) -> None:
-    """Reply to `keyrail.health.<component>` pings; the ingress /healthz asks every component."""
+async def answer_health(nc: NATS, component: str, detail: Callable[[], bytes] | None = None) -> None:
+    """Reply to `keyrail.health.<component>` pings; the ingress /healthz asks every component.
+    `detail`: a JSON object the component reports about itself instead of `ok` (shown, never a
+    reason to be unready)."""
 
     async def pong(msg: object) -> None:
-        await msg.respond(b"ok")  # type: ignore[attr-defined]
+        await msg.respond(detail() if detail else b"ok")  # type: ignore[attr-defined]
 
     await nc.subscribe(subjects.health(component), cb=pong)
 

@@ -22,6 +22,7 @@ ROUTER_BREAKERS = "keyrail.router.breakers"
 AUDIT_ACTIVITY_QUERY = "keyrail.audit.activity"
 AUDIT_SQL = "keyrail.audit.sql"
 AUDIT_KEY_USAGE = "keyrail.audit.key_usage"
+AUDIT_COSTS = "keyrail.audit.costs"
 AUDIT_QUEUE = "audit"
 
 

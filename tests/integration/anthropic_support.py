@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import openai
@@ -13,7 +14,11 @@ from tests.support.stack import KeyrailStack
 
 ANTHROPIC_KEY = "sk-ant-upstream-" + secrets.token_hex(16)
 MODEL = "claude-sonnet-4-6"
-PRICES = {"input": 3.0, "cached_input": 0.3, "output": 15.0}  # the catalog's, USD per 1M tokens
+PRICES = {
+    "input": Decimal("3"),
+    "cached_input": Decimal("0.3"),
+    "output": Decimal("15"),
+}  # the catalog's, USD per 1M tokens
 
 
 @dataclass

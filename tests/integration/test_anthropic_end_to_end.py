@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,10 @@ def client(stack: KeyrailStack, claude: Project) -> openai.OpenAI:
     return claude.client(stack)
 
 
-def cost(prompt: int, completion: int, cached: int = 0) -> float:
+def cost(prompt: int, completion: int, cached: int = 0) -> Decimal:
     return (
         (prompt - cached) * PRICES["input"] + cached * PRICES["cached_input"] + completion * PRICES["output"]
-    ) / 1e6
+    ) / 1_000_000
 
 
 def check_rows(
@@ -94,7 +95,7 @@ def check_rows(
             completion,
             cached,
         )
-        assert row["cost_usd"] == pytest.approx(cost(prompt, completion, cached))
+        assert Decimal(row["cost_usd"]) == cost(prompt, completion, cached)
 
 
 def test_a_chat_completion_is_answered_by_the_anthropic_upstream(

@@ -352,6 +352,10 @@ def test_every_documented_operation_answers_as_documented(
         "GET", f"/admin/v1/activity?request_id={request_id}", "/admin/v1/activity", admin_types.ActivityList
     ).json()["data"]
     assert {r["kind"] for r in rows} == {"request", "attempt"} and rows[0]["tags"] == ["docs"]
+    costs = c.admin("GET", "/admin/v1/costs?group_by=slug", "/admin/v1/costs", admin_types.CostReport).json()[
+        "data"
+    ]
+    assert any(g["key"] == SLUG and g["requests"] >= 1 for g in costs)
     sql = {
         "sql": "SELECT kind, attempt, cost_usd, ts FROM keyrail.activity FINAL "
         f"WHERE request_id = '{request_id}'"
@@ -366,7 +370,7 @@ def test_every_documented_operation_answers_as_documented(
     assert disabled.json()["disabled"] is True
     refused = httpx.post(f"{stack.url}/v1/chat/completions", json=chat_body, headers=auth, timeout=30)
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "integration_disabled"
-    assert stack.admin("GET", f"/admin/v1/activity?slug={SLUG}").json()["data"]
+    assert stack.admin("GET", f"/admin/v1/activity?provider_slug={SLUG}").json()["data"]
 
     # --- service routes --------------------------------------------------------------------------
     for path, struct in (
@@ -390,6 +394,7 @@ def test_every_documented_operation_answers_as_documented(
         "POST", "/admin/v1/integrations", "/admin/v1/integrations", e, {**integration, "provider_slug": "X"}
     )
     c.admin("GET", "/admin/v1/activity?limit=lots", "/admin/v1/activity", e)
+    c.admin("GET", "/admin/v1/costs?group_by=provider", "/admin/v1/costs", e)
     c.admin("POST", "/admin/v1/sql", "/admin/v1/sql", e, {"sql": "SELEKT nothing"})
     wrong_key = {"Authorization": "Bearer kr-not-a-key"}
     c.check(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from decimal import Decimal
 
 import httpx
 import openai
@@ -33,7 +35,8 @@ def _check_rows(rows: list[dict], tenant: Tenant, stream: bool) -> None:
         assert row["completion_tokens"] == REPLY_TOKENS
         assert row["stream"] == int(stream)
         assert row["latency_ms"] > 0
-        assert row["cost_usd"] == pytest.approx((5 * 0.15 + REPLY_TOKENS * 0.60) / 1_000_000)
+        assert Decimal(row["cost_usd"]) == (5 * Decimal("0.15") + REPLY_TOKENS * Decimal("0.6")) / 1_000_000
+        assert row["cost_status"] == "priced"
     if stream:
         assert kinds["request"]["ttft_ms"] > 0 and kinds["attempt"]["ttft_ms"] > 0
 
@@ -117,10 +120,18 @@ def test_healthz_and_metrics(stack: KeyrailStack) -> None:
     pools = {f"worker.{pool}" for pool in load_registry().pools()}
     assert "worker.openai" in pools
     assert set(health.json()["components"]) == {"router", "audit", *pools}
+    # The audit service reports its ingestion backlog (rows in JetStream not yet in ClickHouse).
+    audit = health.json()["detail"]["audit"]
+    assert audit["store"] == "ok" and isinstance(audit["backlog"], int)
+    deadline = time.monotonic() + 15  # every row written: nothing left behind in JetStream
+    while httpx.get(f"{stack.url}/healthz").json()["detail"]["audit"]["backlog"] != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
     metrics = httpx.get(f"{stack.url}/metrics").text
     assert "keyrail_ingress_requests_total" in metrics
     expected = (
         (1, "keyrail_audit_rows_written_total"),
+        (1, "keyrail_audit_backlog_messages"),
         (2, "keyrail_router_requests_total"),
         (3, "keyrail_worker"),
     )

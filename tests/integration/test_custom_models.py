@@ -6,6 +6,7 @@ the price of the next request; bad input is a 4xx naming the field that leaves n
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from keyrail_cli.main import main
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
+from keyrail_common.cost import attempt_cost
 from keyrail_common.messages import Prices, Usage
 from tests.integration.conftest import Tenant, provision
 from tests.support.control_plane import config_last_seq, member
@@ -52,15 +54,16 @@ def _costed(stack: KeyrailStack, raw: Any, prices: Prices, model: str) -> None:
     """Both activity rows name the slug and the model and are costed with `prices`."""
     usage = raw.parse().usage
     assert usage is not None
-    expected = prices.cost_usd(
-        Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+    expected = attempt_cost(
+        prices, Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
     )
-    assert expected > 0
+    assert expected is not None and expected > 0
     rows = stack.activity_rows(raw.headers["x-keyrail-request-id"])
     assert {r["kind"] for r in rows} == {"request", "attempt"}
     for row in rows:
         assert (row["provider_slug"], row["model"], row["status"]) == (SLUG, model, "ok")
-        assert row["cost_usd"] == pytest.approx(expected, rel=1e-9)
+        assert (Decimal(row["cost_usd"]), row["cost_status"]) == (expected, "priced")
+        assert row["price_version"] == prices.version or not prices.version
 
 
 def test_a_custom_model_is_routed_at_once_to_the_upstream_as_its_slug_with_its_own_prices(
@@ -80,9 +83,8 @@ def test_a_custom_model_is_routed_at_once_to_the_upstream_as_its_slug_with_its_o
     custom = Prices(input=0.3, output=1.2, cached_input=0.15, additional={"reasoning": 12})
     _costed(stack, raw, custom, "ft-classifier-v3")
     # The base model's list prices (0.15 / 0.60) were not used.
-    assert custom.cost_usd(Usage(prompt_tokens=5, completion_tokens=5)) != Prices(
-        input=0.15, output=0.6
-    ).cost_usd(Usage(prompt_tokens=5, completion_tokens=5))
+    five = Usage(prompt_tokens=5, completion_tokens=5)
+    assert attempt_cost(custom, five) != attempt_cost(Prices(input=0.15, output=0.6), five)
 
     # The pin header with the bare model slug goes there too.
     pinned = _chat(sdk, "ft-classifier-v3", extra_headers={"x-keyrail-provider": SLUG})
@@ -203,6 +205,12 @@ def test_an_owner_added_catalog_model_is_routable_and_cannot_be_removed_while_in
     assert stack.admin("POST", MODELS, body).status_code == 201
     unpriced = _chat(sdk, f"{SLUG}/ft-on-added")
     assert unpriced.parse().model == "ft-on-added"
+    # A custom model without prices is stored unpriced: NULL, never $0.
+    rows = stack.activity_rows(unpriced.headers["x-keyrail-request-id"])
+    assert {(r["kind"], r["cost_usd"], r["cost_status"]) for r in rows} == {
+        ("request", None, "unpriced"),
+        ("attempt", None, "unpriced"),
+    }
     in_use = stack.admin("DELETE", path, headers={"If-Match": str(added.json()["version"])})
     assert (
         in_use.status_code == 409 and f"custom model {SLUG}/ft-on-added" in in_use.json()["error"]["message"]

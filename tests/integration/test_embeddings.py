@@ -4,6 +4,7 @@ adapter offering embeddings (each upstream a mock speaking that format)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import httpx
 import openai
@@ -11,6 +12,7 @@ import pytest
 
 from keyrail_cli.mock_upstream import mock_embedding
 from keyrail_common.catalog import Catalog
+from keyrail_common.cost import price_decimal
 from tests.integration.conftest import GEMINI_KEY, MODEL, provision
 from tests.support.openai_schema import validate_component
 from tests.support.stack import KeyrailStack, MockUpstream
@@ -122,7 +124,11 @@ def test_embeddings_answer_validates_and_is_priced_on_the_activity_rows(
     assert response.usage.prompt_tokens == tokens
     for row in (request_row, attempt_row):
         assert row["prompt_tokens"] == tokens and row["completion_tokens"] == 0
-        assert row["cost_usd"] == pytest.approx(tokens * (price.input_price_per_mtok or 0) / 1_000_000)
+        if e.usage_reported and price.input_price_per_mtok is not None:
+            expected = tokens * price_decimal(price.input_price_per_mtok) / 1_000_000
+            assert (Decimal(row["cost_usd"]), row["cost_status"]) == (expected, "priced")
+        else:  # no usage, or no price: unpriced, never $0
+            assert (row["cost_usd"], row["cost_status"]) == (None, "unpriced")
     assert attempt_row["usage_source"] == ("reported" if e.usage_reported else "missing")
     assert request_row["provider_slug"] == e.slug and request_row["stream"] == 0
 

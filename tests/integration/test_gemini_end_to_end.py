@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -27,7 +28,10 @@ pytestmark = pytest.mark.integration
 MODEL = "gemini-2.5-flash"
 PROMPT = "count these five words please"
 REPLY_TOKENS = len(DEFAULT_REPLY.split())
-PRICES = (0.3, 2.5)  # the catalog's gemini-2.5-flash input and output, USD per 1M tokens
+PRICES = (
+    Decimal("0.3"),
+    Decimal("2.5"),
+)  # the catalog's gemini-2.5-flash input and output, USD per 1M tokens
 WRONG_KEY = "AIzaSy-wrong-gemini-key-5d7e9f1a3b"
 TOOLS: list[Any] = [
     {
@@ -88,7 +92,7 @@ def gemini(stack: KeyrailStack) -> Gemini:
     return tenant
 
 
-def cost(prompt: int, completion: int) -> float:
+def cost(prompt: int, completion: int) -> Decimal:
     return (prompt * PRICES[0] + completion * PRICES[1]) / 1_000_000
 
 
@@ -100,7 +104,7 @@ def check_rows(rows: list[dict[str, Any]], slug: str, stream: bool, completion: 
         assert (row["provider"], row["provider_slug"], row["model"]) == ("gemini", slug, MODEL)
         assert row["status"] == "ok" and row["http_status"] == 200 and row["stream"] == int(stream)
         assert (row["prompt_tokens"], row["completion_tokens"]) == (5, completion_tokens)
-        assert row["cost_usd"] == pytest.approx(cost(5, completion_tokens))
+        assert Decimal(row["cost_usd"]) == cost(5, completion_tokens)
     assert kinds["attempt"]["reasoning_tokens"] == THOUGHT_TOKENS
 
 

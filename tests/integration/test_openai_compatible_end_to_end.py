@@ -5,6 +5,7 @@ and its provider, tokens and catalog price on the activity rows."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import openai
@@ -12,6 +13,8 @@ import pytest
 
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from keyrail_common.catalog import Catalog
+from keyrail_common.cost import attempt_cost
+from keyrail_common.messages import Usage
 from keyrail_common.registry import Operation
 from tests.integration.conftest import OPENAI_COMPATIBLE_FAMILY
 from tests.support.stack import KeyrailStack, MockUpstream
@@ -25,14 +28,12 @@ def first_chat_model(provider: str) -> str:
     return next(m.model for m in CATALOG.models_of(provider) if m.operation is Operation.CHAT)
 
 
-def expected_cost(provider: str, model: str, row: dict[str, Any]) -> float:
+def expected_cost(provider: str, model: str, row: dict[str, Any]) -> Decimal | None:
+    """The row's exact cost at the catalog's prices; None (unpriced, never $0) without them."""
     entry = CATALOG.get(provider, model)
     assert entry is not None
-    prices = entry.prices
-    # An unpriced model costs nothing on the row until exact costing says "unpriced" (never a guess).
-    return (
-        row["prompt_tokens"] * (prices.input or 0) + row["completion_tokens"] * (prices.output or 0)
-    ) / 1e6
+    usage = Usage(prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"])
+    return attempt_cost(entry.prices, usage)
 
 
 @pytest.fixture(scope="module", params=OPENAI_COMPATIBLE_FAMILY)
@@ -86,7 +87,9 @@ def test_an_answer_comes_from_the_registry_base_url_with_the_catalog_model(
             completion.usage.prompt_tokens,
             completion.usage.completion_tokens,
         )
-        assert row["cost_usd"] == pytest.approx(expected_cost(provider, model, row))
+        expected = expected_cost(provider, model, row)
+        assert row["cost_usd"] == (None if expected is None else format(expected.normalize(), "f"))
+        assert row["cost_status"] == ("unpriced" if expected is None else "priced")
 
 
 def test_a_stream_has_the_reply_as_deltas_and_the_usage_chunk_when_asked(

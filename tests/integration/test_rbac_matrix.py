@@ -284,6 +284,7 @@ REQUESTS: dict[tuple[str, str], Callable[[World], Call]] = {
     ),
     ("DELETE", "/admin/v1/catalog/{provider}/{model}"): _fresh_catalog_entry,
     ("GET", "/admin/v1/activity"): lambda w: Call("/admin/v1/activity?limit=1"),
+    ("GET", "/admin/v1/costs"): lambda w: Call("/admin/v1/costs?group_by=slug"),
     ("POST", "/admin/v1/sql"): lambda w: Call("/admin/v1/sql", {"sql": "SELECT 1"}),
     ("GET", "/admin/v1/events"): lambda w: Call("/admin/v1/events?limit=1"),
 }
@@ -350,7 +351,7 @@ def test_lists_show_a_project_role_its_own_projects_only(world: World) -> None:
     assert not {a for a, _ in aggregates} & {"user", "admintoken", "org"}  # owners only
     # Asking for another project's activity by name is refused, naming the role it would need.
     refused = world.stack.admin(
-        "GET", f"/admin/v1/activity?project={world.p}", token=world.tokens["project_admin_of_Q"]
+        "GET", f"/admin/v1/activity?project_id={world.p}", token=world.tokens["project_admin_of_Q"]
     )
     assert refused.status_code == 403 and f"project '{world.p}'" in refused.json()["error"]["message"]
 

@@ -18,26 +18,9 @@ import pytest
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from tests.integration.conftest import provision
 from tests.support.control_plane import api_key, integration, member, project
-from tests.support.stack import KeyrailStack, MockUpstream
+from tests.support.stack import KeyrailStack, MockUpstream, service_pids
 
 pytestmark = pytest.mark.integration
-
-
-def _service_pids(data_dir: Path, service: str) -> list[int]:
-    """PIDs of `keyrail <service>` processes started for this data dir (read from /proc)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"keyrail_cli.main" in cmdline and service.encode() in cmdline:
-            if f"KEYRAIL_DATA_DIR={data_dir}".encode() in environ:
-                pids.append(int(proc.name))
-    return pids
 
 
 def _chat(stack: KeyrailStack, api_key: str, model: str) -> str:
@@ -150,11 +133,11 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
         ]
 
         # A router that dies is restarted with backoff, and the log says so.
-        (router_pid,) = _service_pids(stack.data_dir, "router")
+        (router_pid,) = service_pids(stack.data_dir, "router")
         os.kill(router_pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            pids = _service_pids(stack.data_dir, "router")
+            pids = service_pids(stack.data_dir, "router")
             if pids and pids != [router_pid]:
                 break
             time.sleep(0.2)
@@ -164,7 +147,7 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
     finally:
         assert stack.stop() == 0
     for service in ("ingress", "router", "worker", "audit"):
-        assert _service_pids(stack.data_dir, service) == []
+        assert service_pids(stack.data_dir, service) == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{stack.url}/healthz", timeout=1)
 
@@ -194,9 +177,9 @@ def test_restart_keeps_state_and_dead_services_come_back(tmp_path: Path, upstrea
         deadline = time.monotonic() + 30
         requests: list[dict[str, object]] = []
         while time.monotonic() < deadline and len(requests) < 5:
-            rows = restarted.admin("GET", "/admin/v1/activity?slug=openai-restart-mock&limit=100").json()[
-                "data"
-            ]
+            rows = restarted.admin(
+                "GET", "/admin/v1/activity?provider_slug=openai-restart-mock&limit=100"
+            ).json()["data"]
             requests = [r for r in rows if r["kind"] == "request"]
             time.sleep(0.3)
         assert len(requests) == 5

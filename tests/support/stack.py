@@ -248,3 +248,20 @@ class MockUpstream:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(10)
+
+
+def service_pids(data_dir: Path, service: str) -> list[int]:
+    """PIDs of `keyrail <service>` processes started for this data dir (read from /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"keyrail_cli.main" in cmdline and service.encode() in cmdline:
+            if f"KEYRAIL_DATA_DIR={data_dir}".encode() in environ:
+                pids.append(int(proc.name))
+    return pids

@@ -8,12 +8,13 @@ import logging
 import msgspec
 from nats.aio.msg import Msg
 
+from keyrail_audit.backlog import AuditHealth, Backlog, health_encoder
 from keyrail_audit.consumer import ActivityConsumer
 from keyrail_audit.store import ActivityStore
 from keyrail_common import subjects
 from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.logs import configure_logging
-from keyrail_common.messages import ActivityQuery, KeyUsageQuery, QueryResult, SqlQuery
+from keyrail_common.messages import ActivityQuery, CostQuery, KeyUsageQuery, QueryResult, SqlQuery
 from keyrail_common.runtime import answer_health, install_stop_signals, run_until_signalled, start_metrics
 from keyrail_common.settings import Settings, load_settings
 
@@ -23,6 +24,7 @@ _encode = msgspec.msgpack.Encoder().encode
 _query_decoder = msgspec.msgpack.Decoder(ActivityQuery)
 _sql_decoder = msgspec.msgpack.Decoder(SqlQuery)
 _key_usage_decoder = msgspec.msgpack.Decoder(KeyUsageQuery)
+_costs_decoder = msgspec.msgpack.Decoder(CostQuery)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -47,6 +49,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             result = QueryResult(error=f"key usage query failed: {type(exc).__name__}")
         await msg.respond(_encode(result))
 
+    async def on_costs(msg: Msg) -> None:
+        try:
+            result = await store.costs(_costs_decoder.decode(msg.data))
+        except Exception as exc:
+            result = QueryResult(error=f"cost query failed: {type(exc).__name__}")
+        await msg.respond(_encode(result))
+
     async def on_sql(msg: Msg) -> None:
         try:
             result = await store.read_only_sql(_sql_decoder.decode(msg.data).sql)
@@ -57,12 +66,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await nc.subscribe(subjects.AUDIT_ACTIVITY_QUERY, queue=subjects.AUDIT_QUEUE, cb=on_activity_query)
     await nc.subscribe(subjects.AUDIT_SQL, queue=subjects.AUDIT_QUEUE, cb=on_sql)
     await nc.subscribe(subjects.AUDIT_KEY_USAGE, queue=subjects.AUDIT_QUEUE, cb=on_key_usage)
-    consumer = asyncio.create_task(ActivityConsumer(js, store).run(stop))
-    await answer_health(nc, "audit")
+    await nc.subscribe(subjects.AUDIT_COSTS, queue=subjects.AUDIT_QUEUE, cb=on_costs)
+    consumer = ActivityConsumer(js, store)
+    consuming = asyncio.create_task(consumer.run(stop))
+    backlog = Backlog(js)
+    polling = asyncio.create_task(backlog.run(stop))
+
+    def health() -> bytes:
+        store_state = "failing" if consumer.store_failing else "ok"
+        return health_encoder.encode(AuditHealth(backlog=backlog.messages, store=store_state))
+
+    await answer_health(nc, "audit", health)
     start_metrics(settings.metrics_port, settings.metrics_host)
     log.info("audit ready (%s)", settings.clickhouse_url.split("://", 1)[0])
     await stop.wait()
-    await consumer
+    await consuming
+    await polling
     await close_bus(nc)
     await store.close()
 

@@ -8,12 +8,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
-from keyrail_common.messages import ActivityQuery, ActivityRow, KeyUsageQuery, QueryResult
+from keyrail_common.messages import (
+    ActivityQuery,
+    ActivityRow,
+    CostGroupBy,
+    CostQuery,
+    KeyUsageQuery,
+    QueryResult,
+)
 
 
 def row_values(row: ActivityRow) -> list[Any]:
@@ -30,11 +38,98 @@ def row_values(row: ActivityRow) -> list[Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):  # exact, as text: 0.0000086, not 8.6E-6 or a float
+        return format(value.normalize(), "f")
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+# Equality filters of the activity API: query field → column. Values only ever reach ClickHouse
+# as bound parameters, never spliced into the SQL text.
+_EQUALS = {
+    "request_id": "request_id",
+    "project_id": "project_id",
+    "provider_slug": "provider_slug",
+    "model": "model",
+    "status": "status",
+    "failure_class": "error_class",
+}
+_MAX_ROWS = 1001  # a page of 1000, and one more to tell whether another page follows
+
+
+def activity_sql(query: ActivityQuery) -> tuple[str, dict[str, Any]]:
+    """The parameterised SELECT for one page of the activity log."""
+    filters = ["org_id = {org_id:String}"]
+    parameters: dict[str, Any] = {"org_id": query.org_id, "limit": max(1, min(query.limit, _MAX_ROWS))}
+    for field, column in _EQUALS.items():
+        value = getattr(query, field)
+        if value:
+            filters.append(f"{column} = {{{field}:String}}")
+            parameters[field] = value
+    if query.tag:
+        filters.append("has(tags, {tag:String})")
+        parameters["tag"] = query.tag
+    if query.since_ms:
+        filters.append("ts >= fromUnixTimestamp64Milli({since_ms:Int64}, 'UTC')")
+        parameters["since_ms"] = query.since_ms
+    if query.until_ms:
+        filters.append("ts < fromUnixTimestamp64Milli({until_ms:Int64}, 'UTC')")
+        parameters["until_ms"] = query.until_ms
+    if query.project_ids:
+        filters.append("project_id IN {project_ids:Array(String)}")
+        parameters["project_ids"] = query.project_ids
+    if query.after is not None:
+        filters.append(
+            "(ts, request_id, kind, attempt) < (fromUnixTimestamp64Milli({after_ts:Int64}, 'UTC'), "
+            "{after_request:String}, {after_kind:String}, {after_attempt:UInt16})"
+        )
+        parameters.update(
+            after_ts=query.after.ts_ms,
+            after_request=query.after.request_id,
+            after_kind=query.after.kind,
+            after_attempt=query.after.attempt,
+        )
+    sql = (
+        f"SELECT * FROM keyrail.activity FINAL WHERE {' AND '.join(filters)} "
+        "ORDER BY ts DESC, request_id DESC, kind DESC, attempt DESC LIMIT {limit:UInt32}"
+    )
+    return sql, parameters
+
+
+# group_by → (rollup table, the column its groups are named by). Only these fixed names reach the
+# SQL text; every value is a bound parameter.
+_COST_GROUPS = {
+    CostGroupBy.SLUG: ("keyrail.costs_daily", "provider_slug"),
+    CostGroupBy.MODEL: ("keyrail.costs_daily", "model"),
+    CostGroupBy.PROJECT: ("keyrail.costs_daily", "project_id"),
+    CostGroupBy.DAY: ("keyrail.costs_daily", "toString(day)"),
+    CostGroupBy.TAG: ("keyrail.costs_daily_by_tag", "tag"),
+}
+
+
+def costs_sql(query: CostQuery) -> tuple[str, dict[str, Any]]:
+    """The parameterised SELECT of one cost report: sums over the daily rollup's rows."""
+    table, group = _COST_GROUPS[query.group_by]
+    filters = ["org_id = {org_id:String}", "day >= toDate({since_day:String})"]
+    parameters: dict[str, Any] = {"org_id": query.org_id, "since_day": query.since_day}
+    if query.until_day:
+        filters.append("day < toDate({until_day:String})")
+        parameters["until_day"] = query.until_day
+    if query.project_ids:
+        filters.append("project_id IN {project_ids:Array(String)}")
+        parameters["project_ids"] = query.project_ids
+    sql = (
+        f"SELECT {group} AS key, sum(requests) AS requests, sum(errors) AS errors, "
+        "sum(unpriced) AS unpriced, sum(prompt_tokens) AS prompt_tokens, "
+        "sum(completion_tokens) AS completion_tokens, sum(cached_tokens) AS cached_tokens, "
+        "sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens, "
+        f"sum(cost_usd) AS cost_usd FROM {table} WHERE {' AND '.join(filters)} "
+        "GROUP BY key ORDER BY key"
+    )
+    return sql, parameters
 
 
 class ActivityStore:
@@ -66,6 +161,20 @@ class ActivityStore:
     async def insert(self, rows: list[ActivityRow]) -> None:
         await self._run(self._insert, rows)
 
+    def _not_yet_written(self, rows: list[ActivityRow]) -> list[ActivityRow]:
+        assert self._client is not None
+        written = self._client.query(
+            "SELECT org_id, request_id, kind, attempt FROM keyrail.activity "
+            "WHERE request_id IN {ids:Array(String)}",
+            parameters={"ids": sorted({r.request_id for r in rows})},
+        ).result_rows
+        keys = {tuple(key) for key in written}
+        return [r for r in rows if (r.org_id, r.request_id, r.kind, r.attempt) not in keys]
+
+    async def not_yet_written(self, rows: list[ActivityRow]) -> list[ActivityRow]:
+        """The rows ClickHouse does not hold yet (for a redelivered batch, before its insert)."""
+        return await self._run(self._not_yet_written, rows)
+
     def _select(
         self, sql: str, parameters: dict[str, Any], settings: dict[str, Any], client: Client | None = None
     ) -> QueryResult:
@@ -78,20 +187,11 @@ class ActivityStore:
         )
 
     async def activity(self, query: ActivityQuery) -> QueryResult:
-        filters = ["org_id = {org_id:String}"]
-        parameters: dict[str, Any] = {"org_id": query.org_id, "limit": max(1, min(query.limit, 1000))}
-        for field in ("request_id", "project_id", "provider_slug"):
-            value = getattr(query, field)
-            if value:
-                filters.append(f"{field} = {{{field}:String}}")
-                parameters[field] = value
-        if query.project_ids:
-            filters.append("project_id IN {project_ids:Array(String)}")
-            parameters["project_ids"] = query.project_ids
-        sql = (
-            f"SELECT * FROM keyrail.activity FINAL WHERE {' AND '.join(filters)} "
-            "ORDER BY ts DESC, kind, attempt LIMIT {limit:UInt32}"
-        )
+        sql, parameters = activity_sql(query)
+        return await self._run(self._select, sql, parameters, {})
+
+    async def costs(self, query: CostQuery) -> QueryResult:
+        sql, parameters = costs_sql(query)
         return await self._run(self._select, sql, parameters, {})
 
     async def key_usage(self, query: KeyUsageQuery) -> QueryResult:

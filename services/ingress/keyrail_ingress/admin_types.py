@@ -13,6 +13,7 @@ the client read (or the `If-Match` header does): a change decided on an older ve
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -593,7 +594,13 @@ class ActivityEntry(msgspec.Struct):
     completion_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    cost_usd: float
+    cost_usd: Annotated[
+        Decimal | None,
+        Meta(
+            description="Exact USD, as a decimal string; null when unpriced (a price or the usage "
+            "is unknown), never a guessed 0. A request row's cost is the sum of its billed attempts."
+        ),
+    ]
     tags: list[str]
     fallback_position: int
     stream: Annotated[int, Meta(description="1 for a streamed request, else 0.")]
@@ -605,6 +612,13 @@ class ActivityEntry(msgspec.Struct):
             "usage (the zeros are unknown, not free); empty: no upstream answered."
         ),
     ]
+    cost_status: Annotated[
+        str, Meta(description="`priced` or `unpriced`; empty on rows written before exact costing.")
+    ]
+    price_version: Annotated[str, Meta(description="Which price the cost was computed with.")]
+    credential_version: Annotated[
+        int, Meta(description="Attempt rows: the integration's credential version the call used; else 0.")
+    ]
     config_id: Annotated[str, Meta(description="The gateway config that routed the request; empty: none.")]
     virtual_model: Annotated[str, Meta(description="The virtual model alias the request named; empty: none.")]
 
@@ -613,6 +627,45 @@ class ActivityList(msgspec.Struct):
     """Activity rows, newest first."""
 
     data: list[ActivityEntry]
+    next_cursor: Annotated[
+        str | None,
+        Meta(description="Opaque: send it as `cursor` (same filters) for the next page; null on the last."),
+    ]
+
+
+class CostTokens(msgspec.Struct):
+    """Tokens by kind, in OpenAI's semantics: `prompt` counts cache reads and writes too,
+    `completion` counts reasoning too."""
+
+    prompt: int
+    completion: int
+    cached: int
+    cache_write: int
+    reasoning: int
+
+
+class CostGroup(msgspec.Struct):
+    """One group of a cost report: its client requests over the period."""
+
+    key: Annotated[str, Meta(description="The slug, model, project id, day (YYYY-MM-DD) or tag.")]
+    requests: int
+    errors: Annotated[int, Meta(description="Requests answered with an error.")]
+    error_rate: Annotated[float, Meta(description="errors / requests.")]
+    unpriced: Annotated[
+        int,
+        Meta(description="Requests with no known price or usage: not in `cost_usd`, never counted as $0."),
+    ]
+    tokens: CostTokens
+    cost_usd: Annotated[Decimal, Meta(description="Exact USD of the priced requests, as a decimal string.")]
+
+
+class CostReport(msgspec.Struct):
+    """Cost per group over whole UTC days, from the daily rollups."""
+
+    group_by: Annotated[str, Meta(description="`slug`, `model`, `project`, `day` or `tag`.")]
+    since: Annotated[str, Meta(description="The first day counted (YYYY-MM-DD, UTC).")]
+    until: Annotated[str | None, Meta(description="The first day not counted; null: through today.")]
+    data: list[CostGroup]
     next_cursor: NextCursor
 
 

@@ -96,8 +96,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
     inbox, frames_queue = ctx.stream_inboxes.open()
     route.stream_inbox = inbox
     result = await ask_router(ctx, route)
-    record.apply_result(result.provider, result.provider_slug, result.model, result.attempts, None, 0.0)
-    record.row.config_id, record.row.virtual_model = result.config_id, result.virtual_model
+    record.apply_result(result)  # the stream's end frame brings the usage and the cost
     if not result.ok:
         ctx.stream_inboxes.close(inbox)
         return record.fail(result.error or NO_ERROR, result)
@@ -121,9 +120,7 @@ async def _stream(ctx: IngressContext, record: RequestRecord, route: RouteReques
                 else:
                     end = frame
             error = end.error
-            record.apply_result(
-                end.provider, end.provider_slug, end.model, end.attempts, end.usage, end.cost_usd
-            )
+            record.apply_result(end)
             if error is None:
                 yield b"data: [DONE]\n\n"
             else:

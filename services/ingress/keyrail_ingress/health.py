@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,12 +16,23 @@ from keyrail_ingress.responses import json_response
 _PING_TIMEOUT_S = 1.0
 
 
-async def _answers(ctx: IngressContext, component: str) -> bool:
+async def _answer(ctx: IngressContext, component: str) -> bytes | None:
     try:
-        await ctx.nc.request(subjects.health(component), b"", timeout=_PING_TIMEOUT_S)
+        reply = await ctx.nc.request(subjects.health(component), b"", timeout=_PING_TIMEOUT_S)
     except Exception:
-        return False
-    return True
+        return None
+    return bytes(reply.data)
+
+
+def reported(answer: bytes | None) -> dict[str, Any] | None:
+    """What a component said about itself (a JSON object), or None for a plain `ok`."""
+    if not answer or answer == b"ok":
+        return None
+    try:
+        value = msgspec.json.decode(answer)
+    except msgspec.DecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def healthz(request: Request) -> Response:
@@ -28,8 +41,10 @@ async def healthz(request: Request) -> Response:
         return json_response({"status": "unavailable", "missing": ["nats"]}, 503)
     pools = ctx.settings.health_pools or tuple(ctx.registry.pools())
     components = ["router", "audit", *(f"worker.{pool}" for pool in pools)]
-    answers = await asyncio.gather(*(_answers(ctx, c) for c in components))
-    missing = [c for c, ok in zip(components, answers, strict=True) if not ok]
+    answers = await asyncio.gather(*(_answer(ctx, c) for c in components))
+    missing = [c for c, answer in zip(components, answers, strict=True) if answer is None]
+    # Detail informs (the audit service's ingestion backlog); it never makes the gateway unready.
+    detail = {c: d for c, a in zip(components, answers, strict=True) if (d := reported(a)) is not None}
     if missing:
-        return json_response({"status": "unavailable", "missing": missing}, 503)
-    return json_response({"status": "ok", "components": components})
+        return json_response({"status": "unavailable", "missing": missing, "detail": detail}, 503)
+    return json_response({"status": "ok", "components": components, "detail": detail})

@@ -55,11 +55,23 @@ OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{name}"
 
 
+HealthDetail = Annotated[
+    dict[str, dict[str, Any]],
+    Meta(
+        description="What components report about themselves, never a reason to be unready: "
+        "`audit` has `backlog` (activity messages in JetStream not yet in ClickHouse) and `store` "
+        "(`ok`, or `failing` while inserts fail; the rows wait in JetStream).",
+        examples=[{"audit": {"backlog": 0, "store": "ok"}}],
+    ),
+]
+
+
 class HealthOk(msgspec.Struct):
     """NATS is connected and every component answered a ping."""
 
     status: Literal["ok"]
     components: Annotated[list[str], Meta(examples=[["router", "audit", "worker.openai"]])]
+    detail: HealthDetail
 
 
 class HealthUnavailable(msgspec.Struct):
@@ -67,6 +79,7 @@ class HealthUnavailable(msgspec.Struct):
 
     status: Literal["unavailable"]
     missing: Annotated[list[str], Meta(description="What did not answer.", examples=[["audit"]])]
+    detail: HealthDetail
 
 
 SERVICE_OPERATIONS: tuple[Operation, ...] = (
@@ -81,12 +94,18 @@ SERVICE_OPERATIONS: tuple[Operation, ...] = (
         auth="none",
         responses={
             200: json_reply(
-                "Everything answers.", HealthOk, HealthOk(status="ok", components=["router", "audit"])
+                "Everything answers.",
+                HealthOk,
+                HealthOk(
+                    status="ok",
+                    components=["router", "audit"],
+                    detail={"audit": {"backlog": 0, "store": "ok"}},
+                ),
             ),
             503: json_reply(
                 "Something is missing.",
                 HealthUnavailable,
-                HealthUnavailable(status="unavailable", missing=["audit"]),
+                HealthUnavailable(status="unavailable", missing=["audit"], detail={}),
             ),
         },
     ),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from keyrail_common.messages import SqlQuery
+from decimal import Decimal
+
+from keyrail_common.failures import FailureClass
+from keyrail_common.messages import CostGroupBy, SqlQuery
 from keyrail_ingress.admin_types import (
     ActivityEntry,
     ActivityList,
     ChangeEntry,
     ChangeList,
     Circuit,
+    CostGroup,
+    CostReport,
+    CostTokens,
     CredentialsSet,
     FieldChange,
     Integration,
@@ -93,14 +99,34 @@ EXAMPLE_ACTIVITY = ActivityEntry(
     completion_tokens=12,
     cached_tokens=0,
     reasoning_tokens=0,
-    cost_usd=0.0000086,
+    cost_usd=Decimal("0.0000086"),
     tags=["batch-eval"],
     fallback_position=0,
     stream=0,
     cache_write_tokens=0,
     usage_source="reported",
+    cost_status="priced",
+    price_version="catalog",
+    credential_version=0,
     config_id="",
     virtual_model="",
+)
+EXAMPLE_COSTS = CostReport(
+    group_by="slug",
+    since="2026-11-01",
+    until="2026-12-01",
+    data=[
+        CostGroup(
+            key="openai-dev-mock",
+            requests=1200,
+            errors=6,
+            error_rate=0.005,
+            unpriced=0,
+            tokens=CostTokens(prompt=96_000, completion=48_000, cached=12_000, cache_write=0, reasoning=0),
+            cost_usd=Decimal("0.0432"),
+        )
+    ],
+    next_cursor=None,
 )
 EXAMPLE_CHANGE = ChangeEntry(
     seq=22,
@@ -349,7 +375,9 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
         ),
         description="Rows of the activity log, newest first: one `request` row per client request and "
         "one `attempt` row per upstream call. Rows appear once the audit service has written them "
-        "(usually within a second or two).",
+        "(usually within a second or two). Pages follow the order (ts, request_id, kind, attempt), "
+        "newest first; `next_cursor` (null on the last page) asks for the next one, with the same "
+        "filters. A project role sees its own projects' rows only.",
         parameters=(
             query_parameter(
                 "request_id",
@@ -358,25 +386,101 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
                 EXAMPLE_ACTIVITY.request_id,
             ),
             query_parameter(
-                "project", "Only this project's rows (a project id).", {"type": "string"}, EXAMPLE_PROJECT.id
+                "project_id", "Only this project's rows.", {"type": "string"}, EXAMPLE_PROJECT.id
             ),
             query_parameter(
-                "slug",
-                "Only this integration's rows (a provider slug).",
+                "provider_slug",
+                "Only the rows of this integration (a provider slug).",
                 {"type": "string"},
                 "openai-dev-mock",
             ),
             query_parameter(
+                "model", "Only rows served by this upstream model.", {"type": "string"}, "gpt-4o-mini"
+            ),
+            query_parameter("status", "Only `ok` or only `error` rows.", {"enum": ["ok", "error"]}, "error"),
+            query_parameter(
+                "failure_class",
+                "Only rows that failed this way (the failure vocabulary's class).",
+                {"enum": [c.value for c in FailureClass]},
+                "rate_limit",
+            ),
+            query_parameter("tag", "Only rows carrying this tag.", {"type": "string"}, "batch-eval"),
+            query_parameter(
+                "since",
+                "Rows at or after this time: ISO 8601 (UTC unless it names a zone) or Unix seconds.",
+                {"type": "string"},
+                "2026-12-01T00:00:00Z",
+            ),
+            query_parameter(
+                "until",
+                "Rows before this time, written like `since`.",
+                {"type": "string"},
+                "2026-12-02T00:00:00Z",
+            ),
+            query_parameter(
                 "limit",
-                "At most this many rows; values outside 1 to 1000 are clamped.",
-                {"type": "integer", "default": 100},
+                "Rows per page, 1 to 1000.",
+                {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000},
                 100,
+            ),
+            query_parameter(
+                "cursor",
+                "The `next_cursor` of the previous page: the rows after its last one.",
+                {"type": "string"},
+                "lM8AAAGa23TvY7tyZXFfMDE5YWRlZjAxMjM0NTY3ODlhYmNkZWanYXR0ZW1wdAE",
             ),
         ),
         errors={
             400: error_reply(
-                "`limit` is not an integer.",
-                error_example(400, "'limit' must be an integer.", "invalid_value", "limit"),
+                "A filter is not valid (named in `param`), or a parameter is unknown.",
+                error_example(
+                    400, "'status' must be one of error, ok; got 'failed'.", "invalid_value", "status"
+                ),
+            ),
+            503: AUDIT_503,
+        },
+    ),
+    admin_operation(
+        "GET",
+        "/admin/v1/costs",
+        "getCosts",
+        "Activity",
+        "Cost per integration, model, project, day or tag",
+        "costs.read",
+        (200, json_reply("One entry per group, in key order.", CostReport, EXAMPLE_COSTS)),
+        description="Client requests (request rows), tokens by kind, exact cost, unpriced requests and "
+        "the error rate per group, over whole UTC days, from the daily rollups the audit service keeps "
+        "as rows arrive. A project role sees its own projects' requests only.",
+        parameters=(
+            query_parameter(
+                "group_by",
+                "What a group is: an integration (`slug`), upstream `model`, `project`, `day` or `tag` "
+                '(an untagged request counts under the tag ""; a request with two tags in both).',
+                {"enum": [g.value for g in CostGroupBy]},
+                "slug",
+            ),
+            query_parameter(
+                "since",
+                "The first day counted (its UTC day): ISO 8601 or Unix seconds. Default: 29 days ago.",
+                {"type": "string"},
+                "2026-11-01",
+            ),
+            query_parameter(
+                "until",
+                "The first day not counted, written like `since`. Default: through today.",
+                {"type": "string"},
+                "2026-12-01",
+            ),
+        ),
+        errors={
+            400: error_reply(
+                "`group_by` missing or not one of the groups, a bad time, or an unknown parameter.",
+                error_example(
+                    400,
+                    "'group_by' must be one of day, model, project, slug, tag; got 'provider'.",
+                    "invalid_value",
+                    "group_by",
+                ),
             ),
             503: AUDIT_503,
         },
@@ -395,7 +499,7 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
                 SqlResult,
                 SqlResult(
                     columns=["provider_slug", "count()", "sum(cost_usd)"],
-                    rows=[["openai-dev-mock", 42, 0.00036]],
+                    rows=[["openai-dev-mock", 42, "0.00036"]],
                     elapsed_ms=4.21,
                 ),
             ),

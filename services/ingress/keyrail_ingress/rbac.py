@@ -112,6 +112,7 @@ RULES: tuple[Rule, ...] = (
     _rule("catalog", "set", "owner", Scope.ORG, "adding or overriding a catalog entry"),
     _rule("catalog", "delete", "owner", Scope.ORG, "removing a catalog entry"),
     _rule("activity", "read", _ANY, Scope.MINE, "reading the activity log"),
+    _rule("costs", "read", _ANY, Scope.MINE, "reading the cost report"),
     _rule("sql", "query", "owner", Scope.ORG, "running SQL over the whole activity log"),
     _rule("events", "read", _ANY, Scope.MINE, "reading the change history"),
 )

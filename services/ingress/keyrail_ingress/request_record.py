@@ -9,8 +9,9 @@ import msgspec
 from starlette.responses import Response
 
 from keyrail_common.attempts import usage_source
+from keyrail_common.cost import cost_status
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
-from keyrail_common.messages import ActivityRow, ProviderResult, Timings, Usage
+from keyrail_common.messages import ActivityRow, ProviderResult, StreamEnd, Timings, Usage
 from keyrail_ingress.context import IngressContext
 from keyrail_ingress.metrics import OVERHEAD_SECONDS, REQUESTS
 from keyrail_ingress.responses import bad_body, error_response
@@ -50,12 +51,16 @@ class RequestRecord:
         )
         return headers
 
-    def apply_result(
-        self, provider: str, slug: str, model: str, attempts: int, usage: Usage | None, cost_usd: float
-    ) -> None:
-        row = self.row
-        row.provider, row.provider_slug, row.model, row.attempt = provider, slug, model or row.model, attempts
-        row.cost_usd = cost_usd
+    def apply_result(self, answer: ProviderResult | StreamEnd) -> None:
+        """The answering attempt's provider, usage and cost. The request's cost is the sum of its
+        billed attempts; the attempts before it failed without usage, so they billed nothing."""
+        row, usage = self.row, answer.usage
+        row.provider, row.provider_slug = answer.provider, answer.provider_slug
+        row.model, row.attempt = answer.model or row.model, answer.attempts
+        row.cost_usd, row.cost_status = answer.cost_usd, cost_status(answer.cost_usd)
+        row.price_version = answer.price_version
+        if isinstance(answer, ProviderResult):  # a stream's end frame does not repeat the route
+            row.config_id, row.virtual_model = answer.config_id, answer.virtual_model
         self._usage = usage
         if usage is not None:
             row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens

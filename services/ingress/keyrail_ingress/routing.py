@@ -164,10 +164,7 @@ async def ask_router(ctx: IngressContext, route: RouteRequest) -> ProviderResult
 async def answer(ctx: IngressContext, record: RequestRecord, route: RouteRequest) -> Response:
     """Route a non-streaming request and answer with the upstream's body (or the failure)."""
     result = await ask_router(ctx, route)
-    record.apply_result(
-        result.provider, result.provider_slug, result.model, result.attempts, result.usage, result.cost_usd
-    )
-    record.row.config_id, record.row.virtual_model = result.config_id, result.virtual_model
+    record.apply_result(result)
     if not result.ok:
         return record.fail(result.error or NO_ERROR, result)
     observe_hops(result.timings, result.timings.done_ns)

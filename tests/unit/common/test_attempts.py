@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 import pytest
 
+from keyrail_common import cost
 from keyrail_common.attempts import AttemptRecorder, usage_source
 from keyrail_common.failures import FailureClass, failure
 from keyrail_common.messages import (
@@ -21,10 +23,10 @@ from keyrail_common.messages import (
     encode,
 )
 
-PRICES = Prices(input=2.0, output=8.0, cached_input=0.5)
+PRICES = Prices(input=2.0, output=8.0, cached_input=0.5, version="catalog-2026-11")
 USAGE = Usage(prompt_tokens=1_000, completion_tokens=200, cached_tokens=400, reasoning_tokens=50)
 # 600 uncached x $2 + 400 cached x $0.5 + 200 output x $8, per million.
-COST = (600 * 2.0 + 400 * 0.5 + 200 * 8.0) / 1_000_000
+COST = Decimal("0.003")
 
 
 def call(**changes: Any) -> ProviderCall:
@@ -60,25 +62,46 @@ def call(**changes: Any) -> ProviderCall:
 
 def test_the_cost_follows_the_usage_and_the_targets_prices() -> None:
     attempt = AttemptRecorder(call())
-    assert attempt.usage is None and attempt.cost_usd == 0.0
+    assert attempt.usage is None and attempt.cost_usd is None  # no usage yet: not known
 
     attempt.usage = USAGE
 
     assert attempt.usage == USAGE
-    assert attempt.cost_usd == pytest.approx(COST)
+    assert attempt.cost_usd == COST
     attempt.usage = None
-    assert attempt.cost_usd == 0.0
+    assert attempt.cost_usd is None
+
+
+def test_an_answer_without_usage_is_unpriced_and_a_failure_without_it_billed_nothing() -> None:
+    answered = AttemptRecorder(call())
+    answered.succeed(b"{}")
+    failed = AttemptRecorder(call())
+    failed.fail(failure(FailureClass.RATE_LIMIT, "slow down", upstream_status=429))
+
+    assert (answered.row().cost_usd, answered.row().cost_status) == (None, "unpriced")
+    assert (failed.row().cost_usd, failed.row().cost_status) == (Decimal(0), "priced")
+
+
+def test_a_target_without_prices_gives_an_unpriced_row_with_no_cost() -> None:
+    attempt = AttemptRecorder(call(target=msgspec.structs.replace(call().target, prices=Prices())))
+    attempt.usage = USAGE
+
+    result = attempt.succeed(b"{}")
+    row = attempt.row()
+
+    assert result.cost_usd is None and row.cost_usd is None and row.cost_status == "unpriced"
+    assert activity_decoder.decode(encode(row)).cost_usd is None
 
 
 def test_the_cost_is_computed_once_and_the_same_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     computed: list[Usage] = []
-    price = Prices.cost_usd
+    price = cost.attempt_cost
 
-    def counting(self: Prices, usage: Usage) -> float:
+    def counting(prices: Prices, usage: Usage) -> Decimal | None:
         computed.append(usage)
-        return price(self, usage)
+        return price(prices, usage)
 
-    monkeypatch.setattr(Prices, "cost_usd", counting)
+    monkeypatch.setattr(cost, "attempt_cost", counting)
     attempt = AttemptRecorder(call())
     attempt.usage = USAGE
 
@@ -87,7 +110,10 @@ def test_the_cost_is_computed_once_and_the_same_everywhere(monkeypatch: pytest.M
     row = attempt.row()
 
     assert computed == [USAGE]
-    assert result.cost_usd == end.cost_usd == row.cost_usd == pytest.approx(COST)
+    assert result.cost_usd == end.cost_usd == row.cost_usd == COST
+    assert result.price_version == end.price_version == row.price_version == "catalog-2026-11"
+    assert row.cost_status == "priced"
+    assert activity_decoder.decode(encode(row)).cost_usd == COST  # exact through the bus
 
 
 def test_succeed_gives_the_body_usage_cost_and_the_target() -> None:
@@ -102,7 +128,7 @@ def test_succeed_gives_the_body_usage_cost_and_the_target() -> None:
     assert (result.provider, result.provider_slug, result.model) == ("openai", "openai-prod-chat", "gpt-4.1")
     assert result.attempts == 3
     assert result.usage == USAGE
-    assert result.cost_usd == pytest.approx(COST)
+    assert result.cost_usd == COST
     assert (result.timings.received_ns, result.timings.routed_ns) == (1_000_000_000, 1_500_000_000)
     assert result.timings.upstream_sent_ns > 0
 
@@ -121,7 +147,7 @@ def test_fail_gives_the_error_and_its_status() -> None:
 
     assert (result.ok, result.http_status, result.error) == (False, 429, error)
     assert (result.provider_slug, result.model, result.attempts) == ("openai-prod-chat", "gpt-4.1", 3)
-    assert result.cost_usd == 0.0 and result.usage is None
+    assert result.cost_usd == 0 and result.usage is None
     assert (attempt.error, attempt.http_status) == (error, 429)
 
 
@@ -144,8 +170,9 @@ def test_the_row_of_a_successful_attempt() -> None:
         400,
         50,
     )
-    assert row.cost_usd == pytest.approx(COST)
+    assert row.cost_usd == COST
     assert row.tags == ["batch", "classifier"] and row.stream is True
+    assert row.credential_version == 3
     assert row.ttft_ms == pytest.approx(250.0)
     assert row.latency_ms >= row.ttft_ms
     assert row.ts_ms == attempt.timings.upstream_sent_ns // 1_000_000
@@ -162,7 +189,7 @@ def test_the_row_of_a_failed_attempt_carries_the_class_and_the_message() -> None
     assert row.error_class == "credential"
     assert row.error_message == "Upstream 'openai-prod-chat' rejected the stored credential"
     assert (row.attempt, row.fallback_position, row.stream) == (1, 0, False)
-    assert (row.prompt_tokens, row.completion_tokens, row.cost_usd) == (0, 0, 0.0)
+    assert (row.prompt_tokens, row.completion_tokens, row.cost_usd) == (0, 0, Decimal(0))
     assert row.ttft_ms == 0.0  # no content ever came
 
 
@@ -195,7 +222,7 @@ def test_stream_end_of_a_complete_stream() -> None:
     assert isinstance(end, StreamEnd)
     assert (end.chunks, end.attempts, end.error) == (11, 3, None)
     assert (end.provider, end.provider_slug, end.model) == ("openai", "openai-prod-chat", "gpt-4.1")
-    assert end.usage == USAGE and end.cost_usd == pytest.approx(COST)
+    assert end.usage == USAGE and end.cost_usd == COST
     assert end.timings.done_ns >= end.timings.upstream_sent_ns > 0
     assert attempt.row().status == "ok"
 
@@ -211,7 +238,7 @@ def test_stream_end_with_an_error_marks_the_attempt_failed() -> None:
     assert end.error == cut and end.chunks == 4
     assert end.usage == Usage(prompt_tokens=10, completion_tokens=3)  # what was used is still billed
     assert (row.status, row.http_status, row.error_class) == ("error", 502, "stream_cut")
-    assert row.cost_usd == pytest.approx((10 * 2.0 + 3 * 8.0) / 1_000_000)
+    assert row.cost_usd == Decimal("0.000044")
 
 
 @pytest.mark.parametrize(

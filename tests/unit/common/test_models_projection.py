@@ -3,6 +3,8 @@ overrides, custom models with their own prices, and the same state from the same
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 
 from keyrail_common.catalog import Catalog, seed_models
@@ -20,6 +22,7 @@ from keyrail_common.config_events import (
     encode_envelope,
 )
 from keyrail_common.config_state import ConfigState, EventMeta
+from keyrail_common.cost import attempt_cost
 from keyrail_common.messages import Prices, Usage
 from keyrail_common.registry import Operation
 
@@ -122,8 +125,8 @@ def test_a_custom_model_carries_its_own_prices_named_by_its_event() -> None:
         additional={"reasoning": 12.0},
         version="custom:openai-prod/ft-v3@1",
     )
-    cost = record.prices.cost_usd(Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=200))
-    assert cost == (800 * 0.3 + 200 * 0.15 + 500 * 1.2) / 1_000_000
+    cost = attempt_cost(record.prices, Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=200))
+    assert cost == (800 * Decimal("0.3") + 200 * Decimal("0.15") + 500 * Decimal("1.2")) / 1_000_000
     assert state.version("custommodel", "openai-prod/ft-v3") == 1
 
 

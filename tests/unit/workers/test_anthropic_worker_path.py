@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from keyrail_common.attempts import AttemptRecorder
 from keyrail_common.failures import FailureClass, may_fall_back
@@ -131,7 +130,7 @@ async def test_a_request_goes_out_exactly_as_anthropic_wants_and_comes_back_as_o
         },
     }
     assert result.usage == Usage(prompt_tokens=1535, completion_tokens=24, cached_tokens=12)
-    assert result.cost_usd == pytest.approx((1523 * 3.0 + 12 * 0.3 + 24 * 15.0) / 1_000_000)
+    assert result.cost_usd == Decimal("0.0049326")  # (1523 x 3 + 12 x 0.3 + 24 x 15) / 1e6
     row = outcome.attempt.row()
     assert (row.status, row.provider, row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (
         "ok",

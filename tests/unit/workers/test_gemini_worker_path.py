@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -117,7 +118,7 @@ async def test_a_completion_sends_exactly_this_and_answers_exactly_that(upstream
         },
     }
     assert result.usage == Usage(prompt_tokens=271, completion_tokens=130, reasoning_tokens=114)
-    assert result.cost_usd == pytest.approx((271 * 0.3 + 130 * 2.5) / 1_000_000)
+    assert result.cost_usd == Decimal("0.0004063")  # (271 x 0.3 + 130 x 2.5) / 1e6
     row = outcome.attempt.row()
     assert (
         row.provider,

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import cast
 
 import pytest
@@ -158,7 +159,7 @@ async def test_a_response_is_the_answer_with_its_usage_and_cost() -> None:
     [result] = outcome.replies
     assert (result.ok, result.http_status, result.body) == (True, 200, CHAT_RESPONSE)
     assert result.usage == Usage(prompt_tokens=96, completion_tokens=19)
-    assert result.cost_usd == pytest.approx((96 * 0.4 + 19 * 1.6) / 1_000_000)
+    assert result.cost_usd == Decimal("0.0000688")  # (96 x 0.4 + 19 x 1.6) / 1e6
     [(url, headers, body)] = outcome.upstream.sent
     assert url == "https://api.openai.com/v1/chat/completions"
     assert headers["Authorization"] == f"Bearer {API_KEY}"
@@ -298,7 +299,7 @@ async def test_a_stream_relays_every_chunk_in_order_and_ends_with_usage_and_cost
     assert isinstance(end, StreamEnd)
     assert (end.chunks, end.error) == (len(expected), None)
     assert end.usage == Usage(prompt_tokens=11, completion_tokens=9)
-    assert end.cost_usd == pytest.approx((11 * 0.4 + 9 * 1.6) / 1_000_000)
+    assert end.cost_usd == Decimal("0.0000188")  # (11 x 0.4 + 9 x 1.6) / 1e6
     [answer] = outcome.replies  # the router is answered once, at the first chunk
     assert answer.ok and answer.streaming
     assert outcome.attempt.first_content > 0

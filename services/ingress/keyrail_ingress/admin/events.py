@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from starlette.responses import Response
 
 from keyrail_ingress.admin.command import Command, admin_route
 from keyrail_ingress.admin.history import AGGREGATES
+from keyrail_ingress.admin.query_params import MAX_LIMIT, parse_time
 from keyrail_ingress.admin_types import ChangeList
 from keyrail_ingress.responses import error, json_response
-
-MAX_LIMIT = 1000
-
-
-def parse_since(raw: str) -> float | None:
-    """Unix seconds, or ISO 8601 (UTC unless it names a zone)."""
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 @admin_route("GET", "/events", "events.read")
@@ -39,7 +23,7 @@ async def list_events(c: Command[None, None]) -> Response:
             "invalid_value",
             "aggregate",
         )
-    since = parse_since(params.get("since", "0"))
+    since = parse_time(params.get("since", "0"))
     if since is None:
         return error(
             400, "'since' must be ISO 8601 (2026-12-01T19:30:00Z) or Unix seconds.", "invalid_value", "since"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from keyrail_ingress.admin import (
     activity,
     catalog,
+    costs,
     custom_models,
     events,
     health,
@@ -17,4 +18,15 @@ from keyrail_ingress.admin.command import ROUTES, router
 
 __all__ = ["MODULES", "ROUTES", "router"]
 
-MODULES = (users, projects, integrations, health, custom_models, catalog, routing_records, activity, events)
+MODULES = (
+    users,
+    projects,
+    integrations,
+    health,
+    custom_models,
+    catalog,
+    routing_records,
+    activity,
+    costs,
+    events,
+)
