@@ -250,6 +250,7 @@ class CircuitReport(msgspec.Struct):
 class CircuitReports(msgspec.Struct):
     provider_slug: str
     circuits: list[CircuitReport]
+    replica: str = ""  # which router answered (host:pid): every replica holds the same breakers
 
 
 class ActivityCursor(msgspec.Struct, array_like=True, frozen=True):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
+import socket
 import time
 
 import msgspec
@@ -28,6 +30,7 @@ from keyrail_router.metrics import BREAKER_OPENED
 log = logging.getLogger("keyrail.router")
 
 _MAX_REMEMBERED_CLAIMS = 10_000
+_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class BreakerFeed:
@@ -99,7 +102,8 @@ class BreakerFeed:
 
     def report(self, slug: str) -> CircuitReports:
         now = time.time()
-        return CircuitReports(slug, [circuit_report(b, now) for b in self.board.of_slug(slug)])
+        circuits = [circuit_report(b, now) for b in self.board.of_slug(slug)]
+        return CircuitReports(slug, circuits, replica=_REPLICA)
 
 
 def circuit_report(breaker: Breaker, now: float) -> CircuitReport:
