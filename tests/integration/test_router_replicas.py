@@ -123,7 +123,9 @@ def test_both_replicas_hold_the_same_open_circuit(
     stack: KeyrailStack, client: tuple[openai.OpenAI, str], second_router: Path
 ) -> None:
     sdk, home = client
-    integration(stack, MockUpstream("sk-nobody-listens"), DEAD, [home])  # never started: nothing listens on its port
+    integration(
+        stack, MockUpstream("sk-nobody-listens"), DEAD, [home]
+    )  # never started: nothing listens on its port
     for _ in range(5):  # KEYRAIL_BREAKER_FAILURES' default
         with pytest.raises(openai.APIStatusError):
             sdk.chat.completions.create(model=f"{DEAD}/{MODEL}", messages=[{"role": "user", "content": "hi"}])
