@@ -20,7 +20,9 @@ import pytest
 from keyrail_cli.mock_formats.gemini import THOUGHT_TOKENS
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from tests.integration.conftest import GEMINI_KEY, PROVIDER_KEY
+from tests.support.control_plane import api_key, project
 from tests.support.openai_schema import validate_component
+from tests.support.sdk import sdk_client, sdk_stream
 from tests.support.stack import KeyrailStack
 
 pytestmark = pytest.mark.integration
@@ -56,13 +58,9 @@ class Gemini:
 
     def __init__(self, stack: KeyrailStack, name: str) -> None:
         self.stack = stack
-        project = stack.admin("POST", "/admin/v1/projects", {"name": name})
-        assert project.status_code == 201, project.text
-        self.project_id = project.json()["id"]
-        key = stack.admin("POST", f"/admin/v1/projects/{self.project_id}/keys", {"name": "tests"})
-        assert key.status_code == 201, key.text
-        self.api_key = key.json()["key"]
-        self.client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=self.api_key, max_retries=0)
+        self.project_id = project(stack, name)
+        self.api_key = str(api_key(stack, self.project_id)["key"])
+        self.client = sdk_client(stack, self.api_key)
 
     def integration(self, slug: str, api_key: str = GEMINI_KEY, fault: str = "") -> str:
         body: dict[str, Any] = {
@@ -130,13 +128,7 @@ def test_a_completion_through_the_sdk(gemini: Gemini) -> None:
 
 
 def test_a_stream_through_the_sdk(gemini: Gemini) -> None:
-    raw = gemini.client.chat.completions.with_raw_response.create(
-        model=f"gemini-e2e/{MODEL}",
-        messages=[{"role": "user", "content": PROMPT}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(raw.parse())
+    chunks, request_id = sdk_stream(gemini.client, f"gemini-e2e/{MODEL}", PROMPT)
 
     choices = [c.choices[0] for c in chunks if c.choices]
     assert choices[0].delta.role == "assistant" and choices[0].delta.content == ""
@@ -146,7 +138,7 @@ def test_a_stream_through_the_sdk(gemini: Gemini) -> None:
     usage = [c.usage for c in chunks if c.usage is not None]
     assert len(usage) == 1 and chunks[-1].choices == []
     assert (usage[0].prompt_tokens, usage[0].completion_tokens) == (5, REPLY_TOKENS + THOUGHT_TOKENS)
-    check_rows(gemini.rows(raw.headers["x-keyrail-request-id"]), "gemini-e2e", stream=True)
+    check_rows(gemini.rows(request_id), "gemini-e2e", stream=True)
 
 
 @pytest.mark.parametrize("include_usage", [True, False])

@@ -96,6 +96,13 @@ def ask(client: openai.OpenAI, slug: str) -> str:
     return answer.choices[0].message.content or ""
 
 
+def refusal(client: openai.OpenAI, slug: str) -> tuple[int, str]:
+    """The status and error message of a request the gateway refuses."""
+    with pytest.raises(openai.APIStatusError) as raised:
+        ask(client, slug)
+    return raised.value.status_code, raised.value.response.json()["error"]["message"]
+
+
 def test_the_ca_bundle_and_client_certificate_reach_a_private_mtls_upstream(
     stack: KeyrailStack, tls_upstream: MockUpstream, tenant: tuple[str, openai.OpenAI], pki: Pki
 ) -> None:
@@ -122,11 +129,9 @@ def test_without_the_ca_bundle_the_private_certificate_is_not_accepted(
     project_id, client = tenant
     slug = save(stack, project_id, tls_upstream, "openai-tls-no-ca", None)
 
-    with pytest.raises(openai.APIStatusError) as raised:
-        ask(client, slug)
+    status, message = refusal(client, slug)
 
-    assert raised.value.status_code == 502
-    message = raised.value.response.json()["error"]["message"]
+    assert status == 502
     assert f"'{slug}'" in message and "TLS certificate of 127.0.0.1" in message and "not accepted" in message
 
 
@@ -138,11 +143,10 @@ def test_another_ca_s_bundle_does_not_trust_the_upstream(
         stack, project_id, tls_upstream, "openai-tls-other-ca", {"ca_bundle_pem": pki.other_ca.cert_pem}
     )
 
-    with pytest.raises(openai.APIStatusError) as raised:
-        ask(client, slug)
+    status, message = refusal(client, slug)
 
-    assert raised.value.status_code == 502
-    assert "not accepted" in raised.value.response.json()["error"]["message"]
+    assert status == 502
+    assert "not accepted" in message
 
 
 def test_without_a_client_certificate_the_mtls_upstream_refuses(
@@ -153,10 +157,9 @@ def test_without_a_client_certificate_the_mtls_upstream_refuses(
         stack, project_id, tls_upstream, "openai-tls-no-client-cert", {"ca_bundle_pem": pki.ca.cert_pem}
     )
 
-    with pytest.raises(openai.APIStatusError) as raised:
-        ask(client, slug)
+    _, message = refusal(client, slug)
 
-    assert "client certificate" in raised.value.response.json()["error"]["message"]
+    assert "client certificate" in message
 
 
 @pytest.mark.parametrize(

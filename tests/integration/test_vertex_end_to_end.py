@@ -22,7 +22,9 @@ import pytest
 from keyrail_cli.mock_formats.gemini import THOUGHT_TOKENS
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from tests.integration.test_secrets_never_leak import stream_messages
+from tests.support.control_plane import api_key, project
 from tests.support.openai_schema import validate_component
+from tests.support.sdk import sdk_client, sdk_stream
 from tests.support.stack import KeyrailStack, MockUpstream
 from tests.support.vertex import REGION, private_pem, rsa_key, service_account
 
@@ -42,13 +44,9 @@ class Vertex:
     def __init__(self, stack: KeyrailStack, mock: MockUpstream) -> None:
         self.stack = stack
         self.root = mock.url.removesuffix("/v1")
-        project = stack.admin("POST", "/admin/v1/projects", {"name": "vertex end to end"})
-        assert project.status_code == 201, project.text
-        self.project_id = project.json()["id"]
-        key = stack.admin("POST", f"/admin/v1/projects/{self.project_id}/keys", {"name": "tests"})
-        assert key.status_code == 201, key.text
-        self.api_key = key.json()["key"]
-        self.client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=self.api_key, max_retries=0)
+        self.project_id = project(stack, "vertex end to end")
+        self.api_key = str(api_key(stack, self.project_id)["key"])
+        self.client = sdk_client(stack, self.api_key)
         self.admin_texts: list[str] = []
 
     def body(self, slug: str, **account: Any) -> dict[str, Any]:
@@ -122,13 +120,7 @@ def test_a_completion_through_the_sdk(vertex: Vertex, model: str) -> None:
 
 @pytest.mark.parametrize("model", [GEMINI, CLAUDE])
 def test_a_stream_through_the_sdk(vertex: Vertex, model: str) -> None:
-    raw = vertex.client.chat.completions.with_raw_response.create(
-        model=f"vertex-e2e/{model}",
-        messages=[{"role": "user", "content": PROMPT}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(raw.parse())
+    chunks, request_id = sdk_stream(vertex.client, f"vertex-e2e/{model}", PROMPT)
 
     choices = [c.choices[0] for c in chunks if c.choices]
     assert "".join(c.delta.content or "" for c in choices) == DEFAULT_REPLY
@@ -137,7 +129,7 @@ def test_a_stream_through_the_sdk(vertex: Vertex, model: str) -> None:
     usage = [c.usage for c in chunks if c.usage is not None]
     assert len(usage) == 1
     assert (usage[0].prompt_tokens, usage[0].completion_tokens) == (5, completion_tokens(model))
-    check_rows(vertex.rows(raw.headers["x-keyrail-request-id"]), "vertex-e2e", model, stream=True)
+    check_rows(vertex.rows(request_id), "vertex-e2e", model, stream=True)
 
 
 @pytest.mark.parametrize("model", [GEMINI, CLAUDE])

@@ -55,6 +55,18 @@ class LocalUpstream:
     sent: list[Sent] = field(default_factory=list)
 
 
+def json_request_headers(upstream: LocalUpstream, sent: Sent, auth: dict[str, str]) -> dict[str, str]:
+    """Every header a non-streamed JSON request to the local upstream carries: these `auth`
+    headers (lower-case names) and the transport's."""
+    return {
+        "host": upstream.url.removeprefix("http://"),
+        "content-length": str(len(sent.body)),
+        **auth,
+        "content-type": "application/json",
+        "accept": "application/json",
+    }
+
+
 @contextlib.asynccontextmanager
 async def local_upstream(answer: Answer) -> AsyncIterator[LocalUpstream]:
     upstream = LocalUpstream(url="", answer=answer)

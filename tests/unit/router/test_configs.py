@@ -79,8 +79,8 @@ STATE = state_with(
 )
 
 
-def route(model: str = MODEL, project: str = PROJECT_A, pick: float = 0.0, **extra: Any) -> Route | ErrorInfo:
-    request = RouteRequest(
+def route_request(model: str = MODEL, project: str = PROJECT_A, **extra: Any) -> RouteRequest:
+    return RouteRequest(
         request_id="req_1",
         org_id=ORG,
         project_id=project,
@@ -90,7 +90,10 @@ def route(model: str = MODEL, project: str = PROJECT_A, pick: float = 0.0, **ext
         min_config_seq=0,
         **extra,
     )
-    return resolve_route(RESOLVER, STATE, request, lambda: pick)
+
+
+def route(model: str = MODEL, project: str = PROJECT_A, pick: float = 0.0, **extra: Any) -> Route | ErrorInfo:
+    return resolve_route(RESOLVER, STATE, route_request(model, project, **extra), lambda: pick)
 
 
 def slugs(result: Route | ErrorInfo) -> list[str]:
@@ -155,16 +158,7 @@ def test_loadbalance_takes_the_pick_then_falls_back_to_the_other() -> None:
 
 def test_loadbalance_with_a_seeded_generator_lands_near_its_weights() -> None:
     rng = random.Random(1)
-    request = RouteRequest(
-        request_id="r",
-        org_id=ORG,
-        project_id=PROJECT_A,
-        model=MODEL,
-        body=b"{}",
-        received_ns=0,
-        min_config_seq=0,
-        config_id="weighted",
-    )
+    request = route_request(config_id="weighted")
     firsts = [resolve_route(RESOLVER, STATE, request, rng.random) for _ in range(1000)]
     share = sum(1 for r in firsts if isinstance(r, Route) and r.targets[0].provider_slug == "oa-one") / 1000
     assert 0.67 < share < 0.73
@@ -188,16 +182,7 @@ def test_a_target_out_of_scope_is_left_out_of_the_chain() -> None:
 
 def test_flex_suffix_asks_for_the_flex_tier_where_the_catalog_has_one() -> None:
     state = state_with(integration("oa-one"))
-    request = RouteRequest(
-        request_id="r",
-        org_id=ORG,
-        project_id=PROJECT_A,
-        model="oa-one/gpt-5-mini:flex",
-        body=b"{}",
-        received_ns=0,
-        min_config_seq=0,
-    )
-    result = resolve_route(RESOLVER, state, request, random.random)
+    result = resolve_route(RESOLVER, state, route_request("oa-one/gpt-5-mini:flex"), random.random)
     assert isinstance(result, Route)
     (target,) = result.targets
     assert (target.model, target.override_params) == ("gpt-5-mini", {"service_tier": "flex"})

@@ -10,7 +10,7 @@ from keyrail_common.failures import FailureClass
 from keyrail_common.messages import Usage
 from tests.support.adapters import data_lines
 from tests.support.contracts import FIXTURES
-from tests.support.worker_path import Answer, local_upstream, provider_call, run_attempt
+from tests.support.worker_path import Answer, json_request_headers, local_upstream, provider_call, run_attempt
 
 AZURE = FIXTURES / "azure"
 API_KEY = "azure-key-WORKERPATH-0123456789abcdef"
@@ -39,13 +39,7 @@ async def test_an_answer_goes_to_the_deployment_with_the_api_key_and_comes_back_
     [sent] = upstream.sent
     assert sent.method == "POST"
     assert sent.path_qs == "/openai/deployments/prod-gpt4o-mini/chat/completions?api-version=2024-10-21"
-    assert sent.headers == {
-        "host": upstream.url.removeprefix("http://"),
-        "content-length": str(len(sent.body)),
-        "api-key": API_KEY,
-        "content-type": "application/json",
-        "accept": "application/json",
-    }
+    assert sent.headers == json_request_headers(upstream, sent, {"api-key": API_KEY})
     assert sent.body == json.dumps(REQUEST, separators=(",", ":")).encode()
     [result] = outcome.replies
     assert (result.ok, result.http_status, result.body) == (True, 200, RESPONSE)

@@ -10,7 +10,7 @@ from keyrail_common.failures import FailureClass
 from keyrail_common.messages import Usage
 from tests.support.contracts import FIXTURES
 from tests.support.openai_schema import validate_component
-from tests.support.worker_path import Answer, local_upstream, provider_call, run_attempt
+from tests.support.worker_path import Answer, json_request_headers, local_upstream, provider_call, run_attempt
 
 COHERE = FIXTURES / "cohere"
 API_KEY = "co-WORKERPATH-0123456789abcdef"
@@ -39,13 +39,7 @@ async def test_an_answer_is_sent_as_cohere_and_returned_as_openai() -> None:
 
     [sent] = upstream.sent
     assert (sent.method, sent.path_qs) == ("POST", "/v2/chat")
-    assert sent.headers == {
-        "host": upstream.url.removeprefix("http://"),
-        "content-length": str(len(sent.body)),
-        "authorization": f"Bearer {API_KEY}",
-        "content-type": "application/json",
-        "accept": "application/json",
-    }
+    assert sent.headers == json_request_headers(upstream, sent, {"authorization": f"Bearer {API_KEY}"})
     expected = {"model": MODEL, "messages": MESSAGES, "max_tokens": 200, "temperature": 0.3, "stream": False}
     assert sent.body == json.dumps(expected, separators=(",", ":")).encode()
     [result] = outcome.replies

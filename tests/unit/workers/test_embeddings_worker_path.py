@@ -22,6 +22,13 @@ from tests.support.worker_path import Answer, local_upstream, provider_call, run
 KEY = "embed-key-WORKERPATH-0123456789abcdef"
 TEXTS = ["the first text", "another one"]
 VECTORS = [[0.25, -0.5, 0.125], [1.0, 0.0, -1.0]]
+# What OpenAI and Azure (the same wire format) answer with VECTORS.
+OPENAI_ANSWER = {
+    "object": "list",
+    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(VECTORS)],
+    "model": "text-embedding-3-small",
+    "usage": {"prompt_tokens": 5, "total_tokens": 5},
+}
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,7 @@ CASES = [
         "/embeddings",
         ("authorization", f"Bearer {KEY}"),
         {"model": "text-embedding-3-small", "input": TEXTS, "dimensions": 3, "encoding_format": "float"},
-        {
-            "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(VECTORS)],
-            "model": "text-embedding-3-small",
-            "usage": {"prompt_tokens": 5, "total_tokens": 5},
-        },
+        OPENAI_ANSWER,
         Usage(prompt_tokens=5),
     ),
     Case(
@@ -67,12 +69,7 @@ CASES = [
         "/openai/deployments/prod-embed-small/embeddings?api-version=2024-10-21",
         ("api-key", KEY),
         {"input": TEXTS, "dimensions": 3, "encoding_format": "float"},  # the path names the deployment
-        {
-            "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(VECTORS)],
-            "model": "text-embedding-3-small",
-            "usage": {"prompt_tokens": 5, "total_tokens": 5},
-        },
+        OPENAI_ANSWER,
         Usage(prompt_tokens=5),
     ),
     Case(

@@ -14,7 +14,7 @@ from keyrail_common.messages import Usage
 from keyrail_common.registry import Operation, load_registry
 from tests.support.adapters import data_lines, expected_openai_body
 from tests.support.contracts import FIXTURES
-from tests.support.worker_path import Answer, local_upstream, provider_call, run_attempt
+from tests.support.worker_path import Answer, json_request_headers, local_upstream, provider_call, run_attempt
 
 REGISTRY = load_registry()
 CATALOG = Catalog.load_default()
@@ -59,13 +59,7 @@ async def test_an_answer_reaches_the_base_url_with_the_providers_quirks_and_retu
 
     [sent] = upstream.sent
     assert (sent.method, sent.path_qs) == ("POST", "/v1/chat/completions")
-    assert sent.headers == {
-        "host": upstream.url.removeprefix("http://"),
-        "content-length": str(len(sent.body)),
-        "authorization": f"Bearer {API_KEY}",
-        "content-type": "application/json",
-        "accept": "application/json",
-    }
+    assert sent.headers == json_request_headers(upstream, sent, {"authorization": f"Bearer {API_KEY}"})
     entry = REGISTRY.get(provider)
     assert entry is not None
     assert json.loads(sent.body) == expected_openai_body(body, entry.quirks, model, stream=False)

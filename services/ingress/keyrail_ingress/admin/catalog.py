@@ -91,20 +91,13 @@ async def set_entry(c: Command[CatalogModel | None, CatalogEntryBody]) -> Respon
     if refused is not None:
         return refused
     body = c.body
-    prices = body.prices
     event = CatalogEntrySet(
         catalog_id=f"{provider}/{model}",
         provider=provider,
         model=model,
         schema=body.schema,
         context_window=body.context_window,
-        prices=CatalogPrices(
-            input=prices.input,
-            output=prices.output,
-            cached_input=prices.cached_input,
-            cache_write=prices.cache_write,
-            additional=dict(prices.additional),
-        ),
+        prices=msgspec.convert(body.prices, CatalogPrices, from_attributes=True),
         operation=body.operation,
         source_date=body.source_date,
     )

@@ -108,6 +108,11 @@ class Command(Generic[A, B]):
         """The projects a `mine` list answers for the caller: None for every project."""
         return visible_projects(self.caller, self.rule)
 
+    def sees(self, project_scope: str | list[str]) -> bool:
+        """Whether a `mine` list shows the caller a record with this project_scope."""
+        visible = self.visible()
+        return visible is None or project_scope == "all" or bool(visible & set(project_scope))
+
     async def publish(self, event: ConfigEvent, new: bool = False, decided_on_all: bool = False) -> int:
         """Append `event` as the caller. `new`: it creates an aggregate that must not exist yet;
         otherwise it changes the loaded one, expecting the version the command was decided on.

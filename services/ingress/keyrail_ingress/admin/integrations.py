@@ -141,11 +141,10 @@ async def create_integration(c: Command[None, NewIntegration]) -> Response:
 @admin_route("GET", "/integrations", "integration.list")
 async def list_integrations(c: Command[None, None]) -> Response:
     """An owner sees every integration; anyone else those in the scope of one of their projects."""
-    visible = c.visible()
     shown = [
         i
         for i in (*c.state.integrations.values(), *c.state.disabled_integrations.values())
-        if visible is None or i.project_scope == "all" or visible & set(i.project_scope)
+        if c.sees(i.project_scope)
     ]
     shown.sort(key=lambda i: i.provider_slug)
     return json_response(

@@ -3,6 +3,8 @@ the change history compares (admin/history.py)."""
 
 from __future__ import annotations
 
+import msgspec
+
 from keyrail_common.catalog import CatalogModel
 from keyrail_common.config_state import ConfigState
 from keyrail_common.custom_models import CustomModelRecord
@@ -17,21 +19,13 @@ def catalog_source(state: ConfigState, entry: CatalogModel) -> str:
 
 
 def catalog_view(state: ConfigState, entry: CatalogModel) -> CatalogEntry:
-    prices = entry.prices
     return CatalogEntry(
         id=entry.id,
         provider=entry.provider,
         model=entry.model,
         schema=entry.schema,
         context_window=entry.context_window,
-        prices=CatalogPrices(
-            input=prices.input,
-            output=prices.output,
-            cached_input=prices.cached_input,
-            cache_write=prices.cache_write,
-            additional=dict(prices.additional),
-            version=prices.version,
-        ),
+        prices=msgspec.convert(entry.prices, CatalogPrices, from_attributes=True),
         source_date=entry.source_date,
         operation=entry.operation,
         source=catalog_source(state, entry),

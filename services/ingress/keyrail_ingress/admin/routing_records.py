@@ -9,8 +9,9 @@ config still used by another config or a virtual model cannot be deleted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from starlette.responses import Response
@@ -37,11 +38,13 @@ from keyrail_ingress.admin.routing_checks import (
 )
 from keyrail_ingress.admin.views import config_view, virtual_model_view
 from keyrail_ingress.admin_types import (
+    GatewayConfig,
     GatewayConfigBody,
     GatewayConfigChange,
     GatewayConfigList,
     NewGatewayConfig,
     NewVirtualModel,
+    VirtualModel,
     VirtualModelBody,
     VirtualModelChange,
     VirtualModelList,
@@ -49,45 +52,76 @@ from keyrail_ingress.admin_types import (
 from keyrail_ingress.rbac import scope_target
 from keyrail_ingress.responses import error, json_response
 
-
-def load_virtual_model(state: ConfigState, params: Mapping[str, str]) -> Loaded[VirtualModelSet] | Response:
-    alias = params["alias"]
-    vm = state.virtual_models.get(alias)
-    if vm is None:
-        return not_found(f"virtual model '{alias}'", "/virtual-models")
-    return Loaded(vm, scope_target(vm.project_scope, f"virtual model '{alias}'"), ("virtualmodel", alias))
+R = TypeVar("R", VirtualModelSet, GatewayConfigSet)  # the record, as its set-event
+V = TypeVar("V")  # its admin view
 
 
-def load_config(state: ConfigState, params: Mapping[str, str]) -> Loaded[GatewayConfigSet] | Response:
-    config_id = params["config_id"]
-    config = state.configs.get(config_id)
-    if config is None:
-        return not_found(f"gateway config '{config_id}'", "/configs")
-    target = scope_target(config.project_scope, f"gateway config '{config_id}'")
-    return Loaded(config, target, ("gatewayconfig", config_id))
+@dataclass(frozen=True)
+class _Kind(Generic[R, V]):
+    """What differs between the two routing records; everything else is the same code."""
 
+    label: str  # "virtual model", as messages name it
+    aggregate: str  # the event stream's aggregate name
+    key: str  # the path parameter and the body field naming one record
+    listing: str  # the list route, for not-found hints
+    records: Callable[[ConfigState], Mapping[str, R]]
+    view: Callable[[ConfigState, R], V]
+    check_name: Callable[[str], Response | None]
+    build: Callable[[Command[Any, Any], str, Any], R | Response]  # the set-event from a body
 
-def _visible(c: Command[Any, Any], scope: str | list[str]) -> bool:
-    visible = c.visible()
-    return visible is None or scope == "all" or bool(visible & set(scope))
+    def load(self, state: ConfigState, params: Mapping[str, str]) -> Loaded[R] | Response:
+        name = params[self.key]
+        record = self.records(state).get(name)
+        what = f"{self.label} '{name}'"
+        if record is None:
+            return not_found(what, self.listing)
+        return Loaded(record, scope_target(record.project_scope, what), (self.aggregate, name))
 
-
-def _taken(what: str, name: str, field: str) -> Response:
-    return error(
-        409, f"{what} '{name}' already exists: replace it with PUT, or pick another.", "conflict", field
-    )
-
-
-async def _create(c: Command[None, Any], event: ConfigEvent, aggregate: tuple[str, str]) -> bool:
-    """Append a creation; False when another writer created it first. A name used before (and
-    deleted) has a version already: the append expects that one."""
-    try:
-        await c.ctx.publisher.publish(
-            event, actor=c.caller.user_id, expected_version=c.state.version(*aggregate)
+    def taken(self, name: str, field: str) -> Response:
+        return error(
+            409,
+            f"{self.label.capitalize()} '{name}' already exists: replace it with PUT, or pick another.",
+            "conflict",
+            field,
         )
-    except ConcurrencyConflict:
-        return False
-    return True
+
+    async def create(self, c: Command[None, Any], name: str, field: str) -> Response:
+        """A name used before (and deleted) has a version already: the append expects that one;
+        another writer creating it first makes it taken."""
+        refused = self.check_name(name)
+        if refused is not None:
+            return refused
+        if name in self.records(c.state):
+            return self.taken(name, field)
+        event = self.build(c, name, c.body)
+        if isinstance(event, Response):
+            return event
+        try:
+            await c.ctx.publisher.publish(
+                event, actor=c.caller.user_id, expected_version=c.state.version(self.aggregate, name)
+            )
+        except ConcurrencyConflict:
+            return self.taken(name, field)
+        return json_response(self.view(c.state, self.records(c.state)[name]), 201)
+
+    def shown(self, c: Command[Any, Any]) -> list[V]:
+        return [
+            self.view(c.state, record)
+            for _, record in sorted(self.records(c.state).items())
+            if c.sees(record.project_scope)
+        ]
+
+    async def replace(self, c: Command[R, Any], name: str) -> Response:
+        event = self.build(c, name, c.body)
+        if isinstance(event, Response):
+            return event
+        if event != c.record:
+            await c.publish(event)
+        return json_response(self.view(c.state, self.records(c.state)[name]))
+
+    async def remove(self, c: Command[R, None], event: ConfigEvent) -> Response:
+        await c.publish(event)
+        return json_response(self.view(c.state, c.record))
 
 
 # -- virtual models ----------------------------------------------------------------------------
@@ -105,33 +139,31 @@ def _virtual_model(c: Command[Any, Any], alias: str, body: VirtualModelBody) -> 
     return VirtualModelSet(alias=alias, org_id=c.org_id, project_scope=body.project_scope, target=target)
 
 
+VIRTUAL_MODELS: _Kind[VirtualModelSet, VirtualModel] = _Kind(
+    label="virtual model",
+    aggregate="virtualmodel",
+    key="alias",
+    listing="/virtual-models",
+    records=lambda state: state.virtual_models,
+    view=virtual_model_view,
+    check_name=check_alias,
+    build=_virtual_model,
+)
+
+
 @admin_route(
     "POST", "/virtual-models", "virtual_model.create", body=NewVirtualModel, scoped_body="virtual model"
 )
 async def create_virtual_model(c: Command[None, NewVirtualModel]) -> Response:
-    alias = c.body.alias
-    refused = check_alias(alias)
-    if refused is not None:
-        return refused
-    if alias in c.state.virtual_models:
-        return _taken("Virtual model", alias, "alias")
-    event = _virtual_model(c, alias, c.body)
-    if isinstance(event, Response):
-        return event
-    if not await _create(c, event, ("virtualmodel", alias)):
-        return _taken("Virtual model", alias, "alias")
-    return json_response(virtual_model_view(c.state, c.state.virtual_models[alias]), 201)
+    return await VIRTUAL_MODELS.create(c, c.body.alias, "alias")
 
 
 @admin_route("GET", "/virtual-models", "virtual_model.list")
 async def list_virtual_models(c: Command[None, None]) -> Response:
-    shown = [vm for _, vm in sorted(c.state.virtual_models.items()) if _visible(c, vm.project_scope)]
-    return json_response(
-        VirtualModelList(data=[virtual_model_view(c.state, vm) for vm in shown], next_cursor=None)
-    )
+    return json_response(VirtualModelList(data=VIRTUAL_MODELS.shown(c), next_cursor=None))
 
 
-@admin_route("GET", "/virtual-models/{alias}", "virtual_model.read", load=load_virtual_model)
+@admin_route("GET", "/virtual-models/{alias}", "virtual_model.read", load=VIRTUAL_MODELS.load)
 async def get_virtual_model(c: Command[VirtualModelSet, None]) -> Response:
     return json_response(virtual_model_view(c.state, c.record))
 
@@ -140,27 +172,21 @@ async def get_virtual_model(c: Command[VirtualModelSet, None]) -> Response:
     "PUT",
     "/virtual-models/{alias}",
     "virtual_model.update",
-    load=load_virtual_model,
+    load=VIRTUAL_MODELS.load,
     body=VirtualModelChange,
     versioned=True,
     scoped_body="virtual model",
 )
 async def replace_virtual_model(c: Command[VirtualModelSet, VirtualModelChange]) -> Response:
-    event = _virtual_model(c, c.record.alias, c.body)
-    if isinstance(event, Response):
-        return event
-    if event != c.record:
-        await c.publish(event)
-    return json_response(virtual_model_view(c.state, c.state.virtual_models[event.alias]))
+    return await VIRTUAL_MODELS.replace(c, c.record.alias)
 
 
 @admin_route(
-    "DELETE", "/virtual-models/{alias}", "virtual_model.delete", load=load_virtual_model, versioned=True
+    "DELETE", "/virtual-models/{alias}", "virtual_model.delete", load=VIRTUAL_MODELS.load, versioned=True
 )
 async def delete_virtual_model(c: Command[VirtualModelSet, None]) -> Response:
     """Requests naming the alias resolve it as any other model string from then on."""
-    await c.publish(VirtualModelRemoved(alias=c.record.alias))
-    return json_response(virtual_model_view(c.state, c.record))
+    return await VIRTUAL_MODELS.remove(c, VirtualModelRemoved(alias=c.record.alias))
 
 
 # -- gateway configs ---------------------------------------------------------------------------
@@ -184,31 +210,29 @@ def _config(c: Command[Any, Any], config_id: str, body: GatewayConfigBody) -> Ga
     )
 
 
+CONFIGS: _Kind[GatewayConfigSet, GatewayConfig] = _Kind(
+    label="gateway config",
+    aggregate="gatewayconfig",
+    key="config_id",
+    listing="/configs",
+    records=lambda state: state.configs,
+    view=config_view,
+    check_name=check_config_id,
+    build=_config,
+)
+
+
 @admin_route("POST", "/configs", "config.create", body=NewGatewayConfig, scoped_body="gateway config")
 async def create_config(c: Command[None, NewGatewayConfig]) -> Response:
-    config_id = c.body.id
-    refused = check_config_id(config_id)
-    if refused is not None:
-        return refused
-    if config_id in c.state.configs:
-        return _taken("Gateway config", config_id, "id")
-    event = _config(c, config_id, c.body)
-    if isinstance(event, Response):
-        return event
-    if not await _create(c, event, ("gatewayconfig", config_id)):
-        return _taken("Gateway config", config_id, "id")
-    return json_response(config_view(c.state, c.state.configs[config_id]), 201)
+    return await CONFIGS.create(c, c.body.id, "id")
 
 
 @admin_route("GET", "/configs", "config.list")
 async def list_configs(c: Command[None, None]) -> Response:
-    shown = [cfg for _, cfg in sorted(c.state.configs.items()) if _visible(c, cfg.project_scope)]
-    return json_response(
-        GatewayConfigList(data=[config_view(c.state, cfg) for cfg in shown], next_cursor=None)
-    )
+    return json_response(GatewayConfigList(data=CONFIGS.shown(c), next_cursor=None))
 
 
-@admin_route("GET", "/configs/{config_id}", "config.read", load=load_config)
+@admin_route("GET", "/configs/{config_id}", "config.read", load=CONFIGS.load)
 async def get_config(c: Command[GatewayConfigSet, None]) -> Response:
     return json_response(config_view(c.state, c.record))
 
@@ -217,24 +241,18 @@ async def get_config(c: Command[GatewayConfigSet, None]) -> Response:
     "PUT",
     "/configs/{config_id}",
     "config.update",
-    load=load_config,
+    load=CONFIGS.load,
     body=GatewayConfigChange,
     versioned=True,
     scoped_body="gateway config",
 )
 async def replace_config(c: Command[GatewayConfigSet, GatewayConfigChange]) -> Response:
-    event = _config(c, c.record.config_id, c.body)
-    if isinstance(event, Response):
-        return event
-    if event != c.record:
-        await c.publish(event)
-    return json_response(config_view(c.state, c.state.configs[event.config_id]))
+    return await CONFIGS.replace(c, c.record.config_id)
 
 
-@admin_route("DELETE", "/configs/{config_id}", "config.delete", load=load_config, versioned=True)
+@admin_route("DELETE", "/configs/{config_id}", "config.delete", load=CONFIGS.load, versioned=True)
 async def delete_config(c: Command[GatewayConfigSet, None]) -> Response:
     refused = still_referenced(c.state, c.record.config_id)
     if refused is not None:
         return refused
-    await c.publish(GatewayConfigRemoved(config_id=c.record.config_id))
-    return json_response(config_view(c.state, c.record))
+    return await CONFIGS.remove(c, GatewayConfigRemoved(config_id=c.record.config_id))
