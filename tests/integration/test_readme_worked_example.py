@@ -278,6 +278,7 @@ def test_documented_headers_behave_as_the_readme_says(
     } == {
         "Authorization",
         "x-keyrail-provider",
+        "x-keyrail-config",
         "x-keyrail-tags",
         "x-keyrail-timeout-ms",
         "retry-after",
