@@ -22,14 +22,14 @@ from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from keyrail_common import subjects
-from keyrail_common.activity import batch_decoder
-from keyrail_common.messages import ActivityRow, CircuitReport, CircuitReports
-from keyrail_router.breaker import Breaker, BreakerBoard
+from keyrail_common.messages import CircuitReport, CircuitReports
+from keyrail_router.breaker import AttemptOutcome, Breaker, BreakerBoard, OutcomeBatch
 from keyrail_router.metrics import BREAKER_OPENED
 
 log = logging.getLogger("keyrail.router")
 
 _MAX_REMEMBERED_CLAIMS = 10_000
+_outcomes_decoder = msgspec.msgpack.Decoder(OutcomeBatch)
 _REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -63,13 +63,13 @@ class BreakerFeed:
 
     async def _on_batch(self, msg: object) -> None:
         try:
-            batch = batch_decoder.decode(msg.data)  # type: ignore[attr-defined]
+            batch = _outcomes_decoder.decode(msg.data)  # type: ignore[attr-defined]
         except msgspec.DecodeError:
             return  # the audit service counts undecodable batches; a breaker just skips them
         for row in batch.rows:
             self._observe(row)
 
-    def _observe(self, row: ActivityRow) -> None:
+    def _observe(self, row: AttemptOutcome) -> None:
         was = self.board.get(row.provider_slug, row.model)
         changed = self.board.observe(row)
         if changed is None:

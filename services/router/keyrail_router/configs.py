@@ -164,7 +164,6 @@ def resolve_route(
     resolver: Resolver, state: ConfigState, request: RouteRequest, pick: Callable[[], float]
 ) -> Route | ErrorInfo:
     """The request's route, or the error the client should get."""
-    facts = RequestFacts(tags=request.tags, model=request.model, stream=request.stream)
     alias = state.virtual_models.get(request.model)
     if alias is not None and not in_scope(alias, request.project_id):
         alias = None  # another project's alias: this project sees the model string as it is
@@ -173,6 +172,7 @@ def resolve_route(
             resolver, state, request.project_id, request.model, request.pinned_slug, request.operation
         )
         return targets if isinstance(targets, ErrorInfo) else Route(targets)
+    facts = RequestFacts(tags=request.tags, model=request.model, stream=request.stream)
     expansion = _Expansion(resolver, state, request, facts, pick)
     virtual_model = alias.alias if alias is not None else ""
     if request.config_id:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from keyrail_common.activity import ActivityBatch, encode_batch
 from keyrail_common.messages import ActivityRow
 from keyrail_router.breaker import (
     Admission,
+    AttemptOutcome,
     BreakerBoard,
     BreakerSettings,
     CircuitState,
+    OutcomeBatch,
     admission,
     probe_key,
 )
@@ -33,9 +38,11 @@ def row(
 
 
 def fold(*rows: ActivityRow) -> BreakerBoard:
+    """The board after these rows, read as the router reads them: whole activity batches on the
+    bus, decoded for the breaker's fields only."""
     board = BreakerBoard(SETTINGS)
-    for r in rows:
-        board.observe(r)
+    for outcome in msgspec.msgpack.decode(encode_batch(ActivityBatch(list(rows))), type=OutcomeBatch).rows:
+        board.observe(outcome)
     return board
 
 
@@ -83,7 +90,7 @@ def test_stragglers_before_the_cool_down_change_nothing_and_a_probes_success_clo
     board = fold(*opened, row(103), row(104, "overloaded"))
     breaker = board.get(SLUG, MODEL)
     assert breaker is not None and breaker.open and breaker.opened_at == 102
-    board.observe(row(107.5))  # the probe, sent after the cool-down, went through
+    board.observe(AttemptOutcome(kind="attempt", ts_ms=107_500, provider_slug=SLUG, model=MODEL))  # the probe
     closed = board.get(SLUG, MODEL)
     assert closed is not None and not closed.open and closed.failures == 0
     assert closed.last_failure_class == "overloaded"  # kept for the health endpoint

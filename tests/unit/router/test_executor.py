@@ -28,7 +28,7 @@ from keyrail_common.messages import (
     provider_result_decoder,
 )
 from keyrail_common.registry import load_registry
-from keyrail_router.breaker import BreakerBoard, BreakerSettings
+from keyrail_router.breaker import AttemptOutcome, BreakerBoard, BreakerSettings
 from keyrail_router.breaker_feed import BreakerFeed
 from keyrail_router.configs import Route
 from keyrail_router.executor import Executor
@@ -144,12 +144,10 @@ class Circuits(BreakerFeed):
         return self.win_probes
 
     def fail(self, slug: str, times: int, at: float, error_class: str = "upstream_5xx") -> None:
-        for n in range(times):
+        for _ in range(times):
             self.board.observe(
-                ActivityRow(
-                    request_id=f"req_{n}",
+                AttemptOutcome(
                     kind="attempt",
-                    attempt=1,
                     ts_ms=int(at * 1000),
                     provider_slug=slug,
                     model="gpt-4o-mini",
