@@ -562,7 +562,7 @@ ACTIVITY_OPERATIONS: tuple[Operation, ...] = (
                 "cursor",
                 "The `next_cursor` of the previous page: the changes older than it.",
                 {"type": "string"},
-                "seq-42",
+                "kSo",
             ),
         ),
         errors={

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
 from starlette.responses import Response
 
 from keyrail_ingress.admin.command import Command, admin_route
 from keyrail_ingress.admin.history import AGGREGATES
-from keyrail_ingress.admin.query_params import MAX_LIMIT, parse_time
+from keyrail_ingress.admin.query_params import (
+    MAX_LIMIT,
+    BadParam,
+    bad_param,
+    decode_cursor,
+    encode_cursor,
+    parse_time,
+)
 from keyrail_ingress.admin_types import ChangeList
 from keyrail_ingress.responses import error, json_response
 
@@ -32,30 +42,20 @@ async def list_events(c: Command[None, None]) -> Response:
         limit = min(max(int(params.get("limit", "100")), 1), MAX_LIMIT)
     except ValueError:
         return error(400, "'limit' must be an integer.", "invalid_value", "limit")
-    before_seq = _cursor_seq(params.get("cursor", ""))
-    if before_seq is None:
-        return error(
-            400,
-            "'cursor' must be a next_cursor this endpoint returned; omit it for the newest changes.",
-            "invalid_value",
-            "cursor",
-        )
+    cursor = params.get("cursor", "")
+    try:
+        before_seq = decode_cursor(cursor, ChangeCursor).seq if cursor else 0
+    except BadParam as exc:
+        return bad_param(exc)
     found = c.ctx.history.query(
         c.visible(), aggregate, aggregate_id, params.get("actor", ""), since, limit, before_seq
     )
     # A full page may have more behind it: the cursor is the oldest change returned (its sequence).
-    next_cursor = f"{_CURSOR_PREFIX}{found[-1].seq}" if len(found) == limit else None
+    next_cursor = encode_cursor(ChangeCursor(found[-1].seq)) if len(found) == limit else None
     return json_response(ChangeList(data=found, next_cursor=next_cursor))
 
 
-_CURSOR_PREFIX = "seq-"
+class ChangeCursor(msgspec.Struct, array_like=True, frozen=True):
+    """Where a page of the change history ended: its oldest change's stream sequence."""
 
-
-def _cursor_seq(raw: str) -> int | None:
-    """The sequence a cursor stands for (0 without one); None for a cursor this API never gave."""
-    if not raw:
-        return 0
-    digits = raw.removeprefix(_CURSOR_PREFIX)
-    if raw == digits or not digits.isdigit() or int(digits) < 1:
-        return None
-    return int(digits)
+    seq: Annotated[int, msgspec.Meta(ge=1)]
