@@ -202,10 +202,10 @@ class Executor:
         """The leading targets whose circuit is open (not yet due a probe), each recorded as a
         skipped attempt: what is left may then still take the fast path."""
         skipped: list[ProviderResult] = []
-        now = time.time()
         for position, target in enumerate(targets):
             breaker = self._breakers.board.get(target.provider_slug, target.model)
-            if breaker is None or admission(breaker, now) is not Admission.SKIP:
+            # No breaker record is the common case: no clock read on the way to the fast path.
+            if breaker is None or admission(breaker, time.time()) is not Admission.SKIP:
                 break
             call = provider_call(
                 request, target, position, position + 1, request.deadline_ns, routed_ns, route
