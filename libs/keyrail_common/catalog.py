@@ -21,6 +21,10 @@ from keyrail_common.registry import Operation
 
 # A model string ending in this asks for the provider's flex tier (`flex_tier` models only).
 FLEX_SUFFIX = ":flex"
+# OpenAI bills its flex tier at half the standard price ("Batch and Flex = 50% of Standard",
+# contracts/providers/README.md §11); the price version of such a request ends in this.
+FLEX_PRICE_FACTOR = 0.5
+FLEX_PRICE_VERSION_SUFFIX = "+flex"
 
 
 class CatalogModel(msgspec.Struct, frozen=True):

@@ -15,18 +15,20 @@ A kind with tokens whose price is unknown (None) makes the whole attempt unprice
 $0); a price of 0 is a real 0. Kinds `additional` names that `Usage` does not count cost nothing,
 since no upstream reports tokens of them.
 
-The flex tier's discount belongs here too, as a factor on the sum, once a target says which tier
-it was sent to (the `:flex` model suffix, §3 of the SPEC); no target says so yet.
+A service tier's discount is `Prices.factor` on the sum: the router sets it (and names it in the
+price version, `…+flex`) on a target sent to the flex tier (the `:flex` model suffix).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from decimal import Decimal
 
 from keyrail_common.messages import Prices, Usage
 
 _PER_TOKEN = Decimal(1_000_000)
+_NOTHING = Decimal(0)
 
 
 class CostStatus(enum.StrEnum):
@@ -34,17 +36,11 @@ class CostStatus(enum.StrEnum):
     UNPRICED = "unpriced"  # a needed price, or the usage, is unknown: cost_usd is NULL
 
 
+@functools.lru_cache(maxsize=4096)
 def price_decimal(price: float) -> Decimal:
-    """The decimal a price was written as (the shortest text that reads back as this float)."""
+    """The decimal a price was written as (the shortest text that reads back as this float).
+    Cached: a deployment has a few hundred distinct prices, and every attempt reads several."""
     return Decimal(repr(price))
-
-
-def _per_million(tokens: int, price: float | None) -> Decimal | None:
-    if tokens <= 0:
-        return Decimal(0)
-    if price is None:
-        return None
-    return tokens * price_decimal(price)
 
 
 def attempt_cost(prices: Prices, usage: Usage) -> Decimal | None:
@@ -60,17 +56,20 @@ def attempt_cost(prices: Prices, usage: Usage) -> Decimal | None:
     writes = max(usage.cache_write_tokens, 0)
     reasoning = max(usage.reasoning_tokens, 0) if reasoning_price is not None else 0
     parts = (
-        _per_million(max(usage.prompt_tokens - cached - writes, 0), prices.input),
-        _per_million(cached, cached_price if cached_price is not None else prices.input),
-        _per_million(writes, write_price if write_price is not None else prices.input),
-        _per_million(max(usage.completion_tokens - reasoning, 0), prices.output),
-        _per_million(reasoning, reasoning_price),
+        (max(usage.prompt_tokens - cached - writes, 0), prices.input),
+        (cached, cached_price if cached_price is not None else prices.input),
+        (writes, write_price if write_price is not None else prices.input),
+        (max(usage.completion_tokens - reasoning, 0), prices.output),
+        (reasoning, reasoning_price),
     )
-    total = Decimal(0)
-    for part in parts:
-        if part is None:
-            return None
-        total += part
+    total = _NOTHING
+    for tokens, price in parts:
+        if tokens > 0:  # a kind without tokens costs nothing, priced or not
+            if price is None:
+                return None
+            total += tokens * price_decimal(price)
+    if prices.factor != 1.0:
+        total *= price_decimal(prices.factor)
     return total / _PER_TOKEN
 
 

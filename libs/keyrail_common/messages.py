@@ -63,6 +63,8 @@ class Prices(msgspec.Struct, frozen=True, omit_defaults=True):
     cache_write: float | None = None
     additional: dict[str, float] = {}
     version: str = ""
+    # On the whole price: a service tier's discount (the flex tier's 0.5), 1 for standard.
+    factor: float = 1.0
 
 
 class RouteRequest(msgspec.Struct, omit_defaults=True):

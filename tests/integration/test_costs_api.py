@@ -142,3 +142,38 @@ def test_a_bad_group_is_a_400_naming_it(stack: KeyrailStack) -> None:
     response = stack.admin("GET", "/admin/v1/costs?group_by=provider")
 
     assert response.status_code == 400 and response.json()["error"]["param"] == "group_by"
+
+
+def test_a_flex_request_costs_half_the_standard_price_and_names_its_price(
+    stack: KeyrailStack, upstream: MockUpstream
+) -> None:
+    tenant = provision(stack, upstream, "costs-flex-mock")
+    path = f"/admin/v1/integrations/{tenant.slug}"
+    enabled = stack.change("PUT", f"{path}/models", {"enabled_models": ["gpt-5-mini"]}, of=path)
+    assert enabled.status_code == 200, enabled.text
+    for suffix in ("", ":flex"):
+        body = {"model": f"{tenant.slug}/gpt-5-mini{suffix}", "messages": [{"role": "user", "content": "a b c"}]}
+        answer = httpx.post(
+            f"{stack.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+    sql = (
+        "SELECT kind, cost_usd, price_version FROM keyrail.activity FINAL "
+        f"WHERE provider_slug = '{tenant.slug}' ORDER BY price_version, kind"
+    )
+    deadline = time.monotonic() + 20
+    while len(rows := _sql(stack, sql)) < 4:
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.25)
+
+    # gpt-5-mini at the catalog's prices, USD per 1M tokens: 0.25 input, 2.00 output; flex is half.
+    standard = (3 * Decimal("0.25") + REPLY_TOKENS * Decimal("2.0")) / 1_000_000
+    assert [(kind, Decimal(cost), version) for kind, cost, version in rows] == [
+        ("attempt", standard, "catalog:2026-11-17"),
+        ("request", standard, "catalog:2026-11-17"),
+        ("attempt", standard / 2, "catalog:2026-11-17+flex"),
+        ("request", standard / 2, "catalog:2026-11-17+flex"),
+    ]

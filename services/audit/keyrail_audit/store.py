@@ -9,9 +9,11 @@ import asyncio
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.insert import InsertContext
 
 from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
 from keyrail_common.messages import (
@@ -24,17 +26,15 @@ from keyrail_common.messages import (
 )
 
 
-def row_values(row: ActivityRow) -> list[Any]:
-    """An ActivityRow as the column list of the insert (ts from milliseconds)."""
-    values: list[Any] = []
-    for column in ACTIVITY_COLUMNS:
-        if column == "ts":
-            values.append(dt.datetime.fromtimestamp(row.ts_ms / 1000, tz=dt.UTC))
-        elif column == "stream":
-            values.append(1 if row.stream else 0)
-        else:
-            values.append(getattr(row, column))
-    return values
+# The insert's columns as ActivityRow attributes, in ACTIVITY_COLUMNS order: `ts` is written as
+# the DateTime64(3) ticks it is (milliseconds), `stream` as the 0/1 a bool is.
+_ROW_FIELDS = tuple("ts_ms" if column == "ts" else column for column in ACTIVITY_COLUMNS)
+
+
+def column_values(rows: list[ActivityRow]) -> list[list[Any]]:
+    """The rows as the column lists of a column-oriented insert: no per-row Python loop, which
+    was most of the audit service's CPU per row (a row-oriented insert is transposed anyway)."""
+    return [list(map(attrgetter(field), rows)) for field in _ROW_FIELDS]
 
 
 def _jsonable(value: Any) -> Any:
@@ -137,6 +137,7 @@ class ActivityStore:
         self._url = url
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Client | None = None
+        self._insert_context: InsertContext | None = None
         # Analyst SQL runs on its own client: chDB keeps a query's `readonly` setting for the
         # rest of the session, which would make every later insert fail.
         self._reader: Client | None = None
@@ -147,16 +148,18 @@ class ActivityStore:
     def _open(self) -> None:
         self._client = open_client(self._url)
         ensure_schema(self._client)
+        # Built once: without it every insert would first ask ClickHouse to DESCRIBE the table.
+        self._insert_context = self._client.create_insert_context(
+            "keyrail.activity", list(ACTIVITY_COLUMNS), column_oriented=True
+        )
         self._reader = open_client(self._url)
 
     async def open(self) -> None:
         await self._run(self._open)
 
     def _insert(self, rows: list[ActivityRow]) -> None:
-        assert self._client is not None
-        self._client.insert(
-            "keyrail.activity", [row_values(r) for r in rows], column_names=list(ACTIVITY_COLUMNS)
-        )
+        assert self._client is not None and self._insert_context is not None
+        self._client.insert(data=column_values(rows), context=self._insert_context)
 
     async def insert(self, rows: list[ActivityRow]) -> None:
         await self._run(self._insert, rows)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from keyrail_common.catalog import FLEX_SUFFIX, Catalog
+from keyrail_common.catalog import FLEX_PRICE_FACTOR, FLEX_PRICE_VERSION_SUFFIX, FLEX_SUFFIX, Catalog
 from keyrail_common.config_events import GatewayConfigSet, RouteTarget
 from keyrail_common.failures import ErrorInfo, FailureClass, failure
 from keyrail_common.messages import RetryPolicy, RouteRequest, Target
@@ -66,7 +66,15 @@ def model_targets(
             param="model",
         )
     return [
-        msgspec.structs.replace(t, override_params={**t.override_params, "service_tier": "flex"})
+        msgspec.structs.replace(
+            t,
+            override_params={**t.override_params, "service_tier": "flex"},
+            prices=msgspec.structs.replace(
+                t.prices,
+                factor=FLEX_PRICE_FACTOR,
+                version=t.prices.version + FLEX_PRICE_VERSION_SUFFIX,
+            ),
+        )
         for t in flex
     ]
 

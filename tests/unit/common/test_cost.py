@@ -119,6 +119,15 @@ def test_a_month_of_rows_sums_exactly() -> None:
     assert total_cost(costs) == Decimal(exact_units) / Decimal(10**9)
 
 
+def test_the_flex_tier_costs_half_of_every_token_kind() -> None:
+    flex = Prices(input=0.25, output=2.0, cached_input=0.025, factor=0.5, version="catalog+flex")
+    usage = Usage(prompt_tokens=1_000, cached_tokens=400, completion_tokens=300)
+
+    # (600 x $0.25 + 400 x $0.025 + 300 x $2) / 1e6 = $0.00076 standard; half of it on flex.
+    assert attempt_cost(flex, usage) == Decimal("0.00038")
+    assert attempt_cost(Prices(input=0.25, output=None, factor=0.5), usage) is None  # still unpriced
+
+
 def test_a_request_costs_the_sum_of_its_attempts_and_is_unpriced_if_one_is() -> None:
     assert total_cost([Decimal("0.1"), Decimal(0), Decimal("0.2")]) == Decimal("0.3")
     assert total_cost([Decimal("0.1"), None]) is None

@@ -188,6 +188,17 @@ def test_flex_suffix_asks_for_the_flex_tier_where_the_catalog_has_one() -> None:
     assert (target.model, target.override_params) == ("gpt-5-mini", {"service_tier": "flex"})
 
 
+def test_flex_target_is_priced_at_half_the_standard_price_and_says_so() -> None:
+    state = state_with(integration("oa-one"))
+    standard = resolve_route(RESOLVER, state, route_request("oa-one/gpt-5-mini"), random.random)
+    flex = resolve_route(RESOLVER, state, route_request("oa-one/gpt-5-mini:flex"), random.random)
+    assert isinstance(standard, Route) and isinstance(flex, Route)
+    (plain,), (tiered,) = standard.targets, flex.targets
+    assert (plain.prices.factor, tiered.prices.factor) == (1.0, 0.5)
+    assert tiered.prices.version == plain.prices.version + "+flex"
+    assert (tiered.prices.input, tiered.prices.output) == (plain.prices.input, plain.prices.output)
+
+
 @pytest.mark.parametrize("model", ["oa-one/gpt-4o-mini:flex", "gpt-4o-mini:flex"])
 def test_flex_suffix_without_a_flex_tier_is_a_clear_400(model: str) -> None:
     error = route(model)
