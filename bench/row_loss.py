@@ -192,10 +192,21 @@ def _loss_lines(
         for attempt in range(1, n + 1)
         if (request_id, attempt) in attempts
     )
-    return [
+    lines = [
         f"| {label} | request rows | {len(answers)} | {found} | {len(answers) - found} |",
         f"| {label} | attempt rows | {expected} | {attempts_found} | {expected - attempts_found} |",
     ]
+    # Answered at the ingress's deadline while the attempt was still out (at a killed worker): the
+    # answer names no attempt, so none is expected above; say whether any row exists for it.
+    unknown = [request_id for request_id, n in answers.items() if n == 0]
+    if unknown:
+        with_attempt = {request_id for request_id, _ in attempts}
+        rows = sum(1 for request_id in unknown if request_id in with_attempt)
+        lines.append(
+            f"| {label}, no `x-keyrail-attempts` (deadline passed first) | attempt rows "
+            f"| {len(unknown)} requests, attempts unknown | {rows} | at least {len(unknown) - rows} |"
+        )
+    return lines
 
 
 def _dropped_counters(keyrail: KeyrailUnderTest) -> str:
