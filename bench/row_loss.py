@@ -60,6 +60,7 @@ class Phase:
     errors: dict[str, int] = field(default_factory=dict)  # request id → attempts, error answers
     statuses: dict[int, int] = field(default_factory=dict)
     transport_failures: int = 0
+    unidentified: int = 0  # answers without x-keyrail-request-id
     kill: Kill | None = None
 
 
@@ -116,10 +117,13 @@ async def _drive(keyrail: KeyrailUnderTest, key: str, phase: Phase, total: int, 
                 except httpx.TransportError:
                     phase.transport_failures += 1
                     await asyncio.sleep(0.05)
-            request_id = response.headers["x-keyrail-request-id"]
+            phase.statuses[response.status_code] = phase.statuses.get(response.status_code, 0) + 1
+            request_id = response.headers.get("x-keyrail-request-id")
+            if request_id is None:  # an internal error 500 names no request: nothing to look up
+                phase.unidentified += 1
+                continue
             attempts = int(response.headers.get("x-keyrail-attempts", "0"))
             (phase.ok if response.status_code == 200 else phase.errors)[request_id] = attempts
-            phase.statuses[response.status_code] = phase.statuses.get(response.status_code, 0) + 1
             if answered() == total // 2 and phase.kill is None:
                 kill_now()
 
@@ -238,8 +242,9 @@ def report(phases: list[Phase], keyrail: KeyrailUnderTest, args: argparse.Namesp
             f"## SIGKILL of the {phase.service}",
             "",
             phase.kill.describe() + ".",
-            f"Answers by status: {statuses}; {phase.transport_failures} transport failures "
-            "(no answer, retried as new requests; not counted).",
+            f"Answers by status: {statuses}; {phase.unidentified} without a request id; "
+            f"{phase.transport_failures} transport failures (no answer, retried as new requests; "
+            "not counted).",
             "",
             "| answers | rows | expected | found in ClickHouse | lost |",
             "|---|---|---|---|---|",
