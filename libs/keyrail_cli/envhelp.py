@@ -86,6 +86,12 @@ _VARS = [
     EnvVar("KEYRAIL_BREAKER_WINDOW_S", "60", "... within this many seconds of the first of them"),
     EnvVar("KEYRAIL_BREAKER_COOLDOWN_S", "30", "seconds an open circuit skips its target before one probe"),
     EnvVar(
+        "KEYRAIL_ACTIVITY_BUFFER",
+        "200000",
+        "activity rows per kind a service holds while JetStream takes none; past it new rows are "
+        "dropped, logged and counted (keyrail_activity_rows_dropped_total)",
+    ),
+    EnvVar(
         "KEYRAIL_ADMIN_TOKEN",
         "unset",
         "admin token (`keyrail sql` also takes --token; the admin commands read it only here)",
@@ -124,6 +130,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         ("KEYRAIL_HEALTH_POOLS", "the --providers value"),
         "KEYRAIL_PROVIDERS_OVERRIDE",
         *_BREAKER,
+        "KEYRAIL_ACTIVITY_BUFFER",
     ],
     "ingress": [
         "KEYRAIL_DATA_DIR",
@@ -136,6 +143,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         "KEYRAIL_REQUEST_TIMEOUT_S",
         "KEYRAIL_HEALTH_POOLS",
         "KEYRAIL_PROVIDERS_OVERRIDE",
+        "KEYRAIL_ACTIVITY_BUFFER",
     ],
     "router": [
         *_NATS,
@@ -144,6 +152,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         "KEYRAIL_REQUEST_TIMEOUT_S",
         "KEYRAIL_PROVIDERS_OVERRIDE",
         *_BREAKER,
+        "KEYRAIL_ACTIVITY_BUFFER",
     ],
     "worker": [
         "KEYRAIL_DATA_DIR",
@@ -152,6 +161,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         *_METRICS,
         "KEYRAIL_ACCESS_LOG",
         "KEYRAIL_PROVIDERS_OVERRIDE",
+        "KEYRAIL_ACTIVITY_BUFFER",
     ],
     "audit": ["KEYRAIL_DATA_DIR", *_NATS, "KEYRAIL_CLICKHOUSE_URL", *_METRICS],
     "sql": ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"],

@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True):
     breaker_failures: int  # counting failures in a row that open a target's circuit
     breaker_window_s: float  # ... within this many seconds of the first
     breaker_cooldown_s: float  # an open circuit's pause before one probe goes through
+    activity_buffer_rows: int  # activity rows per subject a service holds while JetStream takes none
 
     @property
     def embedded_nats(self) -> bool:
@@ -81,4 +82,5 @@ def load_settings() -> Settings:
         breaker_failures=int(_env("KEYRAIL_BREAKER_FAILURES", "5")),
         breaker_window_s=float(_env("KEYRAIL_BREAKER_WINDOW_S", "60")),
         breaker_cooldown_s=float(_env("KEYRAIL_BREAKER_COOLDOWN_S", "30")),
+        activity_buffer_rows=int(_env("KEYRAIL_ACTIVITY_BUFFER", "200000")),
     )

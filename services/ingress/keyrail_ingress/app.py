@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
             js=js,
             projection=projection,
             publisher=publisher,
-            activity=ActivityPublisher(js),
+            activity=ActivityPublisher(js, settings.activity_buffer_rows),
             credentials=CredentialStore(settings),
             access_log=access_log,
             stream_inboxes=stream_inboxes,

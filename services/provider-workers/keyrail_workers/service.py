@@ -48,7 +48,7 @@ async def serve(settings: Settings, pools: list[str], stop: asyncio.Event) -> No
     await ensure_streams(js)
     access_log = AccessLog("worker", settings.access_log)
     access_log.start()
-    activity = ActivityPublisher(js)
+    activity = ActivityPublisher(js, settings.activity_buffer_rows)
     upstream = UpstreamPool(proxies=proxies)
     log.info("upstream proxies: %r", proxies)  # credentials are never part of the repr
     runner = AttemptRunner(registry, CachedCredentials(CredentialStore(settings)), upstream, nc.publish)

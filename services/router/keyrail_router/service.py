@@ -123,7 +123,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await projection.start()
     access_log = AccessLog("router", settings.access_log)
     access_log.start()
-    activity = ActivityPublisher(js)
+    activity = ActivityPublisher(js, settings.activity_buffer_rows)
     resolver = Resolver(load_registry(settings.providers_override))
     breakers = BreakerFeed(js, BreakerBoard(breaker_settings(settings)))
     await breakers.start()
