@@ -152,7 +152,8 @@ def test_a_flex_request_costs_half_the_standard_price_and_names_its_price(
     enabled = stack.change("PUT", f"{path}/models", {"enabled_models": ["gpt-5-mini"]}, of=path)
     assert enabled.status_code == 200, enabled.text
     for suffix in ("", ":flex"):
-        body = {"model": f"{tenant.slug}/gpt-5-mini{suffix}", "messages": [{"role": "user", "content": "a b c"}]}
+        messages = [{"role": "user", "content": "a b c"}]
+        body = {"model": f"{tenant.slug}/gpt-5-mini{suffix}", "messages": messages}
         answer = httpx.post(
             f"{stack.url}/v1/chat/completions",
             json=body,

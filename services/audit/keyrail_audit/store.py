@@ -25,7 +25,6 @@ from keyrail_common.messages import (
     QueryResult,
 )
 
-
 # The insert's columns as ActivityRow attributes, in ACTIVITY_COLUMNS order: `ts` is written as
 # the DateTime64(3) ticks it is (milliseconds), `stream` as the 0/1 a bool is.
 _ROW_FIELDS = tuple("ts_ms" if column == "ts" else column for column in ACTIVITY_COLUMNS)
