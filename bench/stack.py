@@ -38,9 +38,15 @@ class KeyrailUnderTest:
     """`keyrail up` pinned to the gateway CPUs, provisioned with one project, key and integration."""
 
     def __init__(
-        self, workdir: Path, cpus: str, upstream_url: str, extra_env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        cpus: str,
+        upstream_url: str,
+        extra_env: dict[str, str] | None = None,
+        python: str = sys.executable,
     ) -> None:
-        """`upstream_url` is the upstream's OpenAI base URL (ending in /v1)."""
+        """`upstream_url` is the upstream's OpenAI base URL (ending in /v1); `python` is the
+        interpreter whose installed Keyrail runs (another checkout's virtualenv, for bench.ab)."""
         self.base = free_port_block(8)
         self.url = f"http://127.0.0.1:{self.base}"
         self.upstream_url = upstream_url
@@ -56,7 +62,7 @@ class KeyrailUnderTest:
         env.update(extra_env or {})
         self.log = (workdir / "keyrail-up.log").open("wb")
         self.gateway = subprocess.Popen(
-            ["taskset", "-c", cpus, sys.executable, "-m", "keyrail_cli.main", "up"],
+            ["taskset", "-c", cpus, python, "-m", "keyrail_cli.main", "up"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
