@@ -46,7 +46,7 @@ _DROPPED = {
 }
 
 
-class ActivityBatch(msgspec.Struct):
+class ActivityBatch(msgspec.Struct, gc=False):  # no cycles: see keyrail_common.messages
     rows: list[ActivityRow]
     v: int = 1
 

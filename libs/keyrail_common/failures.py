@@ -46,7 +46,7 @@ class FailureClass(enum.StrEnum):
     CIRCUIT_OPEN = "circuit_open"  # the target's circuit breaker is open: not attempted
 
 
-class ErrorInfo(msgspec.Struct, omit_defaults=True):
+class ErrorInfo(msgspec.Struct, omit_defaults=True, gc=False):  # no cycles: see keyrail_common.messages
     """A failure as it travels on the bus: the OpenAI-shaped error the client will see, the class
     that decided its status, and what the upstream said (its status, code and retry delay)."""
 

@@ -26,7 +26,7 @@ import msgspec
 from keyrail_common.failures import FailureClass, counts_for_breaker
 
 
-class AttemptOutcome(msgspec.Struct):
+class AttemptOutcome(msgspec.Struct, gc=False):  # no cycles: see keyrail_common.messages
     """The fields of an attempt's activity row (messages.ActivityRow) a breaker reads: decoding
     only these from the activity stream costs the router a fraction of the whole row."""
 
@@ -39,7 +39,7 @@ class AttemptOutcome(msgspec.Struct):
     error_message: str = ""
 
 
-class OutcomeBatch(msgspec.Struct):
+class OutcomeBatch(msgspec.Struct, gc=False):
     rows: list[AttemptOutcome]  # an activity.ActivityBatch, read for these fields only
 
 
