@@ -13,9 +13,10 @@ from keyrail_audit.consumer import ActivityConsumer
 from keyrail_audit.store import ActivityStore
 from keyrail_common import subjects
 from keyrail_common.bus import close_bus, connect, ensure_streams
+from keyrail_common.clickhouse import Retention
 from keyrail_common.logs import configure_logging
 from keyrail_common.messages import ActivityQuery, CostQuery, KeyUsageQuery, QueryResult, SqlQuery
-from keyrail_common.runtime import answer_health, install_stop_signals, run_until_signalled, start_metrics
+from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
 from keyrail_common.settings import Settings, load_settings
 
 log = logging.getLogger("keyrail.audit")
@@ -31,9 +32,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url, "keyrail-audit")
     js = nc.jetstream()
     await ensure_streams(js)
-    store = ActivityStore(settings.clickhouse_url)
-    await store.open()
-    install_stop_signals(stop)  # the embedded ClickHouse engine replaces SIGTERM/SIGINT handlers
+    # Opened by the consumer, which keeps trying while ClickHouse is unreachable; until then the
+    # queries answer that it is, and the health answer says so.
+    store = ActivityStore(
+        settings.clickhouse_url,
+        Retention(activity_days=settings.activity_ttl_days, costs_days=settings.costs_ttl_days),
+    )
 
     async def on_activity_query(msg: Msg) -> None:
         try:
@@ -73,8 +77,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     polling = asyncio.create_task(backlog.run(stop))
 
     def health() -> bytes:
-        store_state = "failing" if consumer.store_failing else "ok"
-        return health_encoder.encode(AuditHealth(backlog=backlog.messages, store=store_state))
+        return health_encoder.encode(AuditHealth(backlog=backlog.messages, store=consumer.store_state))
 
     await answer_health(nc, "audit", health)
     start_metrics(settings.metrics_port, settings.metrics_host)
