@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 
 from keyrail_audit.backlog import AuditHealth, Backlog, health_encoder
 from keyrail_audit.consumer import ActivityConsumer
-from keyrail_audit.store import ActivityStore
+from keyrail_audit.store import ActivityStore, StoreUnavailable
 from keyrail_common import subjects
 from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.clickhouse import Retention
@@ -28,6 +28,15 @@ _key_usage_decoder = msgspec.msgpack.Decoder(KeyUsageQuery)
 _costs_decoder = msgspec.msgpack.Decoder(CostQuery)
 
 
+def _store_failed(what: str, exc: Exception) -> QueryResult:
+    """The answer when ClickHouse failed a query of ours (their SQL is right: it is the store)."""
+    if isinstance(exc, StoreUnavailable):
+        message = f"{what} failed: ClickHouse cannot be reached yet; the activity rows wait in JetStream"
+    else:
+        message = f"{what} failed: {type(exc).__name__}"
+    return QueryResult(error=message, unavailable=True)
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url, "keyrail-audit")
     js = nc.jetstream()
@@ -43,27 +52,29 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         try:
             result = await store.activity(_query_decoder.decode(msg.data))
         except Exception as exc:
-            result = QueryResult(error=f"activity query failed: {type(exc).__name__}")
+            result = _store_failed("activity query", exc)
         await msg.respond(_encode(result))
 
     async def on_key_usage(msg: Msg) -> None:
         try:
             result = await store.key_usage(_key_usage_decoder.decode(msg.data))
         except Exception as exc:
-            result = QueryResult(error=f"key usage query failed: {type(exc).__name__}")
+            result = _store_failed("key usage query", exc)
         await msg.respond(_encode(result))
 
     async def on_costs(msg: Msg) -> None:
         try:
             result = await store.costs(_costs_decoder.decode(msg.data))
         except Exception as exc:
-            result = QueryResult(error=f"cost query failed: {type(exc).__name__}")
+            result = _store_failed("cost query", exc)
         await msg.respond(_encode(result))
 
     async def on_sql(msg: Msg) -> None:
         try:
             result = await store.read_only_sql(_sql_decoder.decode(msg.data).sql)
-        except Exception as exc:
+        except StoreUnavailable as exc:
+            result = _store_failed("SQL", exc)
+        except Exception as exc:  # the analyst's SQL, most likely: ClickHouse's own words
             result = QueryResult(error=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
         await msg.respond(_encode(result))
 
