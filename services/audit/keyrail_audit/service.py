@@ -102,5 +102,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     configure_logging("audit")
+    # While a ClickHouse server is unreachable, the consumer's warning names the failure once per
+    # attempt; the HTTP driver's own two lines per attempt would only repeat it.
+    for repeats in ("urllib3.connectionpool", "clickhouse_connect.driver"):
+        logging.getLogger(repeats).setLevel(logging.ERROR)
     settings = load_settings()
     run_until_signalled(lambda stop: serve(settings, stop))
