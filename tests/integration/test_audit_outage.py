@@ -185,11 +185,21 @@ def test_rows_sent_while_the_clickhouse_server_is_unreachable_wait_in_jetstream_
     assert time.monotonic() - stopped_at < 30
     assert b"audit did not stop" not in down.log_path.read_bytes()
 
-    # The operator points the audit service at a store that answers (here the embedded one).
-    back = KeyrailStack(data_dir, tmp_path / "keyrail-up.log", base_port=down.base_port)
+    # The operator points the audit service at a store that answers (here the embedded one), and
+    # sets a retention on the way.
+    back = KeyrailStack(
+        data_dir,
+        tmp_path / "keyrail-up.log",
+        base_port=down.base_port,
+        extra_env={"KEYRAIL_ACTIVITY_TTL_DAYS": "90"},
+    )
     back.start()
     try:
         _wait_for_every_row(back, slug, REQUESTS)
+        engine = _sql(
+            back, "SELECT engine_full FROM system.tables WHERE database = 'keyrail' AND name = 'activity'"
+        )
+        assert " TTL ts + toIntervalDay(90) " in engine[0][0]
     finally:
         assert back.stop() == 0
 
