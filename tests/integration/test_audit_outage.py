@@ -220,32 +220,61 @@ def _rows(requests: int, slug: str) -> list[ActivityRow]:
     ]
 
 
+class DetachedStore:
+    """A consumer on a real NATS and a real chDB store whose activity table is detached under it
+    (inserts then fail with ClickHouse's own UNKNOWN_TABLE), with 50 messages of two requests each
+    published meanwhile."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self._url = url
+        self._store_url = f"chdb://{tmp_path / 'clickhouse'}"
+
+    async def __aenter__(self) -> DetachedStore:
+        self.nc = await connect(self._url, "outage-test")
+        self.js = self.nc.jetstream()
+        await ensure_streams(self.js)
+        self.store = ActivityStore(self._store_url)
+        self.consumer = ActivityConsumer(self.js, self.store)
+        self.stop = asyncio.Event()
+        self.running = asyncio.create_task(self.consumer.run(self.stop))
+        self._admin = open_client(self._store_url)
+        await eventually(lambda: self.consumer.store_state is StoreState.OK)
+        assert self.consumer.store_state is StoreState.OK
+        await self.command("DETACH TABLE keyrail.activity")
+        rows = _rows(100, "openai-detached")
+        for start in range(0, len(rows), 4):
+            batch = ActivityBatch(rows=rows[start : start + 4])
+            await self.js.publish(subjects.ACTIVITY_REQUEST, encode_batch(batch))
+        await eventually(lambda: self.consumer.store_state is StoreState.FAILING)
+        assert self.consumer.store_state is StoreState.FAILING
+        return self
+
+    async def command(self, sql: str) -> None:
+        await self.store._run(self._admin.command, sql)  # chDB is not thread-safe: the store's thread
+
+    async def backlog(self, expected: int) -> int:
+        """The backlog once it is `expected` (the acks reach JetStream a moment after the insert),
+        or what it is after 5 s."""
+        backlog = Backlog(self.js)
+        for _ in range(50):
+            await backlog.poll()
+            if backlog.messages == expected:
+                break
+            await asyncio.sleep(0.1)
+        return backlog.messages
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.running, 20)
+        await self.store._run(self._admin.close)
+        await self.store.close()
+        await close_bus(self.nc)
+
+
 async def test_failing_inserts_hold_the_rows_in_jetstream_and_retry_without_a_busy_loop(
     nats_server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    url, _ = nats_server
-    nc = await connect(url, "outage-test")
-    js = nc.jetstream()
-    await ensure_streams(js)
-    store_url = f"chdb://{tmp_path / 'clickhouse'}"
-    store = ActivityStore(store_url)
-    consumer = ActivityConsumer(js, store)
-    stop = asyncio.Event()
-    running = asyncio.create_task(consumer.run(stop))
-    admin = open_client(store_url)
-    try:
-        await eventually(lambda: consumer.store_state is StoreState.OK)
-        assert consumer.store_state is StoreState.OK
-        # chDB is not thread-safe: the table is detached on the store's own thread.
-        await store._run(admin.command, "DETACH TABLE keyrail.activity")
-        rows = _rows(100, "openai-detached")
-        for start in range(0, len(rows), 4):  # 50 messages of two requests each
-            await js.publish(
-                subjects.ACTIVITY_REQUEST, encode_batch(ActivityBatch(rows=rows[start : start + 4]))
-            )
-        await eventually(lambda: consumer.store_state is StoreState.FAILING)
-        assert consumer.store_state is StoreState.FAILING
-
+    async with DetachedStore(nats_server[0], tmp_path) as outage:
         failures_before = REGISTRY.get_sample_value("keyrail_audit_insert_failures_total") or 0.0
         cpu_before, wall_before = time.process_time(), time.monotonic()
         await asyncio.sleep(8)
@@ -253,28 +282,26 @@ async def test_failing_inserts_hold_the_rows_in_jetstream_and_retry_without_a_bu
         cpu_share = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
         assert 1 <= failures <= 6, failures  # retried after pauses of 1, 2, 4 and 5 s, not in a loop
         assert cpu_share < 0.2, cpu_share
-        backlog = Backlog(js)
-        await backlog.poll()
-        assert backlog.messages == 50  # not one acked: the rows wait in JetStream
-        info = await js.consumer_info(subjects.ACTIVITY_STREAM, subjects.AUDIT_DURABLE)
+        assert await outage.backlog(50) == 50  # not one acked: the rows wait in JetStream
+        info = await outage.js.consumer_info(subjects.ACTIVITY_STREAM, subjects.AUDIT_DURABLE)
         assert info.num_redelivered == 0  # held, not given back and fetched again
 
-        await store._run(admin.command, "ATTACH TABLE keyrail.activity")
-        await eventually(lambda: consumer.store_state is StoreState.OK, timeout_s=15)
-        counted = await store.read_only_sql(
+        await outage.command("ATTACH TABLE keyrail.activity")
+        await eventually(lambda: outage.consumer.store_state is StoreState.OK, timeout_s=15)
+        counted = await outage.store.read_only_sql(
             "SELECT kind, count(), uniqExact(request_id) FROM keyrail.activity "
             "WHERE provider_slug = 'openai-detached' GROUP BY kind ORDER BY kind"
         )
         assert counted.rows == [["attempt", 100, 100], ["request", 100, 100]]
-        for _ in range(50):  # the acks reach JetStream a moment after the insert
-            await backlog.poll()
-            if backlog.messages == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert backlog.messages == 0
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 20)
-        await store._run(admin.close)
-        await store.close()
-        await close_bus(nc)
+        assert await outage.backlog(0) == 0
+
+
+async def test_stopping_while_inserts_fail_is_prompt_and_leaves_every_row_in_jetstream(
+    nats_server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    async with DetachedStore(nats_server[0], tmp_path) as outage:
+        outage.stop.set()
+        stopping = time.monotonic()
+        await asyncio.wait_for(asyncio.shield(outage.running), 10)
+        assert time.monotonic() - stopping < 7  # at most the pause under way, then one last try
+        assert await outage.backlog(50) == 50  # given back to JetStream for the next start

@@ -154,8 +154,9 @@ class ActivityConsumer:
                 len(self._rows) >= MAX_ROWS or time.monotonic() - self._first_at >= MAX_WAIT_S
             ):
                 await self._flush(stop)
-        # Shutting down: take what the other services published on their way out, then insert it.
-        while True:
+        # Shutting down: take what the other services published on their way out, then insert it
+        # (unless ClickHouse is failing: then everything stays in JetStream for the next start).
+        while self.store_state is StoreState.OK:
             try:
                 self._add(await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT_S))
             except Exception:
