@@ -185,6 +185,8 @@ ALTER TABLE keyrail.activity
 -- GRANT SELECT, INSERT ON keyrail.* TO keyrail_audit;
 -- -- only if the audit service should create the schema itself (it runs CREATE ... IF NOT EXISTS):
 -- -- GRANT CREATE DATABASE, CREATE TABLE ON keyrail.* TO keyrail_audit;
+-- -- only with KEYRAIL_ACTIVITY_TTL_DAYS / KEYRAIL_COSTS_TTL_DAYS (the service sets the TTLs at start):
+-- -- GRANT ALTER TTL ON keyrail.* TO keyrail_audit;
 -- CREATE USER IF NOT EXISTS keyrail_analyst IDENTIFIED WITH sha256_password BY 'CHANGE_ME'
 --     SETTINGS readonly = 1;
 -- GRANT SELECT ON keyrail.* TO keyrail_analyst;

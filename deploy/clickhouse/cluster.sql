@@ -3,8 +3,11 @@
 -- GENERATED from MIGRATIONS in libs/keyrail_common/clickhouse.py; do not edit. Regenerate with:
 --   python -m keyrail_common.cluster_ddl > deploy/clickhouse/cluster.sql
 -- Run it (instead of activity.sql) once, before the first audit service starts; it records
--- every migration as applied, so the audit service changes nothing. Needs the {cluster},
+-- every migration as applied, so the audit service changes no schema. Needs the {cluster},
 -- {shard} and {replica} macros and ClickHouse Keeper. Grants as in activity.sql, ON CLUSTER.
+-- Retention: this file keeps rows forever; the audit service sets the TTLs its
+-- KEYRAIL_ACTIVITY_TTL_DAYS / KEYRAIL_COSTS_TTL_DAYS ask for at start (it needs ALTER TTL on the
+-- *_local tables for that), or add them here with --activity-ttl-days N --costs-ttl-days M.
 -- The audit service acks a JetStream batch once the INSERT returns: make that mean "written to
 -- the shards" with distributed_foreground_insert = 1 in the audit user's profile.
 

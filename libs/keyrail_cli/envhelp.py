@@ -55,6 +55,12 @@ _VARS = [
         "activity store: embedded chDB, or http(s)://… for a ClickHouse server",
     ),
     EnvVar(
+        "KEYRAIL_ACTIVITY_TTL_DAYS",
+        "0 (forever)",
+        "days activity rows are kept (the table's TTL, set at every audit start)",
+    ),
+    EnvVar("KEYRAIL_COSTS_TTL_DAYS", "0 (forever)", "days the daily cost rollups' rows are kept"),
+    EnvVar(
         "KEYRAIL_BOOTSTRAP_TOKEN",
         "generated, printed once",
         "the owner's admin token, on first start only",
@@ -111,6 +117,7 @@ _VAULT = [
 ]
 _METRICS = ["KEYRAIL_METRICS_PORT", "KEYRAIL_METRICS_HOST"]
 _BREAKER = ["KEYRAIL_BREAKER_FAILURES", "KEYRAIL_BREAKER_WINDOW_S", "KEYRAIL_BREAKER_COOLDOWN_S"]
+_CLICKHOUSE = ["KEYRAIL_CLICKHOUSE_URL", "KEYRAIL_ACTIVITY_TTL_DAYS", "KEYRAIL_COSTS_TTL_DAYS"]
 
 # command → the variables it reads (directly or through the services it starts), with a
 # command-specific default where it differs.
@@ -121,7 +128,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         "KEYRAIL_PORT",
         *_NATS,
         *_VAULT,
-        "KEYRAIL_CLICKHOUSE_URL",
+        *_CLICKHOUSE,
         "KEYRAIL_BOOTSTRAP_TOKEN",
         "KEYRAIL_METRICS_BASE_PORT",
         "KEYRAIL_METRICS_HOST",
@@ -163,7 +170,7 @@ COMMANDS: dict[str, list[str | tuple[str, str]]] = {
         "KEYRAIL_PROVIDERS_OVERRIDE",
         "KEYRAIL_ACTIVITY_BUFFER",
     ],
-    "audit": ["KEYRAIL_DATA_DIR", *_NATS, "KEYRAIL_CLICKHOUSE_URL", *_METRICS],
+    "audit": ["KEYRAIL_DATA_DIR", *_NATS, *_CLICKHOUSE, *_METRICS],
     "sql": ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"],
     **{
         admin: ["KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"]

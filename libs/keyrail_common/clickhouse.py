@@ -5,9 +5,12 @@ The same code path serves both; only the URL differs (`http(s)://…` or `chdb:/
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import clickhouse_connect
+import msgspec
 from clickhouse_connect.driver.client import Client
 
 ACTIVITY_COLUMNS = (
@@ -226,6 +229,77 @@ CREATE TABLE IF NOT EXISTS keyrail.schema_migrations (
 ) ENGINE = ReplacingMergeTree
 ORDER BY version
 """
+
+
+log = logging.getLogger("keyrail.clickhouse")
+
+ON_CLUSTER = "ON CLUSTER '{cluster}'"  # the cluster variant's DDL (cluster_ddl.py) runs on every node
+
+
+class Retention(msgspec.Struct, frozen=True):
+    """How long rows are kept, in days; 0 keeps them forever (no TTL on the table)."""
+
+    activity_days: int = 0  # the activity log: one row per request and per attempt
+    costs_days: int = 0  # the daily cost rollups (small; cost reports over any span keep working)
+
+
+# The tables a retention applies to, and the column their rows age by.
+_AGED_BY = {"activity": "ts", "costs_daily": "day", "costs_daily_by_tag": "day"}
+# The table TTL as ClickHouse shows it in system.tables.engine_full (so a comparison is exact).
+_ENGINE_TTL = re.compile(r" TTL (.+?)(?: SETTINGS |$)")
+
+
+def _days(retention: Retention, table: str) -> int:
+    return retention.activity_days if table == "activity" else retention.costs_days
+
+
+def ttl_expression(table: str, days: int) -> str | None:
+    """The table TTL for `days` (None: keep forever), spelt as ClickHouse prints it back."""
+    return f"{_AGED_BY[table]} + toIntervalDay({days})" if days > 0 else None
+
+
+def retention_statements(
+    retention: Retention, current: dict[str, str | None], cluster: str = ""
+) -> list[str]:
+    """The ALTERs that bring each aged table's TTL (`current`, None when it has none) to
+    `retention`; nothing when they agree, so a start with the same setting changes nothing.
+    `cluster`: the ON CLUSTER clause, the statements then address the shards' `<table>_local`."""
+    statements = []
+    for table in _AGED_BY:
+        wanted = ttl_expression(table, _days(retention, table))
+        if wanted == current.get(table):
+            continue
+        target = f"keyrail.{table}_local {cluster}" if cluster else f"keyrail.{table}"
+        change = f"MODIFY TTL {wanted}" if wanted else "REMOVE TTL"
+        statements.append(f"ALTER TABLE {target} {change}")
+    return statements
+
+
+def current_ttls(client: Client) -> tuple[dict[str, str | None], bool]:
+    """(each aged table's TTL as the store has it, whether the tables are a cluster's Distributed
+    ones: their TTL then lives on the shards' `<table>_local`)."""
+    rows = client.query(
+        "SELECT name, engine, engine_full FROM system.tables WHERE database = 'keyrail'"
+    ).result_rows
+    tables = {name: (engine, engine_full) for name, engine, engine_full in rows}
+    distributed = tables.get("activity", ("", ""))[0] == "Distributed"
+    current: dict[str, str | None] = {}
+    for table in _AGED_BY:
+        _, engine_full = tables.get(f"{table}_local" if distributed else table, ("", ""))
+        match = _ENGINE_TTL.search(engine_full)
+        current[table] = match.group(1) if match else None
+    return current, distributed
+
+
+def apply_retention(client: Client, retention: Retention) -> list[str]:
+    """Bring the tables' TTLs to `retention` (at every start, after the migrations); returns the
+    statements run. A shorter TTL deletes the older rows in the background."""
+    current, distributed = current_ttls(client)
+    statements = retention_statements(retention, current, ON_CLUSTER if distributed else "")
+    for statement in statements:
+        log.info("retention: %s", statement)
+        client.command(statement)
+    return statements
 
 
 def open_client(url: str) -> Client:

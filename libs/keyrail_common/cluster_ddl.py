@@ -6,16 +6,20 @@ checks the file is what this prints. Each `keyrail.<table>` becomes `<table>_loc
 shard (Replicated*, the same columns, engine key and partitions) plus a Distributed table under
 the name the services use; materialized views feed the shard-local rollups from the shard-local
 activity rows. Backfills are left out (a new cluster has no rows) and every migration is recorded
-as applied, so the audit service, started after this ran, changes nothing itself.
+as applied, so the audit service, started after this ran, changes no schema itself.
+
+Retention (KEYRAIL_ACTIVITY_TTL_DAYS, KEYRAIL_COSTS_TTL_DAYS) is the shards' table TTL: the audit
+service sets it at start from its settings (on `<table>_local`, ON CLUSTER), or, for an audit user
+without ALTER rights, `--activity-ttl-days N --costs-ttl-days M` adds the same statements here.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 
-from keyrail_common.clickhouse import MIGRATIONS, MIGRATIONS_DDL
+from keyrail_common.clickhouse import MIGRATIONS, MIGRATIONS_DDL, ON_CLUSTER, Retention, retention_statements
 
-ON_CLUSTER = "ON CLUSTER '{cluster}'"
 # Every version of a row on one shard, so FINAL (applied per shard) still deduplicates; the
 # rollups are summed across shards by every query, so any spread will do.
 SHARDING = {"activity": "cityHash64(org_id, request_id)"}
@@ -66,7 +70,7 @@ def _view(statement: str) -> list[str]:
     return [_FROM_ACTIVITY.sub("FROM keyrail.activity_local", head + statement[match.end() :])]
 
 
-def cluster_statements() -> list[str]:
+def cluster_statements(retention: Retention | None = None) -> list[str]:
     statements = [f"CREATE DATABASE IF NOT EXISTS keyrail {ON_CLUSTER}"]
     for _, _, raw in MIGRATIONS:
         statement = raw.strip()
@@ -89,7 +93,8 @@ def cluster_statements() -> list[str]:
     statements.append(
         f"INSERT INTO keyrail.schema_migrations (version, description, applied_at) VALUES\n{applied}"
     )
-    return statements
+    # A new cluster's tables have no TTL: only a retention other than "forever" adds statements.
+    return statements + retention_statements(retention or Retention(), {}, ON_CLUSTER)
 
 
 HEADER = """-- Keyrail on a ClickHouse cluster: replicated shards behind Distributed tables.
@@ -97,16 +102,27 @@ HEADER = """-- Keyrail on a ClickHouse cluster: replicated shards behind Distrib
 -- GENERATED from MIGRATIONS in libs/keyrail_common/clickhouse.py; do not edit. Regenerate with:
 --   python -m keyrail_common.cluster_ddl > deploy/clickhouse/cluster.sql
 -- Run it (instead of activity.sql) once, before the first audit service starts; it records
--- every migration as applied, so the audit service changes nothing. Needs the {cluster},
+-- every migration as applied, so the audit service changes no schema. Needs the {cluster},
 -- {shard} and {replica} macros and ClickHouse Keeper. Grants as in activity.sql, ON CLUSTER.
+-- Retention: this file keeps rows forever; the audit service sets the TTLs its
+-- KEYRAIL_ACTIVITY_TTL_DAYS / KEYRAIL_COSTS_TTL_DAYS ask for at start (it needs ALTER TTL on the
+-- *_local tables for that), or add them here with --activity-ttl-days N --costs-ttl-days M.
 -- The audit service acks a JetStream batch once the INSERT returns: make that mean "written to
 -- the shards" with distributed_foreground_insert = 1 in the audit user's profile.
 """
 
 
-def render() -> str:
-    return HEADER + "".join(f"\n{statement};\n" for statement in cluster_statements())
+def render(retention: Retention | None = None) -> str:
+    return HEADER + "".join(f"\n{statement};\n" for statement in cluster_statements(retention))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Print the cluster variant of the Keyrail schema.")
+    for table, what in (("activity", "activity rows"), ("costs", "rollup rows")):
+        parser.add_argument(f"--{table}-ttl-days", type=int, default=0, help=f"keep {what} N days, 0 forever")
+    args = parser.parse_args(argv)
+    print(render(Retention(activity_days=args.activity_ttl_days, costs_days=args.costs_ttl_days)), end="")
 
 
 if __name__ == "__main__":
-    print(render(), end="")
+    main()

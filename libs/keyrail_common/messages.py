@@ -322,6 +322,7 @@ class QueryResult(msgspec.Struct, omit_defaults=True):
     columns: list[str] = []
     rows: list[list[object]] = []
     error: str = ""
+    unavailable: bool = False  # the error is ClickHouse's, not the question's (a 503, not a 400)
 
 
 encode = msgspec.msgpack.Encoder().encode

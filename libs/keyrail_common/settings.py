@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True):
     vault_secret_id: str
     vault_kv_mount: str
     clickhouse_url: str
+    activity_ttl_days: int  # activity rows are deleted this many days after their request; 0: kept
+    costs_ttl_days: int  # the daily cost rollups' rows, the same way
     bootstrap_token: str
     health_pools: tuple[str, ...]
     metrics_port: int
@@ -51,6 +53,13 @@ def _env(name: str, default: str) -> str:
     return value if value not in (None, "") else default
 
 
+def _days(name: str) -> int:
+    raw = _env(name, "0")
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r}: give a whole number of days, or 0 to keep rows forever")
+    return int(raw)
+
+
 def load_settings() -> Settings:
     data_dir = Path(_env("KEYRAIL_DATA_DIR", "./.keyrail")).resolve()
     nats_port = int(_env("KEYRAIL_NATS_PORT", "4222"))
@@ -69,6 +78,8 @@ def load_settings() -> Settings:
         vault_secret_id=_env("KEYRAIL_VAULT_SECRET_ID", ""),
         vault_kv_mount=_env("KEYRAIL_VAULT_KV_MOUNT", "keyrail"),
         clickhouse_url=_env("KEYRAIL_CLICKHOUSE_URL", f"chdb://{data_dir / 'clickhouse'}"),
+        activity_ttl_days=_days("KEYRAIL_ACTIVITY_TTL_DAYS"),
+        costs_ttl_days=_days("KEYRAIL_COSTS_TTL_DAYS"),
         bootstrap_token=_env("KEYRAIL_BOOTSTRAP_TOKEN", ""),
         # Empty: every worker pool the provider registry has an adapter for.
         health_pools=tuple(p for p in _env("KEYRAIL_HEALTH_POOLS", "").split(",") if p),

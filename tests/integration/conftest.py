@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
-from collections.abc import Iterator
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
 
+from keyrail_cli.embedded_nats import nats_server_binary
 from keyrail_common.registry import load_registry
-from tests.support.stack import KeyrailStack, MockUpstream
+from tests.support.stack import KeyrailStack, MockUpstream, free_port_block
 from tests.support.vertex import public_pem, rsa_key
 
 pytestmark = pytest.mark.integration
@@ -138,3 +143,28 @@ def tenant(stack: KeyrailStack, upstream: MockUpstream) -> Tenant:
 @pytest.fixture
 def client(stack: KeyrailStack, tenant: Tenant) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{stack.url}/v1", api_key=tenant.api_key, max_retries=0)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port_block(1)
+    server = subprocess.Popen(
+        [nats_server_binary(), "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):  # listening before the test connects: a refused first attempt is a warning
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"nats://127.0.0.1:{port}", server
+    server.terminate()
+    server.wait(10)
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)

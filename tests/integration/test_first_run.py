@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,13 +18,12 @@ import pytest
 
 from keyrail_audit.consumer import ActivityConsumer
 from keyrail_audit.store import ActivityStore
-from keyrail_cli.embedded_nats import nats_server_binary
 from keyrail_cli.mock_upstream import DEFAULT_REPLY
 from keyrail_common import subjects
 from keyrail_common.bus import close_bus, connect, ensure_streams
 from keyrail_common.registry import load_registry
-from tests.integration.conftest import Tenant
-from tests.support.stack import KeyrailStack, free_port_block
+from tests.integration.conftest import Tenant, eventually
+from tests.support.stack import KeyrailStack
 
 pytestmark = pytest.mark.integration
 
@@ -181,31 +178,6 @@ def test_an_embedded_server_that_cannot_start_stops_keyrail_and_shows_why(tmp_pa
 # The bus and the audit consumer with a real nats-server: quiet when all is well, loud when not.
 
 
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port_block(1)
-    server = subprocess.Popen(
-        [nats_server_binary(), "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):  # listening before the test connects: a refused first attempt is a warning
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"nats://127.0.0.1:{port}", server
-    server.terminate()
-    server.wait(10)
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-
-
 def _warnings(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno >= logging.WARNING]
 
@@ -235,8 +207,9 @@ async def test_audit_consumer_is_quiet_when_idle_and_warns_when_fetching_really_
     js = nc.jetstream()
     await ensure_streams(js)
     stop = asyncio.Event()
-    # A real store, never opened: with nothing published there is nothing to insert.
-    consumer = asyncio.create_task(ActivityConsumer(js, ActivityStore(f"chdb://{tmp_path / 'ch'}")).run(stop))
+    # A real store: with nothing published there is nothing to insert.
+    store = ActivityStore(f"chdb://{tmp_path / 'ch'}")
+    consumer = asyncio.create_task(ActivityConsumer(js, store).run(stop))
     try:
         await asyncio.sleep(2.0)  # about ten idle fetches time out
         assert _warnings(caplog, "keyrail.audit") == []
@@ -249,4 +222,5 @@ async def test_audit_consumer_is_quiet_when_idle_and_warns_when_fetching_really_
     finally:
         stop.set()
         await asyncio.wait_for(consumer, 10)
+        await store.close()
         await close_bus(nc)

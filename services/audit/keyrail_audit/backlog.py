@@ -16,6 +16,7 @@ import msgspec
 from nats.js import JetStreamContext
 
 from keyrail_audit.metrics import BACKLOG_MESSAGES
+from keyrail_audit.store import StoreState
 from keyrail_common import subjects
 
 log = logging.getLogger("keyrail.audit")
@@ -27,7 +28,7 @@ class AuditHealth(msgspec.Struct):
     """What the audit service says about itself in its health answer."""
 
     backlog: int  # activity messages not yet written to ClickHouse (-1: not known yet)
-    store: str  # "ok", or "failing" while inserts fail (the rows wait in JetStream)
+    store: StoreState  # not "ok": ClickHouse cannot be written, the rows wait in JetStream
 
 
 class Backlog:

@@ -10,12 +10,13 @@ from nats.aio.msg import Msg
 
 from keyrail_audit.backlog import AuditHealth, Backlog, health_encoder
 from keyrail_audit.consumer import ActivityConsumer
-from keyrail_audit.store import ActivityStore
+from keyrail_audit.store import ActivityStore, StoreUnavailable
 from keyrail_common import subjects
 from keyrail_common.bus import close_bus, connect, ensure_streams
+from keyrail_common.clickhouse import Retention
 from keyrail_common.logs import configure_logging
 from keyrail_common.messages import ActivityQuery, CostQuery, KeyUsageQuery, QueryResult, SqlQuery
-from keyrail_common.runtime import answer_health, install_stop_signals, run_until_signalled, start_metrics
+from keyrail_common.runtime import answer_health, run_until_signalled, start_metrics
 from keyrail_common.settings import Settings, load_settings
 
 log = logging.getLogger("keyrail.audit")
@@ -27,39 +28,53 @@ _key_usage_decoder = msgspec.msgpack.Decoder(KeyUsageQuery)
 _costs_decoder = msgspec.msgpack.Decoder(CostQuery)
 
 
+def _store_failed(what: str, exc: Exception) -> QueryResult:
+    """The answer when ClickHouse failed a query of ours (their SQL is right: it is the store)."""
+    if isinstance(exc, StoreUnavailable):
+        message = f"{what} failed: ClickHouse cannot be reached yet; the activity rows wait in JetStream"
+    else:
+        message = f"{what} failed: {type(exc).__name__}"
+    return QueryResult(error=message, unavailable=True)
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url, "keyrail-audit")
     js = nc.jetstream()
     await ensure_streams(js)
-    store = ActivityStore(settings.clickhouse_url)
-    await store.open()
-    install_stop_signals(stop)  # the embedded ClickHouse engine replaces SIGTERM/SIGINT handlers
+    # Opened by the consumer, which keeps trying while ClickHouse is unreachable; until then the
+    # queries answer that it is, and the health answer says so.
+    store = ActivityStore(
+        settings.clickhouse_url,
+        Retention(activity_days=settings.activity_ttl_days, costs_days=settings.costs_ttl_days),
+    )
 
     async def on_activity_query(msg: Msg) -> None:
         try:
             result = await store.activity(_query_decoder.decode(msg.data))
         except Exception as exc:
-            result = QueryResult(error=f"activity query failed: {type(exc).__name__}")
+            result = _store_failed("activity query", exc)
         await msg.respond(_encode(result))
 
     async def on_key_usage(msg: Msg) -> None:
         try:
             result = await store.key_usage(_key_usage_decoder.decode(msg.data))
         except Exception as exc:
-            result = QueryResult(error=f"key usage query failed: {type(exc).__name__}")
+            result = _store_failed("key usage query", exc)
         await msg.respond(_encode(result))
 
     async def on_costs(msg: Msg) -> None:
         try:
             result = await store.costs(_costs_decoder.decode(msg.data))
         except Exception as exc:
-            result = QueryResult(error=f"cost query failed: {type(exc).__name__}")
+            result = _store_failed("cost query", exc)
         await msg.respond(_encode(result))
 
     async def on_sql(msg: Msg) -> None:
         try:
             result = await store.read_only_sql(_sql_decoder.decode(msg.data).sql)
-        except Exception as exc:
+        except StoreUnavailable as exc:
+            result = _store_failed("SQL", exc)
+        except Exception as exc:  # the analyst's SQL, most likely: ClickHouse's own words
             result = QueryResult(error=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
         await msg.respond(_encode(result))
 
@@ -73,8 +88,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     polling = asyncio.create_task(backlog.run(stop))
 
     def health() -> bytes:
-        store_state = "failing" if consumer.store_failing else "ok"
-        return health_encoder.encode(AuditHealth(backlog=backlog.messages, store=store_state))
+        return health_encoder.encode(AuditHealth(backlog=backlog.messages, store=consumer.store_state))
 
     await answer_health(nc, "audit", health)
     start_metrics(settings.metrics_port, settings.metrics_host)
@@ -88,5 +102,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     configure_logging("audit")
+    # While a ClickHouse server is unreachable, the consumer's warning names the failure once per
+    # attempt; the HTTP driver's own two lines per attempt would only repeat it.
+    for repeats in ("urllib3.connectionpool", "clickhouse_connect.driver"):
+        logging.getLogger(repeats).setLevel(logging.ERROR)
     settings = load_settings()
     run_until_signalled(lambda stop: serve(settings, stop))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from operator import attrgetter
@@ -15,7 +16,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.insert import InsertContext
 
-from keyrail_common.clickhouse import ACTIVITY_COLUMNS, ensure_schema, open_client
+from keyrail_common.clickhouse import ACTIVITY_COLUMNS, Retention, apply_retention, ensure_schema, open_client
 from keyrail_common.messages import (
     ActivityQuery,
     ActivityRow,
@@ -28,6 +29,19 @@ from keyrail_common.messages import (
 # The insert's columns as ActivityRow attributes, in ACTIVITY_COLUMNS order: `ts` is written as
 # the DateTime64(3) ticks it is (milliseconds), `stream` as the 0/1 a bool is.
 _ROW_FIELDS = tuple("ts_ms" if column == "ts" else column for column in ACTIVITY_COLUMNS)
+
+
+class StoreState(enum.StrEnum):
+    """The store as the audit service's health answer reports it (the rows wait in JetStream
+    unless it is `ok`)."""
+
+    OK = "ok"
+    UNAVAILABLE = "unavailable"  # not opened yet: the server unreachable, or chDB's data dir held
+    FAILING = "failing"  # opened, but the last insert failed
+
+
+class StoreUnavailable(Exception):
+    """A query before ClickHouse could be opened (the audit service keeps trying)."""
 
 
 def column_values(rows: list[ActivityRow]) -> list[list[Any]]:
@@ -132,8 +146,9 @@ def costs_sql(query: CostQuery) -> tuple[str, dict[str, Any]]:
 
 
 class ActivityStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retention: Retention | None = None) -> None:
         self._url = url
+        self._retention = retention or Retention()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._client: Client | None = None
         self._insert_context: InsertContext | None = None
@@ -145,31 +160,47 @@ class ActivityStore:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _open(self) -> None:
-        self._client = open_client(self._url)
-        ensure_schema(self._client)
-        # Built once: without it every insert would first ask ClickHouse to DESCRIBE the table.
-        self._insert_context = self._client.create_insert_context(
-            "keyrail.activity", list(ACTIVITY_COLUMNS), column_oriented=True
-        )
-        self._reader = open_client(self._url)
+        client = open_client(self._url)
+        try:
+            ensure_schema(client)
+            apply_retention(client, self._retention)
+            # Built once: without it every insert would first ask ClickHouse to DESCRIBE the table.
+            self._insert_context = client.create_insert_context(
+                "keyrail.activity", list(ACTIVITY_COLUMNS), column_oriented=True
+            )
+            self._reader = open_client(self._url)
+        except Exception:
+            client.close()  # chDB: let go of the data dir before the next attempt opens it
+            raise
+        self._client = client
 
     async def open(self) -> None:
+        """Connect, migrate the schema and set the retention; raises while ClickHouse cannot be
+        reached (a server down, or chDB's data dir held by another process)."""
         await self._run(self._open)
 
+    def _writer(self) -> Client:
+        if self._client is None:
+            raise StoreUnavailable("ClickHouse is not reachable yet")
+        return self._client
+
     def _insert(self, rows: list[ActivityRow]) -> None:
-        assert self._client is not None and self._insert_context is not None
-        self._client.insert(data=column_values(rows), context=self._insert_context)
+        assert self._insert_context is not None  # built with the client
+        self._writer().insert(data=column_values(rows), context=self._insert_context)
 
     async def insert(self, rows: list[ActivityRow]) -> None:
         await self._run(self._insert, rows)
 
     def _not_yet_written(self, rows: list[ActivityRow]) -> list[ActivityRow]:
-        assert self._client is not None
-        written = self._client.query(
-            "SELECT org_id, request_id, kind, attempt FROM keyrail.activity "
-            "WHERE request_id IN {ids:Array(String)}",
-            parameters={"ids": sorted({r.request_id for r in rows})},
-        ).result_rows
+        written = (
+            self._writer()
+            .query(
+                "SELECT org_id, request_id, kind, attempt FROM keyrail.activity "
+                "WHERE request_id IN {ids:Array(String)}",
+                parameters={"ids": sorted({r.request_id for r in rows})},
+            )
+            .result_rows
+        )
         keys = {tuple(key) for key in written}
         return [r for r in rows if (r.org_id, r.request_id, r.kind, r.attempt) not in keys]
 
@@ -178,10 +209,11 @@ class ActivityStore:
         return await self._run(self._not_yet_written, rows)
 
     def _select(
-        self, sql: str, parameters: dict[str, Any], settings: dict[str, Any], client: Client | None = None
+        self, sql: str, parameters: dict[str, Any], settings: dict[str, Any], analyst: bool = False
     ) -> QueryResult:
-        client = client or self._client
-        assert client is not None
+        client = self._reader if analyst else self._client
+        if client is None:
+            raise StoreUnavailable("ClickHouse is not reachable yet")
         result = client.query(sql, parameters=parameters, settings=settings)
         return QueryResult(
             columns=list(result.column_names),
@@ -208,7 +240,7 @@ class ActivityStore:
 
     async def read_only_sql(self, sql: str) -> QueryResult:
         """Analyst SQL (`keyrail sql`): the server enforces read-only, not a parser of ours."""
-        return await self._run(self._select, sql, {}, {"readonly": 1}, self._reader)
+        return await self._run(self._select, sql, {}, {"readonly": 1}, True)
 
     async def close(self) -> None:
         def _close() -> None:

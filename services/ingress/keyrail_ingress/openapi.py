@@ -60,7 +60,8 @@ HealthDetail = Annotated[
     Meta(
         description="What components report about themselves, never a reason to be unready: "
         "`audit` has `backlog` (activity messages in JetStream not yet in ClickHouse) and `store` "
-        "(`ok`, or `failing` while inserts fail; the rows wait in JetStream).",
+        "(`ok`; `unavailable` while ClickHouse cannot be opened, `failing` while inserts fail: the "
+        "rows wait in JetStream and are written once it is back).",
         examples=[{"audit": {"backlog": 0, "store": "ok"}}],
     ),
 ]

@@ -46,7 +46,8 @@ from keyrail_ingress.openapi_parts import (
 )
 
 AUDIT_503 = error_reply(
-    "The audit service is not running.",
+    "The audit service is not running (`audit_unavailable`), or its ClickHouse cannot be reached "
+    "(`store_unavailable`: the activity rows wait in JetStream until it is).",
     error_example(
         503, "The audit service is not answering; start it with: keyrail audit", "audit_unavailable"
     ),

@@ -43,6 +43,8 @@ READS = {
         "KEYRAIL_VAULT_PORT",
         "KEYRAIL_VAULT_TOKEN_FILE",
         "KEYRAIL_CLICKHOUSE_URL",
+        "KEYRAIL_ACTIVITY_TTL_DAYS",
+        "KEYRAIL_COSTS_TTL_DAYS",
         "KEYRAIL_BOOTSTRAP_TOKEN",
         "KEYRAIL_METRICS_BASE_PORT",
         "KEYRAIL_ACCESS_LOG",
@@ -76,7 +78,14 @@ READS = {
         "KEYRAIL_PROVIDERS_OVERRIDE",
         "KEYRAIL_ACTIVITY_BUFFER",
     },
-    "audit": {"KEYRAIL_NATS_URL", "KEYRAIL_CLICKHOUSE_URL", "KEYRAIL_DATA_DIR", "KEYRAIL_METRICS_PORT"},
+    "audit": {
+        "KEYRAIL_NATS_URL",
+        "KEYRAIL_CLICKHOUSE_URL",
+        "KEYRAIL_ACTIVITY_TTL_DAYS",
+        "KEYRAIL_COSTS_TTL_DAYS",
+        "KEYRAIL_DATA_DIR",
+        "KEYRAIL_METRICS_PORT",
+    },
     "sql": {"KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"},
     "mock-upstream": set(),
     **{command: {"KEYRAIL_PORT", "KEYRAIL_ADMIN_TOKEN"} for command in ADMIN_COMMANDS},
@@ -193,6 +202,8 @@ def test_stated_defaults_are_the_defaults(
     data_dir = str(settings.data_dir)
     assert stated["KEYRAIL_VAULT_TOKEN_FILE"].replace("<data dir>", data_dir) == settings.vault_token_file
     assert stated["KEYRAIL_CLICKHOUSE_URL"].replace("<data dir>", data_dir) == settings.clickhouse_url
+    assert stated["KEYRAIL_ACTIVITY_TTL_DAYS"].startswith(f"{settings.activity_ttl_days} ")
+    assert stated["KEYRAIL_COSTS_TTL_DAYS"].startswith(f"{settings.costs_ttl_days} ")
 
 
 def test_accepted_pools_are_the_adapters_this_worker_has() -> None:

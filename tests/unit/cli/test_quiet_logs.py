@@ -33,19 +33,12 @@ class ScriptedSubscription:
         pass
 
 
-class ScriptedJetStream:
-    def __init__(self, subscription: ScriptedSubscription) -> None:
-        self._subscription = subscription
-
-    async def pull_subscribe(self, *args: Any, **kwargs: Any) -> ScriptedSubscription:
-        return self._subscription
-
-
 async def run_consumer(outcomes: list[BaseException], tmp_path: Any) -> None:
     stop = asyncio.Event()
-    js = ScriptedJetStream(ScriptedSubscription(outcomes, stop))
+    subscription = ScriptedSubscription(outcomes, stop)
     store = ActivityStore(f"chdb://{tmp_path}")  # never opened: nothing is fetched, nothing inserted
-    await asyncio.wait_for(ActivityConsumer(js, store).run(stop), 10)  # type: ignore[arg-type]
+    consumer = ActivityConsumer(None, store)  # type: ignore[arg-type]  # no JetStream beyond the fetches
+    await asyncio.wait_for(consumer.consume(subscription, stop), 10)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

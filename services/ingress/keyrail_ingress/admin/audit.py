@@ -30,6 +30,8 @@ async def ask_audit(
             503, "The audit service is not answering; start it with: keyrail audit", "audit_unavailable"
         )
     result = _query_result_decoder.decode(reply.data)
+    if result.unavailable:
+        return error(503, result.error, "store_unavailable")
     if result.error:
         return error(400, result.error, "query_failed")
     return result
