@@ -14,6 +14,7 @@ bare id starting with `claude` is Anthropic's, any other Google's.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -53,6 +54,7 @@ def publisher_of(model: str) -> tuple[str, str]:
     return (ANTHROPIC if model.startswith("claude") else GOOGLE), model
 
 
+@functools.lru_cache(maxsize=256)  # per request, yet one value per integration: parsed once
 def api_root(base_url: str, location: str) -> str:
     """The API base, `{host}/v1`: Google's for the location, else the base URL's (see the top)."""
     base = base_url.rstrip("/")
