@@ -78,6 +78,9 @@ class ProviderEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     operations: frozenset[Operation]
     quirks: Quirks = Quirks()
     media: bool = False  # a media-generation API (images, video): integrations, but no chat
+    # Its custom host speaks only its own wire format, not one of `custom_host_formats`: its
+    # credential is its own (Vertex's service account, which no other format's adapter can use).
+    custom_host_own_format: bool = False
 
 
 class _RegistryFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,6 +121,11 @@ class ProviderRegistry:
         for provider in self._providers.values():
             if provider.adapter not in self.adapters:
                 raise RegistryError(f"provider '{provider.name}' names unknown adapter '{provider.adapter}'")
+            if provider.custom_host_own_format and provider.adapter in self.custom_host_formats:
+                raise RegistryError(
+                    f"provider '{provider.name}' marks its own format '{provider.adapter}' for custom hosts, "
+                    "which every custom host may already speak"
+                )
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -139,7 +147,13 @@ class ProviderRegistry:
         """The api_format of a custom host that declares none: the provider's own when a custom host
         may speak it, else OpenAI's (the format most self-hosted servers speak)."""
         entry = self._providers[provider]
-        return entry.adapter if entry.adapter in self.custom_host_formats else "openai"
+        own = entry.custom_host_own_format or entry.adapter in self.custom_host_formats
+        return entry.adapter if own else "openai"
+
+    def api_formats(self, provider: str) -> tuple[str, ...]:
+        """The api_formats a custom host of this provider may declare."""
+        entry = self._providers[provider]
+        return (entry.adapter,) if entry.custom_host_own_format else self.custom_host_formats
 
     def is_available(self, adapter: str) -> bool:
         info = self.adapters.get(adapter)

@@ -126,7 +126,7 @@ def _error(code: int, body: bytes) -> web.Response:
 
 
 @functools.cache
-def _fault_body(code: int, retry_after: int) -> bytes:
+def fault_body(code: int, retry_after: int) -> bytes:
     note = f"(status {code} injected by the Keyrail mock upstream)"
     if code == 429:
         retry = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}]
@@ -299,7 +299,7 @@ def generate_answer(mock: MockContext) -> GenerateAnswer:
                 request.transport.close()
             return web.Response()
         if plan.status:
-            return _error(plan.status, _fault_body(plan.status, plan.retry_after))
+            return _error(plan.status, fault_body(plan.status, plan.retry_after))
         model = request.match_info["model"]
         response_id = f"mock-{boot}-{next(counter)}"
         if plan.blocked:
@@ -361,7 +361,7 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         if plan.delay_ms:
             await asyncio.sleep(plan.delay_ms / 1000)
         if plan.status:
-            return _error(plan.status, _fault_body(plan.status, plan.retry_after))
+            return _error(plan.status, fault_body(plan.status, plan.retry_after))
         vectors = [
             {
                 "values": mock_embedding(

@@ -8,9 +8,15 @@ the Gemini and Claude model endpoints behind it.
 - `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent` (and
   `:streamGenerateContent?alt=sse`): the Gemini mock's answers; `.../publishers/anthropic/models/
   {m}:rawPredict` / `:streamRawPredict`: the Anthropic mock's, for a body without `model` and with
-  `anthropic_version: vertex-2023-10-16`. Each needs `Authorization: Bearer <a token issued
-  here and not revoked>`, else Google's 401 UNAUTHENTICATED (`ACCESS_TOKEN_EXPIRED`).
+  `anthropic_version: vertex-2023-10-16`; `.../publishers/google/models/{m}:predict`: the text
+  embeddings API, `{"instances": [{"content": <text>, "task_type"?}], "parameters":
+  {"outputDimensionality"?}}` answered with one `mock_embedding` per instance (of that many
+  dimensions), a token per word in its `statistics.token_count`. Each needs `Authorization: Bearer
+  <a token issued here and not revoked>`, else Google's 401 UNAUTHENTICATED (`ACCESS_TOKEN_EXPIRED`).
+  The model routes are served under one leading path segment too (`/{prefix}/v1/projects/...`),
+  as a proxy or Private Service Connect endpoint a `custom_host` names would be.
 - `GET /vertex/stats`: how many token exchanges and model calls (and refused tokens) it saw;
+  `GET /vertex/requests`: the last 100 model calls (path and JSON body), to check what was sent;
   `GET /vertex/tokens`: every token it issued (a leak test searches for them);
   `POST /vertex/revoke`: every token issued so far is refused from now on (an expired token,
   on demand: the gateway must fetch a new one once).
@@ -20,17 +26,20 @@ Faults as in the Gemini and Anthropic formats. Neither the token nor the asserti
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import secrets
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
 from keyrail_cli.mock_formats.anthropic import messages_answer
-from keyrail_cli.mock_formats.gemini import generate_answer
+from keyrail_cli.mock_formats.gemini import fault_body, generate_answer
+from keyrail_cli.mock_upstream import mock_embedding
 
 if TYPE_CHECKING:
     from keyrail_cli.mock_upstream import MockContext
@@ -83,6 +92,26 @@ class _ClaudeBody(msgspec.Struct):
     model: str | None = None
 
 
+class _Instance(msgspec.Struct, forbid_unknown_fields=True):
+    content: str
+    task_type: str | None = None
+    title: str | None = None
+
+
+class _PredictParameters(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    output_dimensionality: int | None = None
+    auto_truncate: bool | None = None
+
+
+class _PredictBody(msgspec.Struct, forbid_unknown_fields=True):
+    instances: list[_Instance]
+    parameters: _PredictParameters | None = None
+    mock: dict[str, Any] | None = None
+
+
+_decode_predict = msgspec.json.Decoder(_PredictBody).decode
+
+
 def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -91,6 +120,10 @@ def _json(status: int, body: Any) -> web.Response:
     return web.Response(
         status=status, body=body if isinstance(body, bytes) else _encode(body), content_type=_JSON
     )
+
+
+def _invalid_argument(message: str) -> web.Response:
+    return _json(400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}})
 
 
 def _invalid_grant(description: str) -> web.Response:
@@ -140,6 +173,7 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
     issued: set[str] = set()
     ever_issued: list[str] = []
     stats = {"token_requests": 0, "model_requests": 0, "refused_tokens": 0}
+    recent: deque[dict[str, Any]] = deque(maxlen=100)
     generate = generate_answer(mock)
     messages = messages_answer(mock)
 
@@ -161,24 +195,59 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
             200, {"access_token": access_token, "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"}
         )
 
-    def unauthorised(request: web.Request) -> web.Response | None:
+    async def unauthorised(request: web.Request) -> web.Response | None:
         stats["model_requests"] += 1
+        try:
+            recent.append({"path": request.path_qs, "body": msgspec.json.decode(await request.read())})
+        except msgspec.DecodeError:
+            recent.append({"path": request.path_qs, "body": None})
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if any(hmac.compare_digest(presented, known) for known in issued):
             return None
         stats["refused_tokens"] += 1
         return _json(401, _UNAUTHENTICATED)
 
+    async def predict(request: web.Request) -> web.Response:
+        try:
+            body = _decode_predict(await request.read())
+            plan = mock.plan(request.headers.get("x-mock-fault"), body.mock)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return _invalid_argument(f"Invalid JSON payload received. {exc}")
+        if not body.instances:
+            return _invalid_argument("instances must not be empty.")
+        if plan.delay_ms:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status:
+            return _json(plan.status, fault_body(plan.status, plan.retry_after))
+        dimensions = body.parameters.output_dimensionality if body.parameters else None
+        answer = {
+            "predictions": [
+                {
+                    "embeddings": {
+                        "values": mock_embedding(i.content, dimensions or 8),
+                        "statistics": {"token_count": len(i.content.split()), "truncated": False},
+                    }
+                }
+                for i in body.instances
+            ],
+            "metadata": {"billableCharacterCount": sum(len(i.content) for i in body.instances)},
+        }
+        return _json(200, answer)
+
     async def gemini(request: web.Request) -> web.StreamResponse:
-        stream = request.match_info["method"] == "streamGenerateContent"
-        if not stream and request.match_info["method"] != "generateContent":
+        method = request.match_info["method"]
+        if method not in ("generateContent", "streamGenerateContent", "predict"):
             return _json(404, {"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}})
-        return unauthorised(request) or await generate(request, stream)
+        if (refused := await unauthorised(request)) is not None:
+            return refused
+        if method == "predict":
+            return await predict(request)
+        return await generate(request, method == "streamGenerateContent")
 
     async def claude(request: web.Request) -> web.StreamResponse:
         if request.match_info["method"] not in ("rawPredict", "streamRawPredict"):
             return _json(404, {"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}})
-        if (refused := unauthorised(request)) is not None:
+        if (refused := await unauthorised(request)) is not None:
             return refused
         try:
             body = msgspec.json.decode(await request.read(), type=_ClaudeBody)
@@ -196,6 +265,9 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
     async def show_stats(request: web.Request) -> web.Response:
         return _json(200, stats)
 
+    async def requests(request: web.Request) -> web.Response:
+        return _json(200, {"requests": list(recent)})
+
     async def tokens(request: web.Request) -> web.Response:
         return _json(200, {"tokens": ever_issued})
 
@@ -203,10 +275,12 @@ def add_routes(app: web.Application, mock: MockContext) -> None:
         issued.clear()
         return _json(200, {"revoked": True})
 
-    models = "/v1/projects/{project}/locations/{location}/publishers"
     app.router.add_post("/token", token)
-    app.router.add_post(models + "/google/models/{model}:{method}", gemini)
-    app.router.add_post(models + "/anthropic/models/{model}:{method}", claude)
+    for prefix in ("", "/{prefix}"):
+        models = prefix + "/v1/projects/{project}/locations/{location}/publishers"
+        app.router.add_post(models + "/google/models/{model}:{method}", gemini)
+        app.router.add_post(models + "/anthropic/models/{model}:{method}", claude)
     app.router.add_get("/vertex/stats", show_stats)
+    app.router.add_get("/vertex/requests", requests)
     app.router.add_get("/vertex/tokens", tokens)
     app.router.add_post("/vertex/revoke", revoke)

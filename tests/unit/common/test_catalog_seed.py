@@ -58,6 +58,7 @@ def test_listed_prices_are_the_references(provider: str, model: str, prices: Pri
         ("minimax", "MiniMax-M2.7-highspeed"),
         ("fireworks", "accounts/fireworks/models/kimi-k2p6"),
         ("azure", "gpt-4o"),  # the reference collected no Azure prices
+        ("vertex", "text-embedding-005"),  # nor Vertex's ("Vertex AI prices Gemini separately")
     ],
 )
 def test_a_model_the_reference_names_without_a_price_is_unpriced_not_free(provider: str, model: str) -> None:
@@ -65,3 +66,10 @@ def test_a_model_the_reference_names_without_a_price_is_unpriced_not_free(provid
     assert entry is not None
     assert entry.prices == Prices(input=None, output=None, cached_input=None, version="catalog:2026-11-17")
     assert entry.context_window is None or entry.context_window > 0
+
+
+def test_vertex_serves_googles_embedding_models_in_its_own_schema() -> None:
+    models = {m.model: m for m in CATALOG.models_of("vertex") if m.operation is Operation.EMBEDDINGS}
+    assert set(models) == {"text-embedding-005", "text-multilingual-embedding-002", "gemini-embedding-001"}
+    # `vertex`, not `gemini`: `:predict` is Vertex's API, which no Gemini integration could serve.
+    assert {m.schema for m in models.values()} == {"vertex"}

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from keyrail_common.registry import (
@@ -231,14 +232,30 @@ def test_openai_compatible_providers_use_the_openai_adapter(provider: str) -> No
         ("groq", "openai"),
         ("anthropic", "anthropic"),  # a custom host may speak Anthropic's own format
         ("gemini", "openai"),  # no custom host speaks generateContent: OpenAI's
-        ("vertex", "openai"),
+        ("vertex", "vertex"),  # its service account is for Vertex's own API only
         ("azure", "openai"),
         ("fal", "openai"),
     ],
 )
 def test_default_api_format(provider: str, expected: str) -> None:
     assert REGISTRY.default_api_format(provider) == expected
-    assert REGISTRY.default_api_format(provider) in REGISTRY.custom_host_formats
+    assert REGISTRY.default_api_format(provider) in REGISTRY.api_formats(provider)
+
+
+def test_a_vertex_custom_host_speaks_vertex_only_and_the_others_the_three_formats() -> None:
+    assert REGISTRY.api_formats("vertex") == ("vertex",)
+    assert REGISTRY.adapter_for("vertex", "https://psc.example.internal", "vertex") == "vertex"
+    for provider in ("openai", "anthropic", "gemini", "azure"):
+        assert REGISTRY.api_formats(provider) == REGISTRY.custom_host_formats
+
+
+def test_a_provider_cannot_mark_a_format_every_custom_host_speaks_as_its_own() -> None:
+    entries = [
+        msgspec.structs.replace(e, custom_host_own_format=True) if e.name == "anthropic" else e
+        for e in REGISTRY.entries()
+    ]
+    with pytest.raises(RegistryError, match="'anthropic'"):
+        ProviderRegistry(entries, REGISTRY.adapters, REGISTRY.custom_host_formats)
 
 
 # --- overrides -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from keyrail_common.catalog import seed_models
 from keyrail_common.registry import load_registry
 from keyrail_ingress.admin.catalog import MODEL_NAME
 from keyrail_ingress.admin.custom_models import MODEL_SLUG, check_model, spoken_schemas
-from keyrail_ingress.admin.integration_checks import check_models
+from keyrail_ingress.admin.integration_checks import check_endpoint, check_models
 from tests.unit.router.test_resolve import integration, state_with
 
 REGISTRY = load_registry()
@@ -96,3 +96,24 @@ def test_a_model_outside_the_catalog_in_enabled_models_says_how_to_register_it()
     assert param == "enabled_models" and "POST /admin/v1/integrations/openai-prod/custom-models" in message
     _, _, creating = refusal(check_models(state.catalog, "openai", ["my-ft"]))
     assert "/custom-models once the integration exists" in creating
+
+
+def test_a_vertex_custom_host_speaks_vertex_by_default_and_nothing_else() -> None:
+    vertex = REGISTRY.get("vertex")
+    assert vertex is not None
+    psc = "https://us-central1-aiplatform-psc.p.googleapis.com/"
+    assert check_endpoint(REGISTRY, vertex, psc, "", False) == (psc.rstrip("/"), "vertex")
+    assert check_endpoint(REGISTRY, vertex, psc, "vertex", False) == (psc.rstrip("/"), "vertex")
+    # Vertex's service account is no OpenAI key: an OpenAI-format custom host could not use it.
+    status, param, message = refusal(check_endpoint(REGISTRY, vertex, psc, "openai", False))
+    assert (status, param) == (400, "api_format")
+    assert "speaks 'vertex' only" in message and "leave api_format out" in message
+
+
+def test_a_vertex_custom_host_speaks_what_vertex_itself_speaks_for_custom_models() -> None:
+    state = state_with(
+        integration("vertex-psc", provider="vertex", custom_host="https://psc.example", api_format="vertex")
+    )
+    psc = state.integrations["vertex-psc"]
+    assert {"vertex", "gemini", "anthropic"} <= spoken_schemas(state, REGISTRY, psc)
+    assert check_model(state, REGISTRY, psc, "vertex/gemini-2.5-flash", "") == ""

@@ -4,8 +4,10 @@ service account's public key and whose model endpoints take only the tokens it i
 
 What is checked: one token exchange for fifty concurrent first requests, one (and only one) new
 exchange after a 401, a clear credential failure naming the integration when the key is wrong,
-neither the key nor a token in any error, and embeddings (the registry lists them for Vertex, the
-adapter does not build them yet) refused with a 400 before a token or a wrongly addressed request.
+neither the key nor a token in any error, embeddings through `:predict` (the exact path and body
+the mock received, OpenAI's answer with the token counts), and an integration's custom host
+(a path prefix, `/v1` added) addressed for model calls while the token still comes from the
+key file's token_uri.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from keyrail_cli.mock_upstream import DEFAULT_REPLY, FaultPlan, build_app
+from keyrail_cli.mock_upstream import DEFAULT_REPLY, FaultPlan, build_app, mock_embedding
 from keyrail_common.failures import FailureClass
-from keyrail_common.messages import ProviderCall
+from keyrail_common.messages import ProviderCall, Usage
 from keyrail_common.registry import Operation
+from tests.support.openai_schema import validate_component
 from tests.support.vertex import REGION, private_pem, public_pem, rsa_key, service_account
 from tests.support.worker_path import Outcome, WorkerPath, provider_call
 
 GEMINI = "gemini-2.5-flash"
 CLAUDE = "claude-sonnet-4-5@20250929"
 PROMPT: dict[str, Any] = {"messages": [{"role": "user", "content": "Say hello to the mock"}]}
+PROJECT = service_account()["project_id"]
 
 
 @contextlib.asynccontextmanager
@@ -156,31 +160,59 @@ async def test_a_key_the_token_endpoint_refuses_is_a_credential_failure_naming_t
         assert await stats(root) == {"token_requests": 1, "model_requests": 0, "refused_tokens": 0}
 
 
-async def test_embeddings_are_a_400_not_supported_yet_before_any_token_or_model_request() -> None:
-    async with vertex_mock() as root, worker(root) as path:
-        embeddings = provider_call(
-            "vertex",
-            "vertex",
-            "text-embedding-005",
-            {"input": "hello"},
-            f"{root}/v1",
-            operation=Operation.EMBEDDINGS,
-        )
-        outcome = await path.run(embeddings)
+async def sent(root: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{root}/vertex/requests") as response:
+        recorded: list[dict[str, Any]] = (await response.json())["requests"]
+        return recorded
 
-        (result,) = outcome.replies
-        assert result.error is not None
-        error = result.error
-        assert (error.error_class, error.http_status, error.code) == (
-            FailureClass.UNSUPPORTED,
-            400,
-            "operation_not_supported",
+
+def embeddings_call(base_url: str, body: dict[str, Any], model: str = "text-embedding-005") -> ProviderCall:
+    return provider_call("vertex", "vertex", model, body, base_url, operation=Operation.EMBEDDINGS)
+
+
+async def test_embeddings_go_to_predict_and_come_back_as_openais_with_the_token_counts() -> None:
+    texts = ["the first text", "another one"]
+    body = {"input": texts, "dimensions": 4, "encoding_format": "float", "task_type": "RETRIEVAL_DOCUMENT"}
+    async with vertex_mock() as root, worker(root) as path:
+        outcome = await path.run(embeddings_call(f"{root}/v1", body))
+
+        [request] = await sent(root)
+        assert request == {
+            "path": f"/v1/projects/{PROJECT}/locations/{REGION}/publishers/google/models/"
+            "text-embedding-005:predict",
+            "body": {
+                "instances": [{"content": t, "task_type": "RETRIEVAL_DOCUMENT"} for t in texts],
+                "parameters": {"outputDimensionality": 4},
+            },
+        }
+        reply = answer(outcome)
+        validate_component("CreateEmbeddingResponse", reply)
+        assert [d["embedding"] for d in reply["data"]] == [mock_embedding(t, 4) for t in texts]
+        assert reply["usage"] == {"prompt_tokens": 5, "total_tokens": 5}  # a token per word
+        assert outcome.replies[0].usage == Usage(prompt_tokens=5)
+        assert await stats(root) == {"token_requests": 1, "model_requests": 1, "refused_tokens": 0}
+
+
+@pytest.mark.parametrize("operation", [Operation.CHAT, Operation.EMBEDDINGS])
+async def test_a_custom_host_gets_the_model_calls_and_the_token_uri_the_token_exchange(
+    operation: Operation,
+) -> None:
+    async with vertex_mock() as root, worker(root) as path:
+        custom_host = f"{root}/psc-endpoint"  # a host with a proxy's prefix: /v1 is appended
+        if operation is Operation.EMBEDDINGS:
+            outcome = await path.run(embeddings_call(custom_host, {"input": "hello"}))
+            assert answer(outcome)["object"] == "list"
+        else:
+            chat = provider_call("vertex", "vertex", CLAUDE, PROMPT, custom_host)
+            assert answer(await path.run(chat))["choices"][0]["message"]["content"] == DEFAULT_REPLY
+
+        [request] = await sent(root)
+        method = "text-embedding-005:predict" if operation is Operation.EMBEDDINGS else f"{CLAUDE}:rawPredict"
+        publisher = "google" if operation is Operation.EMBEDDINGS else "anthropic"
+        assert request["path"] == (
+            f"/psc-endpoint/v1/projects/{PROJECT}/locations/{REGION}/publishers/{publisher}/models/{method}"
         )
-        assert error.message == (
-            "The 'vertex' adapter cannot answer embeddings in the openai dialect in this version "
-            "(for 'vertex-test')."
-        )
-        assert await stats(root) == {"token_requests": 0, "model_requests": 0, "refused_tokens": 0}
+        assert await stats(root) == {"token_requests": 1, "model_requests": 1, "refused_tokens": 0}
 
 
 async def test_a_token_endpoint_that_cannot_be_reached_is_a_connection_failure() -> None:

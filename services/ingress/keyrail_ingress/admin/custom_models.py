@@ -57,11 +57,11 @@ def spoken_schemas(
     state: ConfigState, registry: ProviderRegistry, integration: IntegrationCreated
 ) -> set[str]:
     """The schemas the integration's own endpoint speaks: a custom host its api_format; the
-    provider's host its adapter's and those of the provider's catalog models (Azure's adapter
-    speaks OpenAI's schema)."""
-    if integration.custom_host:
-        return {integration.api_format}
+    provider's host (or a custom host speaking the provider's own format, Vertex's) its adapter's
+    and those of the provider's catalog models (Azure's adapter speaks OpenAI's schema)."""
     adapter = registry.adapter_for(integration.provider, "", "")
+    if integration.custom_host and integration.api_format != adapter:
+        return {integration.api_format}
     return {adapter, *(m.schema for m in state.catalog.models_of(integration.provider))}
 
 

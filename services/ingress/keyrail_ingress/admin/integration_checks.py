@@ -50,8 +50,9 @@ def check_endpoint(
     registry: ProviderRegistry, provider: ProviderEntry, custom_host: str, api_format: str, allow_http: bool
 ) -> tuple[str, str] | Response:
     """The normalised (custom host, api format): a custom host speaks its declared format (by
-    default the provider's own when it can be self-hosted, else OpenAI's); without one, the
-    provider's host speaks the provider's format."""
+    default the provider's own when it can be self-hosted, else OpenAI's; only its own for a
+    provider whose credential no other format takes, Vertex's); without one, the provider's host
+    speaks the provider's format."""
     if not custom_host:
         if api_format and api_format != provider.adapter:
             return _invalid(
@@ -60,8 +61,15 @@ def check_endpoint(
             )
         return "", provider.adapter
     chosen = api_format or registry.default_api_format(provider.name)
-    if chosen not in registry.custom_host_formats:
-        return _invalid(f"api_format must be one of {', '.join(registry.custom_host_formats)}.", "api_format")
+    allowed = registry.api_formats(provider.name)
+    if chosen not in allowed:
+        if provider.custom_host_own_format:
+            return _invalid(
+                f"A '{provider.name}' custom_host speaks '{provider.adapter}' only (its credentials are "
+                f"its own): leave api_format out or set it to '{provider.adapter}'.",
+                "api_format",
+            )
+        return _invalid(f"api_format must be one of {', '.join(allowed)}.", "api_format")
     try:
         return validate_custom_host(custom_host, allow_http), chosen
     except HostRejected as exc:

@@ -158,6 +158,37 @@ def test_a_base_url_from_the_registry_or_an_override_replaces_the_google_host() 
     )
 
 
+@pytest.mark.parametrize(
+    ("custom_host", "root"),
+    [
+        # A host stands for Google's: the API version is appended.
+        (
+            "https://us-central1-aiplatform-psc.p.googleapis.com",
+            "https://us-central1-aiplatform-psc.p.googleapis.com/v1",
+        ),
+        ("https://psc.example.internal:8443/", "https://psc.example.internal:8443/v1"),
+        (
+            "https://proxy.example.internal/vertex",
+            "https://proxy.example.internal/vertex/v1",
+        ),  # a proxy's prefix
+        # A path ending in an API version is the API base as given.
+        ("https://proxy.example.internal/vertex/v1", "https://proxy.example.internal/vertex/v1"),
+        ("https://proxy.example.internal/v1beta1/", "https://proxy.example.internal/v1beta1"),
+        ("https://proxy.example.internal/v1x", "https://proxy.example.internal/v1x/v1"),  # not a version
+    ],
+)
+def test_a_custom_host_is_the_api_host_and_v1_is_added_unless_its_path_names_a_version(
+    custom_host: str, root: str
+) -> None:
+    for model, path in (
+        ("gemini-2.5-flash", "google/models/gemini-2.5-flash:generateContent"),
+        ("claude-sonnet-4-5@20250929", "anthropic/models/claude-sonnet-4-5@20250929:rawPredict"),
+    ):
+        request = build(call(CLAUDE_CHAT, model, base_url=custom_host), region="europe-west4")
+
+        assert request.url == f"{root}/projects/{PROJECT}/locations/europe-west4/publishers/{path}"
+
+
 def test_a_not_found_names_the_model_the_project_and_the_location_addressed() -> None:
     request = build(call(CLAUDE_CHAT, "claude-opus-4-1@20250805"), region="europe-west1")
 

@@ -62,14 +62,17 @@ def translate_embeddings(body: bytes, model: str) -> bytes:
     return _encode({"requests": [one(text) for text in texts]})
 
 
-def parse_embeddings_response(client_body: bytes, body: bytes, model: str) -> ParsedResponse:
+def parse_embeddings_response(
+    client_body: bytes, body: bytes, model: str, upstream: str = "Gemini"
+) -> ParsedResponse:
+    """The client's answer (`upstream`: who answered, for an error; Vertex's embedContent too)."""
     try:
         answer = _response_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return embeddings_answer(client_body, None, model, None, "Gemini")
+        return embeddings_answer(client_body, None, model, None, upstream)
     if answer.embeddings is not None:
         vectors: list[list[float]] | None = [e.values for e in answer.embeddings]
     else:
         vectors = [answer.embedding.values] if answer.embedding is not None else None
     usage = Usage(prompt_tokens=answer.usage_metadata.prompt_token_count) if answer.usage_metadata else None
-    return embeddings_answer(client_body, vectors, model, usage, "Gemini")
+    return embeddings_answer(client_body, vectors, model, usage, upstream)

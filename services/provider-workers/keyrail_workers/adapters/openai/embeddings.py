@@ -37,6 +37,7 @@ class EmbeddingsCall(msgspec.Struct):
     dimensions: int | None = None
     encoding_format: Literal["float", "base64"] = "float"
     input_type: str | None = None  # Cohere's extension (openai SDK `extra_body`); others ignore it
+    task_type: str | None = None  # Vertex AI's extension, the same way
 
 
 class _Format(msgspec.Struct):

@@ -1,9 +1,10 @@
 """Google Vertex AI (provider reference §6): Gemini and Claude models behind a service account.
 
 What is Vertex's own is small and lives here: the OAuth2 token exchange (auth.py; the runner
-caches tokens with token_cache.py) and where a request goes (request.py). The bodies are the
-Gemini adapter's for Google's models and the Anthropic adapter's for Claude: requests, responses,
-streams and errors are translated by their functions, not copies of them.
+caches tokens with token_cache.py), where a request goes (request.py) and the `:predict` embeddings
+(embeddings.py). The chat bodies are the Gemini adapter's for Google's models and the Anthropic
+adapter's for Claude: requests, responses, streams and errors are translated by their functions,
+not copies of them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from keyrail_workers.adapters.base import (
     UpstreamRequest,
 )
 from keyrail_workers.adapters.vertex import auth
+from keyrail_workers.adapters.vertex.embeddings import parse_embeddings_response
 from keyrail_workers.adapters.vertex.request import ANTHROPIC, build_vertex_request, publisher_of
 
 _ANTHROPIC = anthropic.AnthropicAdapter()
@@ -48,7 +50,7 @@ def _speaks_anthropic(body: bytes) -> bool:
 class VertexAdapter:
     name = "vertex"
     dialects = frozenset({Dialect.OPENAI})
-    operations = frozenset({Operation.CHAT})
+    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
 
     def _body_format(self, call: AdapterCall) -> anthropic.AnthropicAdapter | gemini.GeminiAdapter:
         return _ANTHROPIC if publisher_of(call.model)[0] == ANTHROPIC else _GEMINI
@@ -57,6 +59,8 @@ class VertexAdapter:
         return build_vertex_request(call, credential)
 
     def parse_response(self, call: AdapterCall, body: bytes) -> ParsedResponse:
+        if call.operation is Operation.EMBEDDINGS:
+            return parse_embeddings_response(call.body, body, call.model)
         return self._body_format(call).parse_response(call, body)
 
     def stream_translator(self, call: AdapterCall, request: UpstreamRequest) -> StreamTranslator:

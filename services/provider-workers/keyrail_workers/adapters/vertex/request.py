@@ -1,8 +1,11 @@
 """Vertex AI requests (provider reference §6.1, §6.2): where a model lives and what it is sent.
 
 The project comes from the service account, the location from the integration's `region`, the
-API base from the location (or the target's base URL when the registry or an operator's override
-points Vertex at an egress gateway or a local server). A model is Google's (Gemini:
+API base from the location, or from the target's base URL: the integration's `custom_host` (a
+Private Service Connect endpoint, an egress proxy) or the registry's base URL an operator's override
+set. That base URL stands for Google's host: `/v1` is appended unless its path already ends in an
+API version (`/v1`, `/v1beta1`), so `https://psc.example` and `https://proxy.example/vertex/v1`
+both work. (The token endpoint is the key file's `token_uri` either way.) A model is Google's (Gemini:
 `publishers/google/models/{model}:generateContent`, the Gemini adapter's body) or Anthropic's
 (Claude: `publishers/anthropic/models/{model}:rawPredict`, the Anthropic adapter's body without
 `model` and with `anthropic_version` in it). `publisher/model` names the publisher explicitly; a
@@ -11,17 +14,27 @@ bare id starting with `claude` is Anthropic's, any other Google's.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
 from keyrail_common.failures import FailureClass
+from keyrail_common.registry import Operation
 from keyrail_common.service_account import ServiceAccountError, check_location, vertex_base_url
 from keyrail_workers.adapters.anthropic.request import client_wants_usage, translate
-from keyrail_workers.adapters.base import AdapterCall, Credential, UpstreamError, UpstreamRequest
+from keyrail_workers.adapters.base import (
+    AdapterCall,
+    Credential,
+    UntranslatableRequest,
+    UpstreamError,
+    UpstreamRequest,
+)
 from keyrail_workers.adapters.gemini import GeminiAdapter
+from keyrail_workers.adapters.vertex.embeddings import embeddings_request
 
 GOOGLE = "google"
 ANTHROPIC = "anthropic"
@@ -30,6 +43,7 @@ ANTHROPIC_VERSION = "vertex-2023-10-16"  # Claude on Vertex: in the body, not a 
 _GEMINI = GeminiAdapter()
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.Encoder().encode
+_API_VERSION = re.compile(r"/v\d+(?:(?:alpha|beta)\d*)?$")
 
 
 def publisher_of(model: str) -> tuple[str, str]:
@@ -38,6 +52,15 @@ def publisher_of(model: str) -> tuple[str, str]:
     if publisher:
         return publisher, name
     return (ANTHROPIC if model.startswith("claude") else GOOGLE), model
+
+
+@functools.lru_cache(maxsize=256)  # per request, yet one value per integration: parsed once
+def api_root(base_url: str, location: str) -> str:
+    """The API base, `{host}/v1`: Google's for the location, else the base URL's (see the top)."""
+    base = base_url.rstrip("/")
+    if not base:
+        return vertex_base_url(location)
+    return base if _API_VERSION.search(urlsplit(base).path) else f"{base}/v1"
 
 
 def _refused(
@@ -66,12 +89,12 @@ def publisher_base(call: AdapterCall, credential: Credential, publisher: str) ->
         location = check_location(credential.get("region"), "credentials.region")
     except ServiceAccountError as exc:
         return _refused(str(exc), "invalid_region")
-    root = call.base_url.rstrip("/") or vertex_base_url(location)
+    root = api_root(call.base_url, location)
     base = f"{root}/projects/{quote(project, safe=':')}/locations/{location}/publishers/{publisher}"
     return Address(project, location, base)
 
 
-def _bearer(call: AdapterCall) -> dict[str, str]:
+def bearer_headers(call: AdapterCall) -> dict[str, str]:
     """The custom headers (but none that would double ours), then the token."""
     ours = {"authorization", "content-type", "accept"}
     headers = {name: value for name, value in call.custom_headers.items() if name.lower() not in ours}
@@ -86,7 +109,7 @@ def gemini_request(call: AdapterCall, base: str) -> UpstreamRequest | UpstreamEr
     request = _GEMINI.build_request(vertex_call, {})  # no api_key: no x-goog-api-key header
     if isinstance(request, UpstreamError):
         return request
-    request.headers.update(_bearer(call))
+    request.headers.update(bearer_headers(call))
     return request
 
 
@@ -96,7 +119,7 @@ def claude_request(call: AdapterCall, base: str, model: str) -> UpstreamRequest:
     del payload["model"]  # the URL names it
     payload["anthropic_version"] = ANTHROPIC_VERSION
     method = "streamRawPredict" if call.stream else "rawPredict"
-    headers = _bearer(call)
+    headers = bearer_headers(call)
     headers["Content-Type"] = "application/json"
     headers["Accept"] = "text/event-stream" if call.stream else "application/json"
     return UpstreamRequest(
@@ -106,6 +129,23 @@ def claude_request(call: AdapterCall, base: str, model: str) -> UpstreamRequest:
         body=_json_encode(payload),
         client_wants_usage=client_wants_usage(body, call.stream),
     )
+
+
+def _embeddings_request(
+    call: AdapterCall, base: str, publisher: str, model: str
+) -> UpstreamRequest | UpstreamError:
+    if publisher != GOOGLE:
+        return _refused(
+            f"Vertex AI serves embeddings of Google's models only, not {publisher} model '{model}'",
+            "unsupported_operation",
+            FailureClass.UNSUPPORTED,
+        )
+    try:
+        return embeddings_request(call, base, model, bearer_headers(call))
+    except UntranslatableRequest as exc:
+        return UpstreamError(
+            exc.failure_class, str(exc), provider_code="untranslatable_request", param=exc.param
+        )
 
 
 def build_vertex_request(call: AdapterCall, credential: Credential) -> UpstreamRequest | UpstreamError:
@@ -120,13 +160,15 @@ def build_vertex_request(call: AdapterCall, credential: Credential) -> UpstreamR
     address = publisher_base(call, credential, publisher)
     if isinstance(address, UpstreamError):
         return address
-    if publisher == ANTHROPIC:
-        request = claude_request(call, address.base, model)
+    if call.operation is Operation.EMBEDDINGS:
+        built = _embeddings_request(call, address.base, publisher, model)
+    elif publisher == ANTHROPIC:
+        built = claude_request(call, address.base, model)
     else:
         built = gemini_request(msgspec.structs.replace(call, model=model), address.base)
-        if isinstance(built, UpstreamError):
-            return built
-        request = built
+    if isinstance(built, UpstreamError):
+        return built
+    request = built
     request.not_found_hint = (
         f"The request addressed {publisher} model '{model}' of project '{address.project}' in location "
         f"{address.location} (the service account's project_id and credentials.region): check that the "
