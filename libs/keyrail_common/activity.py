@@ -43,6 +43,7 @@ ROWS_DROPPED = Counter(
 _DROPPED = {
     subjects.ACTIVITY_REQUEST: ROWS_DROPPED.labels("request"),  # a series from the start, at 0
     subjects.ACTIVITY_ATTEMPT: ROWS_DROPPED.labels("attempt"),
+    subjects.ACTIVITY_ATTEMPT_WATCHED: ROWS_DROPPED.labels("attempt"),
 }
 
 
@@ -61,6 +62,7 @@ class ActivityPublisher:
         self._max_buffered = max_buffered
         self._buffers: dict[str, list[ActivityRow]] = {
             subjects.ACTIVITY_ATTEMPT: [],
+            subjects.ACTIVITY_ATTEMPT_WATCHED: [],
             subjects.ACTIVITY_REQUEST: [],
         }
         self._wake = asyncio.Event()
@@ -73,8 +75,15 @@ class ActivityPublisher:
         self._outage_dropped = 0  # since the last batch JetStream took
         self._next_drop_log = float("-inf")
 
-    def record(self, row: ActivityRow) -> None:
-        subject = subjects.ACTIVITY_REQUEST if row.kind == "request" else subjects.ACTIVITY_ATTEMPT
+    def record(self, row: ActivityRow, watched: bool = False) -> None:
+        """`watched`: the circuit breakers follow this attempt even if it succeeded (a failed one
+        they always follow); only these reach the routers, not the healthy bulk."""
+        if row.kind == "request":
+            subject = subjects.ACTIVITY_REQUEST
+        elif watched or row.status != "ok":
+            subject = subjects.ACTIVITY_ATTEMPT_WATCHED
+        else:
+            subject = subjects.ACTIVITY_ATTEMPT
         buffer = self._buffers[subject]
         if len(buffer) >= self._max_buffered:
             self._drop(subject)

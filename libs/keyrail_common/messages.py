@@ -135,6 +135,9 @@ class ProviderCall(msgspec.Struct, omit_defaults=True, gc=False):
     operation: Operation = Operation.CHAT
     dialect: Dialect = Dialect.OPENAI
     reply_to: str = ""  # set on the router's fast path: answer here, not to the message's reply
+    # The router's circuit breakers hold a record of this target: its success must reach them too
+    # (activity.ActivityPublisher.record's `watched`), not only its failure.
+    breaker_watch: bool = False
     config_id: str = ""  # the gateway config the request was routed by, for the activity row
     virtual_model: str = ""  # the virtual model alias the request named
     v: int = MESSAGE_VERSION

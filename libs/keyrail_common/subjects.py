@@ -12,6 +12,9 @@ CONFIG_SUBJECTS = CONFIG_PREFIX + ">"
 ACTIVITY_STREAM = "KEYRAIL_ACTIVITY"
 ACTIVITY_SUBJECTS = "keyrail.activity.>"
 ACTIVITY_ATTEMPT = "keyrail.activity.attempt"
+# The attempts the routers' circuit breakers follow, apart from the healthy bulk above: every
+# failure, and the successes of targets a breaker holds a record of (ProviderCall.breaker_watch).
+ACTIVITY_ATTEMPT_WATCHED = "keyrail.activity.attempt.watched"
 ACTIVITY_REQUEST = "keyrail.activity.request"
 AUDIT_DURABLE = "audit"
 # Create-only keys: the one router replica whose write succeeds sends a half-open circuit's probe.

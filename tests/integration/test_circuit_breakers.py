@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 FAILURES, COOLDOWN_S = 3, 8.0  # long enough for the open-state checks on a busy machine
 FLAKY, STEADY = "openai-flaky", "openai-steady"
+WARMING = "openai-warming"  # sorts after both: never tried for openai/<model> before them
 MODEL = "gpt-4o-mini"
 
 
@@ -47,7 +48,7 @@ def breaker_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyrailS
 @pytest.fixture(scope="module")
 def client(breaker_stack: KeyrailStack, upstream: MockUpstream) -> openai.OpenAI:
     home = project(breaker_stack, "breakers")
-    for slug in (FLAKY, STEADY):  # slug order: the flaky one is tried first for openai/<model>
+    for slug in (FLAKY, STEADY, WARMING):  # slug order: the flaky one is tried first for openai/<model>
         integration(breaker_stack, upstream, slug, [home])
     key = api_key(breaker_stack, home)["key"]
     return openai.OpenAI(base_url=f"{breaker_stack.url}/v1", api_key=key, max_retries=0)
@@ -62,8 +63,8 @@ def chat(client: openai.OpenAI, model: str, fault: dict[str, Any] | None = None,
     )
 
 
-def health(stack: KeyrailStack) -> dict[str, Any]:
-    answer = stack.admin("GET", f"/admin/v1/integrations/{FLAKY}/health")
+def health(stack: KeyrailStack, slug: str = FLAKY) -> dict[str, Any]:
+    answer = stack.admin("GET", f"/admin/v1/integrations/{slug}/health")
     assert answer.status_code == 200, answer.text
     circuits = {c["model"]: c for c in answer.json()["data"]}
     return circuits.get(MODEL, {"state": "closed"})
@@ -164,6 +165,32 @@ def test_a_failing_target_opens_is_skipped_probes_and_closes(
     assert closed["failures"] == 0 and closed["last_failure_class"] == "upstream_5xx"
     assert chat(client, f"{FLAKY}/{MODEL}").headers["x-keyrail-provider-slug"] == FLAKY
     assert attempt_classes(breaker_stack, FLAKY, {"upstream_5xx": 3, "circuit_open": 2, "": 2})[""] == 2
+
+
+def test_a_success_between_failures_resets_the_count(
+    breaker_stack: KeyrailStack, client: openai.OpenAI
+) -> None:
+    """Regression (breaker feed cost): the routers read only failures and the successes of targets
+    they hold a record of; the success of a target with a record must reach them."""
+
+    def failures_seen(count: int) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while (circuit := health(breaker_stack, WARMING)).get("failures", 0) != count:
+            assert time.monotonic() < deadline, circuit
+            time.sleep(0.1)
+        return circuit
+
+    model = f"{WARMING}/{MODEL}"
+    for _ in range(FAILURES - 1):
+        with pytest.raises(openai.InternalServerError):
+            chat(client, model, {"status": 500})
+    failures_seen(FAILURES - 1)
+    assert chat(client, model).status_code == 200
+    failures_seen(0)  # the success was seen: the run of failures starts again
+    for _ in range(FAILURES - 1):
+        with pytest.raises(openai.InternalServerError):
+            chat(client, model, {"status": 500})
+    assert failures_seen(FAILURES - 1)["state"] == "closed"  # 4 failures in all, never 3 in a row
 
 
 def test_the_callers_own_errors_never_open_a_circuit(

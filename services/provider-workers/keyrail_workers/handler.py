@@ -76,7 +76,7 @@ class ProviderCallHandler:
                     )
                 )
             attempt.timings.done_ns = attempt.timings.done_ns or time.time_ns()
-            self._activity.record(attempt.row())
+            self._activity.record(attempt.row(), watched=call.breaker_watch)
             WORKER_CALLS(call.target.provider_slug, attempt.http_status).inc()
             self._access_log.line(
                 request_id=call.request_id,

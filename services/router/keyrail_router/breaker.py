@@ -3,7 +3,10 @@
 The state is a fold over the attempt rows of the activity stream, in stream order, with the
 rows' own timestamps: every router replica reads the same stream, so every replica holds the
 same breakers (breaker_feed.py does the reading), and the fast path, whose attempts the router
-never sees answered, counts like every other attempt.
+never sees answered, counts like every other attempt. The stream carries every failure but only
+the successes of targets that have a breaker record when they are routed (a healthy target's
+success changes nothing): a success in flight while a target's first failure is being folded is
+not seen, so "in a row" means "with no success seen in between".
 
 - closed: failures of a breaker-counting class (failures.counts_for_breaker) in a row, within
   `window_s` of the first of them, open the circuit at the `failures`-th; a success resets the

@@ -1,8 +1,11 @@
 """The breakers' I/O: the attempt rows they fold, the probe claims they share, what they export.
 
-Each router replica follows `keyrail.activity.attempt` with its own ordered consumer, starting a
-window plus a cool-down in the past, so a restarted replica rebuilds the same breakers the others
-hold (the state is derived from the stream, not kept per process). A probe is claimed with a
+Each router replica follows `keyrail.activity.attempt.watched` with its own ordered consumer,
+starting a window plus a cool-down in the past, so a restarted replica rebuilds the same breakers
+the others hold (the state is derived from the stream, not kept per process). That subject holds
+every failed attempt and the successes of targets a breaker already has a record of: the healthy
+bulk, which would change nothing, never reaches the routers (reading it cost each replica about a
+fifth of its CPU). A probe is claimed with a
 create-only write to the JetStream key-value bucket KEYRAIL_BREAKER_PROBES: the one replica whose
 write succeeds sends it, the others keep skipping the target.
 """
@@ -52,7 +55,7 @@ class BreakerFeed:
             self._kv = await self._js.create_key_value(config)
         since = time.time() - settings.window_s - settings.cooldown_s
         await self._js.subscribe(
-            subjects.ACTIVITY_ATTEMPT,
+            subjects.ACTIVITY_ATTEMPT_WATCHED,
             cb=self._on_batch,
             ordered_consumer=True,
             config=ConsumerConfig(

@@ -290,6 +290,8 @@ class Executor:
                     now_ns, request.deadline_ns, target.timeout_s, len(targets) - position
                 )
                 call = provider_call(request, target, position, attempts, deadline, routed_ns, route)
+                # A target the breakers know: its success is news to them (it resets or closes).
+                call.breaker_watch = self._breakers.board.get(target.provider_slug, target.model) is not None
                 local = self._local_failure(request, target) or await self._circuit_refusal(target)
                 result = self._record_local(call, local) if local else await self._attempt(call)
                 result.attempts = attempts

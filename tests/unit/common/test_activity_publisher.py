@@ -116,3 +116,30 @@ def test_the_dropped_rows_counter_is_in_the_exposition_every_service_serves() ->
     text = generate_latest().decode()
     assert 'keyrail_activity_rows_dropped_total{kind="request"}' in text
     assert 'keyrail_activity_rows_dropped_total{kind="attempt"}' in text
+
+
+class RecordingJetStream:
+    def __init__(self) -> None:
+        self.published: dict[str, list[str]] = {}
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        rows = batch_decoder.decode(payload).rows
+        self.published.setdefault(subject, []).extend(row.request_id for row in rows)
+
+
+async def test_only_failures_and_watched_successes_go_where_the_circuit_breakers_read() -> None:
+    js = RecordingJetStream()
+    publisher = ActivityPublisher(cast(JetStreamContext, js))
+    publisher.record(_row(1))  # a request row
+    publisher.record(_row(2, kind="attempt"))  # a healthy success: the bulk, no breaker needs it
+    failed = _row(3, kind="attempt")
+    failed.status = "error"
+    publisher.record(failed)  # every failure
+    publisher.record(_row(4, kind="attempt"), watched=True)  # a success of a target a breaker knows
+    await publisher.flush()
+    await publisher.close()
+    assert js.published == {
+        subjects.ACTIVITY_REQUEST: ["req_0001"],
+        subjects.ACTIVITY_ATTEMPT: ["req_0002"],
+        subjects.ACTIVITY_ATTEMPT_WATCHED: ["req_0003", "req_0004"],
+    }

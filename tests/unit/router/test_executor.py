@@ -83,7 +83,7 @@ class FakeNats:
 class FakeActivity:
     rows: list[ActivityRow] = field(default_factory=list)
 
-    def record(self, row: ActivityRow) -> None:
+    def record(self, row: ActivityRow, watched: bool = False) -> None:
         self.rows.append(row)
 
 
@@ -541,6 +541,21 @@ async def test_the_one_target_left_past_open_circuits_takes_the_fast_path_as_the
     assert (forwarded.fallback_position, forwarded.attempt, forwarded.reply_to) == (1, 2, "_INBOX.client")
     assert [(r.provider_slug, r.error_class, r.attempt) for r in activity.rows] == [
         ("openai-a", "circuit_open", 1)
+    ]
+
+
+async def test_calls_to_a_target_the_breakers_know_ask_for_its_success_to_be_watched() -> None:
+    """Regression (breaker feed cost): routers read only failures and watched successes, so a
+    target with a breaker record must mark its calls, or a success would never reset the count."""
+    circuits = Circuits()
+    circuits.fail("openai-a", 1, at=time.time())  # one failure: a record, the circuit still closed
+    nc = FakeNats(script={POOL: [ok("openai-a"), ok("openai-b")]})
+    targets = [target("openai-a"), target("openai-b")]
+    await executor(nc, circuits=circuits).execute(request(), targets, "_INBOX.client")
+    await executor(nc, circuits=circuits).execute(request(), [targets[1], targets[0]], "_INBOX.client")
+    assert [(c.target.provider_slug, c.breaker_watch) for _, c, _ in nc.requests] == [
+        ("openai-a", True),  # known to the breakers
+        ("openai-b", False),  # healthy, never failed: its success would change nothing
     ]
 
 
