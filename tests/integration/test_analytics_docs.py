@@ -7,7 +7,6 @@ import re
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,13 +26,6 @@ REQUEST_COST = (5 * Decimal("0.15") + len(DEFAULT_REPLY.split()) * Decimal("0.6"
 
 def doc_queries() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-
-
-def _sql(stack: KeyrailStack, sql: str) -> list[list[Any]]:
-    response = stack.admin("POST", "/admin/v1/sql", {"sql": sql})
-    assert response.status_code == 200, response.text
-    rows: list[list[Any]] = response.json()["rows"]
-    return rows
 
 
 def _chat(stack: KeyrailStack, tenant: Tenant, model: str) -> str:
@@ -73,7 +65,7 @@ class World:
         ids = ", ".join(f"'{i}'" for i in [*self.fallen_back, self.direct])
         deadline = time.monotonic() + 20
         # Every request row and every attempt row (two per fallen-back request) written.
-        while _sql(stack, f"SELECT count() FROM keyrail.activity FINAL WHERE request_id IN ({ids})") != [
+        while stack.sql(f"SELECT count() FROM keyrail.activity FINAL WHERE request_id IN ({ids})") != [
             [2 * FALLBACK_REQUESTS + FALLBACK_REQUESTS + 2]
         ]:
             assert time.monotonic() < deadline
@@ -92,14 +84,14 @@ def test_the_doc_has_the_four_questions() -> None:
 def test_which_credential_set_served_a_request(stack: KeyrailStack, world: World) -> None:
     sql = doc_queries()[0].replace("req_…", world.fallen_back[0])
 
-    assert _sql(stack, sql) == [
+    assert stack.sql(sql) == [
         [1, STALE, world.stale_version, "error", "credential"],
         [2, SERVING, world.serving_version, "ok", ""],
     ]
 
 
 def test_cost_per_integration_and_model(stack: KeyrailStack, world: World) -> None:
-    rows = {(r[0], r[1]): r[2:] for r in _sql(stack, doc_queries()[1])}
+    rows = {(r[0], r[1]): r[2:] for r in stack.sql(doc_queries()[1])}
 
     # Request rows name the integration that answered: the stale one served none.
     requests, unpriced, cost = rows[(SERVING, MODEL)]
@@ -112,14 +104,14 @@ def test_cost_per_integration_and_model(stack: KeyrailStack, world: World) -> No
 
 
 def test_error_rate_per_slug(stack: KeyrailStack, world: World) -> None:
-    rows = {r[0]: r[1:] for r in _sql(stack, doc_queries()[2])}
+    rows = {r[0]: r[1:] for r in stack.sql(doc_queries()[2])}
 
     assert rows[STALE] == [FALLBACK_REQUESTS, FALLBACK_REQUESTS, 1.0]
     assert rows[SERVING] == [FALLBACK_REQUESTS + 1, 0, 0.0]
 
 
 def test_fallback_cost_drift(stack: KeyrailStack, world: World) -> None:
-    rows = [r for r in _sql(stack, doc_queries()[3]) if r[0] == STALE]
+    rows = [r for r in stack.sql(doc_queries()[3]) if r[0] == STALE]
 
     per_1k = (REQUEST_COST * FALLBACK_REQUESTS * 1000 / (TOKENS * FALLBACK_REQUESTS)).quantize(
         Decimal("1e-9")

@@ -44,13 +44,6 @@ async def _run(stack: KeyrailStack, key: str, model: str, kill_after: int, kill:
     return statuses
 
 
-def _sql(stack: KeyrailStack, sql: str) -> list[list[Any]]:
-    response = stack.admin("POST", "/admin/v1/sql", {"sql": sql})
-    assert response.status_code == 200, response.text
-    rows: list[list[Any]] = response.json()["rows"]
-    return rows
-
-
 def test_sigkill_of_the_audit_service_mid_run_loses_and_doubles_nothing(
     tmp_path: Path, upstream: MockUpstream
 ) -> None:
@@ -75,17 +68,16 @@ def test_sigkill_of_the_audit_service_mid_run_loses_and_doubles_nothing(
         stack.wait_healthy(60)
         restarted_at = time.monotonic()
         count = f"SELECT count() FROM keyrail.activity WHERE provider_slug = '{SLUG}'"  # no FINAL
-        while _sql(stack, count) != [[2 * REQUESTS]]:
-            assert time.monotonic() - restarted_at < 10, _sql(stack, count)
+        while stack.sql(count) != [[2 * REQUESTS]]:
+            assert time.monotonic() - restarted_at < 10, stack.sql(count)
             time.sleep(0.25)
 
-        by_kind = _sql(
-            stack,
+        by_kind = stack.sql(
             "SELECT kind, count(), uniqExact(request_id) FROM keyrail.activity "
             f"WHERE provider_slug = '{SLUG}' GROUP BY kind ORDER BY kind",
         )
         assert by_kind == [["attempt", REQUESTS, REQUESTS], ["request", REQUESTS, REQUESTS]]
-        rollup = _sql(stack, f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{SLUG}'")
+        rollup = stack.sql(f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{SLUG}'")
         assert rollup == [[REQUESTS]]
         assert b"audit exited with code -9; restarting" in stack.log_path.read_bytes()
     finally:

@@ -80,13 +80,6 @@ def _wait_for_backlog(stack: KeyrailStack, timeout_s: float = 15.0) -> dict[str,
     return detail
 
 
-def _sql(stack: KeyrailStack, sql: str) -> list[list[Any]]:
-    response = stack.admin("POST", "/admin/v1/sql", {"sql": sql})
-    assert response.status_code == 200, response.text
-    rows: list[list[Any]] = response.json()["rows"]
-    return rows
-
-
 def _wait_for_every_row(stack: KeyrailStack, slug: str, requests: int, timeout_s: float = 30.0) -> None:
     """Every request's two rows, each once: no FINAL, so a duplicate would be counted."""
     count = f"SELECT count() FROM keyrail.activity WHERE provider_slug = '{slug}'"
@@ -96,13 +89,12 @@ def _wait_for_every_row(stack: KeyrailStack, slug: str, requests: int, timeout_s
     ] != [[2 * requests]]:
         assert time.monotonic() < deadline, rows.text
         time.sleep(0.5)
-    by_kind = _sql(
-        stack,
+    by_kind = stack.sql(
         "SELECT kind, count(), uniqExact(request_id) FROM keyrail.activity "
         f"WHERE provider_slug = '{slug}' GROUP BY kind ORDER BY kind",
     )
     assert by_kind == [["attempt", requests, requests], ["request", requests, requests]]
-    rollup = _sql(stack, f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{slug}'")
+    rollup = stack.sql(f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{slug}'")
     assert rollup == [[requests]]  # the daily cost rollup counted each request once
 
 
@@ -196,8 +188,8 @@ def test_rows_sent_while_the_clickhouse_server_is_unreachable_wait_in_jetstream_
     back.start()
     try:
         _wait_for_every_row(back, slug, REQUESTS)
-        engine = _sql(
-            back, "SELECT engine_full FROM system.tables WHERE database = 'keyrail' AND name = 'activity'"
+        engine = back.sql(
+            "SELECT engine_full FROM system.tables WHERE database = 'keyrail' AND name = 'activity'"
         )
         assert " TTL ts + toIntervalDay(90) " in engine[0][0]
     finally:

@@ -34,13 +34,6 @@ def _send(stack: KeyrailStack, tenant: Tenant, tags: str = "", mock: dict[str, A
     httpx.post(f"{stack.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
 
 
-def _sql(stack: KeyrailStack, sql: str) -> list[list[Any]]:
-    response = stack.admin("POST", "/admin/v1/sql", {"sql": sql})
-    assert response.status_code == 200, response.text
-    rows: list[list[Any]] = response.json()["rows"]
-    return rows
-
-
 def _costs(stack: KeyrailStack, group_by: str) -> dict[str, dict[str, Any]]:
     response = stack.admin("GET", f"/admin/v1/costs?group_by={group_by}")
     assert response.status_code == 200, response.text
@@ -94,11 +87,10 @@ def test_per_slug_the_costs_are_the_hand_computed_ones(stack: KeyrailStack, worl
 def test_every_group_equals_a_direct_sum_over_the_request_rows(
     stack: KeyrailStack, world: World, group_by: str, column: str
 ) -> None:
-    ((org_id,),) = _sql(
-        stack, f"SELECT any(org_id) FROM keyrail.activity WHERE project_id = '{world.a.project_id}'"
+    ((org_id,),) = stack.sql(
+        f"SELECT any(org_id) FROM keyrail.activity WHERE project_id = '{world.a.project_id}'"
     )
-    direct = _sql(
-        stack,
+    direct = stack.sql(
         f"SELECT {column} AS key, count(), countIf(status = 'error'), countIf(cost_status = 'unpriced'), "
         "sum(prompt_tokens), sum(completion_tokens), toString(sum(ifNull(cost_usd, 0))) "
         f"FROM keyrail.activity FINAL WHERE kind = 'request' AND org_id = '{org_id}' AND ts >= today() - 29 "
@@ -129,8 +121,7 @@ def test_per_tag_a_request_counts_under_each_of_its_tags(stack: KeyrailStack, wo
 
 
 def test_the_unpriced_request_is_stored_as_null_not_zero(stack: KeyrailStack, world: World) -> None:
-    rows = _sql(
-        stack,
+    rows = stack.sql(
         "SELECT cost_status, isNull(cost_usd), usage_source FROM keyrail.activity FINAL "
         f"WHERE kind = 'request' AND provider_slug = '{world.a.slug}' AND cost_status = 'unpriced'",
     )
@@ -166,7 +157,7 @@ def test_a_flex_request_costs_half_the_standard_price_and_names_its_price(
         f"WHERE provider_slug = '{tenant.slug}' ORDER BY price_version, kind"
     )
     deadline = time.monotonic() + 20
-    while len(rows := _sql(stack, sql)) < 4:
+    while len(rows := stack.sql(sql)) < 4:
         assert time.monotonic() < deadline, rows
         time.sleep(0.25)
 

@@ -178,6 +178,13 @@ class KeyrailStack:
         version = read.json()["version"]
         return self.admin(method, path, json, token=token, headers={"If-Match": f'"{version}"'})
 
+    def sql(self, sql: str) -> list[list[Any]]:
+        """The rows of a read-only query through `POST /admin/v1/sql` (as the owner)."""
+        response = self.admin("POST", "/admin/v1/sql", {"sql": sql})
+        assert response.status_code == 200, response.text
+        rows: list[list[Any]] = response.json()["rows"]
+        return rows
+
     def activity_rows(
         self, request_id: str, expected: int = 2, timeout_s: float = 20.0
     ) -> list[dict[str, Any]]:
