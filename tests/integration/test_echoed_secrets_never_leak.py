@@ -12,11 +12,9 @@ OpenAI-format kind is not possible: they get a wrong stored key instead, which t
 
 Anthropic's in-band stream `error` inside a 200, before and after content, is echoed too.
 
-Vertex is skipped, with its reason in the parametrisation (`NOT_HERE`): its secrets are a
-service-account key and the access tokens exchanged for it, not a stored key an upstream could
-say back, and its API base is not per integration, so this echo server cannot stand in for it.
-Its own checks: test_vertex_worker_path.py (an upstream echoing the token and the key) and
-test_vertex_end_to_end.py (neither in logs, events, ClickHouse or admin responses).
+Vertex's secrets are a service-account key and the access token exchanged for it: its key file's
+`token_uri` and its `custom_host` both point at the echo server, which issues a token of its own
+(a secret too) and then says it back on every model call; the key's lines are searched for as well.
 """
 
 from __future__ import annotations
@@ -37,24 +35,21 @@ from keyrail_common.registry import Operation, load_registry
 from tests.integration.anthropic_support import Project, new_project
 from tests.integration.test_secrets_never_leak import stream_messages
 from tests.support.stack import KeyrailStack, MockUpstream
+from tests.support.vertex import REGION, private_pem, rsa_key, service_account
 
 pytestmark = pytest.mark.integration
 
 SECRET_KEY = "sk-ECHOED-7d1c9b2a4f6e8d0c5b3a"
 SECRET_HEADER = "org-hdr-ECHOED-91a3c5e7b9d2f4a6"
-SECRETS = (SECRET_KEY, SECRET_HEADER)
+SECRET_TOKEN = "ya29.ECHOED-3e5a7c9b1d2f4e6a8c0b"  # what the echo server's token endpoint issues
+# The service-account key's lines (the short last one could match by chance).
+KEY_LINES = tuple(
+    line for line in private_pem(rsa_key()).splitlines() if "PRIVATE KEY" not in line and len(line) >= 32
+)
+SECRETS = (SECRET_KEY, SECRET_HEADER, SECRET_TOKEN, *KEY_LINES)
 REGISTRY = load_registry()
 AVAILABLE = REGISTRY.pools()  # every adapter a worker serves
 ECHOED_FORMATS = [a for a in AVAILABLE if a in REGISTRY.custom_host_formats]  # reachable at a custom host
-NOT_HERE = {
-    "vertex": (
-        "a service-account key and exchanged tokens, at an API base that is not per integration: "
-        "its echo and leak checks are in test_vertex_worker_path.py and test_vertex_end_to_end.py"
-    )
-}
-ADAPTER_PARAMS = [
-    pytest.param(a, marks=pytest.mark.skip(reason=NOT_HERE[a])) if a in NOT_HERE else a for a in AVAILABLE
-]
 
 
 @dataclass
@@ -74,6 +69,11 @@ class _EchoingUpstream(BaseHTTPRequestHandler):
     received: Received
 
     def do_POST(self) -> None:
+        if self.path == "/token":  # Vertex's token exchange (a form body): a token to say back later
+            self.rfile.read(int(self.headers["content-length"]))
+            token = {"access_token": SECRET_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+            self._send(200, "application/json", json.dumps(token).encode())
+            return
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.received.headers.append(headers)
@@ -143,6 +143,11 @@ def _integration(adapter: str, echo_url: str, upstream: MockUpstream) -> tuple[s
         base = echo_url + ("/v1" if adapter == "openai" else "")
         fields = {"provider": provider, "custom_host": base, "api_format": adapter, "allow_http": True}
         return _chat_model(provider), {**fields, "credentials": {"api_key": SECRET_KEY}}
+    if adapter == "vertex":
+        account = service_account(token_uri=f"{echo_url}/token")
+        credentials = {"service_account_json": account, "region": REGION}
+        fields = {"provider": "vertex", "custom_host": echo_url, "allow_http": True}
+        return _chat_model("vertex"), {**fields, "credentials": credentials}
     credentials: dict[str, Any] = {"api_key": SECRET_KEY}
     if adapter == "azure":
         deployments = {"gpt-4o-mini": "my-deployment"}
@@ -181,7 +186,7 @@ def _no_secret_anywhere(stack: KeyrailStack, texts: list[str], slug: str) -> Non
         assert secret.encode() not in blob and secret.encode() not in log  # ...and neither a secret
 
 
-@pytest.mark.parametrize("adapter", ADAPTER_PARAMS)
+@pytest.mark.parametrize("adapter", AVAILABLE)
 def test_no_credential_or_custom_header_reaches_errors_rows_streams_admin_or_logs(
     stack: KeyrailStack, upstream: MockUpstream, echo_upstream: tuple[str, Received], adapter: str
 ) -> None:
@@ -206,13 +211,17 @@ def test_no_credential_or_custom_header_reaches_errors_rows_streams_admin_or_log
     if adapter in ECHOED_FORMATS:  # the upstream really got both secrets, and said them back
         assert [h["x-org-token"] for h in received.headers[seen:]] == [SECRET_HEADER] * 2
         assert all(SECRET_KEY in " ".join(h.values()) for h in received.headers[seen:])
+    if adapter == "vertex":  # each model call carried the issued token (a 401 refreshes it once)
+        calls = received.headers[seen:]
+        assert len(calls) >= 2 and all(h["authorization"] == f"Bearer {SECRET_TOKEN}" for h in calls)
+        assert all(h["x-org-token"] == SECRET_HEADER for h in calls)
     texts = [created.text]
     for answer in answers:
         assert answer.status_code == 502 and "rejected the stored credential" in answer.text, answer.text
         texts.append(answer.text)
         rows = stack.activity_rows(answer.headers["x-keyrail-request-id"])
         assert all(row["provider_slug"] == slug for row in rows)
-        if adapter in ECHOED_FORMATS:
+        if adapter in ECHOED_FORMATS or adapter == "vertex":
             assert any("rejected " in row["error_message"] for row in rows)  # the message is kept...
         texts.append(json.dumps(rows))  # ...without what it echoed
     _no_secret_anywhere(stack, texts, slug)
