@@ -145,9 +145,11 @@ def _integration(adapter: str, echo_url: str, upstream: MockUpstream) -> tuple[s
         return _chat_model(provider), {**fields, "credentials": {"api_key": SECRET_KEY}}
     if adapter == "vertex":
         account = service_account(token_uri=f"{echo_url}/token")
-        credentials = {"service_account_json": account, "region": REGION}
         fields = {"provider": "vertex", "custom_host": echo_url, "allow_http": True}
-        return _chat_model("vertex"), {**fields, "credentials": credentials}
+        return _chat_model("vertex"), {
+            **fields,
+            "credentials": {"service_account_json": account, "region": REGION},
+        }
     credentials: dict[str, Any] = {"api_key": SECRET_KEY}
     if adapter == "azure":
         deployments = {"gpt-4o-mini": "my-deployment"}
