@@ -72,13 +72,7 @@ def test_sigkill_of_the_audit_service_mid_run_loses_and_doubles_nothing(
             assert time.monotonic() - restarted_at < 10, stack.sql(count)
             time.sleep(0.25)
 
-        by_kind = stack.sql(
-            "SELECT kind, count(), uniqExact(request_id) FROM keyrail.activity "
-            f"WHERE provider_slug = '{SLUG}' GROUP BY kind ORDER BY kind",
-        )
-        assert by_kind == [["attempt", REQUESTS, REQUESTS], ["request", REQUESTS, REQUESTS]]
-        rollup = stack.sql(f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{SLUG}'")
-        assert rollup == [[REQUESTS]]
+        stack.assert_each_request_written_once(SLUG, REQUESTS)
         assert b"audit exited with code -9; restarting" in stack.log_path.read_bytes()
     finally:
         assert stack.stop() == 0

@@ -89,13 +89,7 @@ def _wait_for_every_row(stack: KeyrailStack, slug: str, requests: int, timeout_s
     ] != [[2 * requests]]:
         assert time.monotonic() < deadline, rows.text
         time.sleep(0.5)
-    by_kind = stack.sql(
-        "SELECT kind, count(), uniqExact(request_id) FROM keyrail.activity "
-        f"WHERE provider_slug = '{slug}' GROUP BY kind ORDER BY kind",
-    )
-    assert by_kind == [["attempt", requests, requests], ["request", requests, requests]]
-    rollup = stack.sql(f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{slug}'")
-    assert rollup == [[requests]]  # the daily cost rollup counted each request once
+    stack.assert_each_request_written_once(slug, requests)
 
 
 def _backlog_metric(stack: KeyrailStack) -> float:

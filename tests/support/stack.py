@@ -185,6 +185,17 @@ class KeyrailStack:
         rows: list[list[Any]] = response.json()["rows"]
         return rows
 
+    def assert_each_request_written_once(self, slug: str, requests: int) -> None:
+        """Every request of the slug has one request row and one attempt row (each request id
+        once, without FINAL: a duplicate would count), and the daily cost rollup counts each once."""
+        by_kind = self.sql(
+            "SELECT kind, count(), uniqExact(request_id) FROM keyrail.activity "
+            f"WHERE provider_slug = '{slug}' GROUP BY kind ORDER BY kind"
+        )
+        assert by_kind == [["attempt", requests, requests], ["request", requests, requests]]
+        rollup = self.sql(f"SELECT sum(requests) FROM keyrail.costs_daily WHERE provider_slug = '{slug}'")
+        assert rollup == [[requests]]
+
     def activity_rows(
         self, request_id: str, expected: int = 2, timeout_s: float = 20.0
     ) -> list[dict[str, Any]]:
