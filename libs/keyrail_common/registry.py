@@ -79,7 +79,8 @@ class ProviderEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quirks: Quirks = Quirks()
     media: bool = False  # a media-generation API (images, video): integrations, but no chat
     # Its custom host speaks only its own wire format, not one of `custom_host_formats`: its
-    # credential is its own (Vertex's service account, which no other format's adapter can use).
+    # credential is its own (Vertex's service account, Azure's api-key and deployment map, which
+    # no other format's adapter can use).
     custom_host_own_format: bool = False
 
 

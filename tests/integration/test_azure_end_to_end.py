@@ -129,3 +129,47 @@ def test_a_wrong_deployment_names_the_resource_the_deployment_and_the_model(
         if r["kind"] == "attempt"
     ]
     assert attempt["error_class"] == "model_access" and "gpt4o-typo" in attempt["error_message"]
+
+
+def test_an_azure_integration_behind_a_custom_host_speaks_azure_there(
+    stack: KeyrailStack, upstream: MockUpstream
+) -> None:
+    """Regression (Azure custom host silently on the OpenAI adapter): a gateway in front of Azure
+    (APIM, Foundry) gets Azure's deployment routes and `api-key` header, not OpenAI's."""
+    project = provision(stack, upstream, "azure-e2e-custom-host-project")
+    slug = "azure-e2e-custom-host"
+    created = stack.admin(
+        "POST",
+        "/admin/v1/integrations",
+        {
+            "name": "Azure behind a gateway",
+            "provider": AZURE_PROVIDER,
+            "provider_slug": slug,
+            "project_scope": [project.project_id],
+            "credentials": {
+                "api_key": upstream.api_key,
+                "resource_name": "my-resource",
+                "api_version": "2024-10-21",
+                "deployments": {"gpt-4o-mini": "my-deployment"},
+            },
+            "custom_host": upstream.url.removesuffix("/v1"),
+            "allow_http": True,
+            "enabled_models": ["gpt-4o-mini"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["api_format"] == "azure"
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=project.api_key, max_retries=0)
+
+    completion = client.chat.completions.create(
+        model=f"{slug}/gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}]
+    )
+
+    assert completion.choices[0].message.content == DEFAULT_REPLY
+    assert completion.model == "gpt-4o-mini-2024-07-18"  # the mock's Azure deployment answered
+    refused = stack.admin(
+        "POST",
+        "/admin/v1/integrations",
+        {**json.loads(created.request.content), "provider_slug": f"{slug}-openai", "api_format": "openai"},
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "api_format", refused.text

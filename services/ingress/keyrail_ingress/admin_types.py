@@ -181,8 +181,8 @@ class NewIntegration(msgspec.Struct, forbid_unknown_fields=True):
         Meta(
             description="Wire format of a `custom_host`: `openai`, `anthropic` or `cohere`; by default "
             "the provider's own (OpenAI's when the provider's cannot be self-hosted). A Vertex AI "
-            "integration's custom host speaks `vertex` only. Without a custom host the provider's own "
-            "format is used."
+            "integration's custom host speaks `vertex` only, an Azure OpenAI one's `azure`. Without a "
+            "custom host the provider's own format is used."
         ),
     ] = ""
     allow_http: Annotated[

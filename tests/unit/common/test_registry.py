@@ -233,7 +233,7 @@ def test_openai_compatible_providers_use_the_openai_adapter(provider: str) -> No
         ("anthropic", "anthropic"),  # a custom host may speak Anthropic's own format
         ("gemini", "openai"),  # no custom host speaks generateContent: OpenAI's
         ("vertex", "vertex"),  # its service account is for Vertex's own API only
-        ("azure", "openai"),
+        ("azure", "azure"),  # api-key and deployments: a gateway in front of Azure speaks its API
         ("fal", "openai"),
     ],
 )
@@ -242,10 +242,13 @@ def test_default_api_format(provider: str, expected: str) -> None:
     assert REGISTRY.default_api_format(provider) in REGISTRY.api_formats(provider)
 
 
-def test_a_vertex_custom_host_speaks_vertex_only_and_the_others_the_three_formats() -> None:
+def test_vertex_and_azure_custom_hosts_speak_their_own_format_and_the_others_the_three() -> None:
     assert REGISTRY.api_formats("vertex") == ("vertex",)
     assert REGISTRY.adapter_for("vertex", "https://psc.example.internal", "vertex") == "vertex"
-    for provider in ("openai", "anthropic", "gemini", "azure"):
+    # Regression (Azure custom host silently on the OpenAI adapter): Bearer instead of api-key.
+    assert REGISTRY.api_formats("azure") == ("azure",)
+    assert REGISTRY.adapter_for("azure", "https://apim.example.internal", "azure") == "azure"
+    for provider in ("openai", "anthropic", "gemini"):
         assert REGISTRY.api_formats(provider) == REGISTRY.custom_host_formats
 
 
