@@ -215,10 +215,9 @@ class Executor:
             skipped.append(result)
         return skipped
 
-    async def _circuit_refusal(self, target: Target) -> ErrorInfo | None:
-        """None when the target's breaker lets this attempt through (closed, or this router won
-        the probe of a half-open one); else the open circuit's error, naming its cause."""
-        breaker = self._breakers.board.get(target.provider_slug, target.model)
+    async def _circuit_refusal(self, breaker: Breaker | None) -> ErrorInfo | None:
+        """None when the target's breaker lets this attempt through (none, closed, or this router
+        won the probe of a half-open one); else the open circuit's error, naming its cause."""
         now = time.time()
         verdict = admission(breaker, now)
         if verdict is Admission.GO or breaker is None:
@@ -290,9 +289,10 @@ class Executor:
                     now_ns, request.deadline_ns, target.timeout_s, len(targets) - position
                 )
                 call = provider_call(request, target, position, attempts, deadline, routed_ns, route)
+                breaker = self._breakers.board.get(target.provider_slug, target.model)
                 # A target the breakers know: its success is news to them (it resets or closes).
-                call.breaker_watch = self._breakers.board.get(target.provider_slug, target.model) is not None
-                local = self._local_failure(request, target) or await self._circuit_refusal(target)
+                call.breaker_watch = breaker is not None
+                local = self._local_failure(request, target) or await self._circuit_refusal(breaker)
                 result = self._record_local(call, local) if local else await self._attempt(call)
                 result.attempts = attempts
                 if result.ok or result.error is None:
