@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from nats.aio.msg import Msg
@@ -37,6 +38,21 @@ def _store_failed(what: str, exc: Exception) -> QueryResult:
     return QueryResult(error=message, unavailable=True)
 
 
+def _answering(
+    what: str, query: Callable[[bytes], Awaitable[QueryResult]]
+) -> Callable[[Msg], Awaitable[None]]:
+    """A responder for one of the admin API's own queries: a failure is the store's."""
+
+    async def respond(msg: Msg) -> None:
+        try:
+            result = await query(msg.data)
+        except Exception as exc:
+            result = _store_failed(what, exc)
+        await msg.respond(_encode(result))
+
+    return respond
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url, "keyrail-audit")
     js = nc.jetstream()
@@ -48,27 +64,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         Retention(activity_days=settings.activity_ttl_days, costs_days=settings.costs_ttl_days),
     )
 
-    async def on_activity_query(msg: Msg) -> None:
-        try:
-            result = await store.activity(_query_decoder.decode(msg.data))
-        except Exception as exc:
-            result = _store_failed("activity query", exc)
-        await msg.respond(_encode(result))
-
-    async def on_key_usage(msg: Msg) -> None:
-        try:
-            result = await store.key_usage(_key_usage_decoder.decode(msg.data))
-        except Exception as exc:
-            result = _store_failed("key usage query", exc)
-        await msg.respond(_encode(result))
-
-    async def on_costs(msg: Msg) -> None:
-        try:
-            result = await store.costs(_costs_decoder.decode(msg.data))
-        except Exception as exc:
-            result = _store_failed("cost query", exc)
-        await msg.respond(_encode(result))
-
     async def on_sql(msg: Msg) -> None:
         try:
             result = await store.read_only_sql(_sql_decoder.decode(msg.data).sql)
@@ -78,6 +73,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             result = QueryResult(error=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
         await msg.respond(_encode(result))
 
+    on_activity_query = _answering("activity query", lambda data: store.activity(_query_decoder.decode(data)))
+    on_key_usage = _answering(
+        "key usage query", lambda data: store.key_usage(_key_usage_decoder.decode(data))
+    )
+    on_costs = _answering("cost query", lambda data: store.costs(_costs_decoder.decode(data)))
     await nc.subscribe(subjects.AUDIT_ACTIVITY_QUERY, queue=subjects.AUDIT_QUEUE, cb=on_activity_query)
     await nc.subscribe(subjects.AUDIT_SQL, queue=subjects.AUDIT_QUEUE, cb=on_sql)
     await nc.subscribe(subjects.AUDIT_KEY_USAGE, queue=subjects.AUDIT_QUEUE, cb=on_key_usage)
